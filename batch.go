@@ -1,0 +1,108 @@
+package rio
+
+import (
+	"errors"
+	"fmt"
+	"syscall"
+
+	"github.com/gorio/rio/internal/uring"
+)
+
+var errNoPrevious = fmt.Errorf("no operation queued before it: %w", syscall.EINVAL)
+
+// Submit submits every queued operation with one io_uring_enter, in order
+// and contiguously, and empties the Batch for reuse. It blocks while the
+// ring has fewer free slots than the Batch has operations.
+//
+// Submit is all or nothing: if it returns an error, no operation was
+// submitted, and each one's Wait returns the error. That happens when the
+// ring is closed (ErrClosed), when an operation is unsupported (matching
+// ErrNotSupported) or has a bad argument, when the last operation is linked
+// to nothing, and when the Batch is larger than the submission queue or than
+// the ring's capacity.
+func (b *Batch) Submit() error {
+	ops, flags, err := b.ops, b.flag, b.err
+	b.ops, b.flag, b.err = nil, nil, nil
+	if len(ops) == 0 {
+		return err
+	}
+	r := b.r
+	if err == nil {
+		err = r.checkBatch(ops, flags)
+	}
+	if err != nil {
+		failAll(ops, err)
+		return err
+	}
+
+	// Take every slot first. Batches take their slots one batch at a time,
+	// so two of them can never each hold part of what the other needs.
+	idx := make([]uint32, 0, len(ops))
+	r.batchMu.Lock()
+	for range ops {
+		i, err := r.acquire(false)
+		if err != nil {
+			r.batchMu.Unlock()
+			for _, i := range idx {
+				r.release(i)
+			}
+			failAll(ops, err)
+			return err
+		}
+		idx = append(idx, i)
+	}
+	r.batchMu.Unlock()
+
+	now := r.now()
+	for i, o := range ops {
+		o.sqe.Flags |= flags[i]
+		r.claim(idx[i], o, now)
+	}
+	r.mu.Lock()
+	if r.closed || r.dead {
+		r.mu.Unlock()
+		for _, i := range idx {
+			r.unclaim(i)
+		}
+		failAll(ops, ErrClosed)
+		return ErrClosed
+	}
+	r.waitSQSpace(uint32(len(ops)))
+	for _, o := range ops {
+		r.rings.SQEs[r.sqTail&r.rings.SQMask] = o.sqe
+		r.sqTail++
+	}
+	uring.StoreRelease(r.rings.SQTail, r.sqTail)
+	r.stats.submitted.Add(uint64(len(ops)))
+	r.flushLocked()
+	return nil
+}
+
+func (r *Ring) checkBatch(ops []*op, flags []uint8) error {
+	for _, o := range ops {
+		if o.err != nil {
+			return o.err
+		}
+		if !r.probe.Supported(o.sqe.Opcode) {
+			return opFeatureError(o.sqe.Opcode)
+		}
+	}
+	if flags[len(flags)-1]&(uring.SQEIOLink|uring.SQEIOHardlink) != 0 {
+		return argError("Batch.Submit", fmt.Errorf("the last operation is linked to nothing: %w", syscall.EINVAL))
+	}
+	if n := len(ops); n > int(r.rings.SQEntries) || n > cap(r.userFree) {
+		return argError("Batch.Submit", fmt.Errorf("%d operations exceed the submission queue (%d) or the ring's capacity (%d): %w",
+			n, r.rings.SQEntries, cap(r.userFree), syscall.EINVAL))
+	}
+	return nil
+}
+
+func failAll(ops []*op, err error) {
+	for _, o := range ops {
+		if o.err != nil && !errors.Is(err, o.err) {
+			o.fail(o.err)
+			continue
+		}
+		o.fail(err)
+	}
+}

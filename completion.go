@@ -1,0 +1,226 @@
+package rio
+
+import (
+	"context"
+	"sync/atomic"
+	"syscall"
+	"unsafe"
+
+	"github.com/gorio/rio/internal/uring"
+)
+
+// Operation states.
+const (
+	stateNew     uint32 = iota // prepared in a Batch, not yet submitted
+	statePending               // owned by the ring: in its in-flight table
+	stateDone                  // result published; the kernel holds nothing
+)
+
+// op is the untyped part of every operation: the SQE to submit, the
+// references that keep its memory alive while the kernel owns it, and the
+// result. The in-flight table points at the op from submission until its CQE
+// has been reaped, which is what keeps the memory reachable and pinned even
+// when the caller drops the Completion.
+type op struct {
+	sqe  uring.SQE
+	ring *Ring
+
+	// Memory the kernel reads or writes. Every non-nil pointer here is pinned
+	// at submission and unpinned when the CQE is reaped.
+	buf  []byte         // data buffer
+	bufs [][]byte       // vectored data buffers
+	obj  unsafe.Pointer // iovec array, path, statx buffer, timespec, ...
+	obj2 unsafe.Pointer // second object (the new path of a rename)
+	// kernelWrites says whether the kernel writes buf/bufs (reads) or only
+	// reads them (writes); the race detector hooks model the kernel's access
+	// accordingly.
+	kernelWrites bool
+
+	okErrno syscall.Errno // a negative result that means success (ETIME for timeouts)
+	batch   *Batch        // set while the op waits in an unsubmitted Batch
+
+	userData uint64 // slot index | generation<<32, once submitted
+	start    int64  // submission time, for the latency histogram
+	state    atomic.Uint32
+	wake     atomic.Pointer[waiter]
+	res      int32
+	cflags   uint32
+	err      error // failure before submission: closed ring, unsupported op, bad argument
+
+	raceDone chan struct{} // race builds: the simulated kernel access is recorded
+}
+
+type waiter struct{ ch chan struct{} }
+
+// finish publishes the result and wakes any waiter. It is called exactly once
+// per op, by whichever goroutine reaped its CQE or failed its submission.
+func (o *op) finish() {
+	o.state.Store(stateDone)
+	if w := o.wake.Load(); w != nil {
+		close(w.ch)
+	}
+}
+
+// fail completes an op that never reached the kernel.
+func (o *op) fail(err error) {
+	o.err = err
+	o.batch = nil
+	o.finish()
+}
+
+// wait blocks until the op is done or ctx is done. It returns ctx.Err() in
+// the latter case, after asking the kernel to cancel the op.
+func (o *op) wait(ctx context.Context) error {
+	switch o.state.Load() {
+	case stateDone:
+		return nil
+	case stateNew:
+		return errNotSubmitted
+	}
+	r := o.ring
+	// The CQE may already be in the completion queue: reap it here rather
+	// than park and be woken by the reaper.
+	r.reap()
+	if o.state.Load() == stateDone {
+		return nil
+	}
+	w := o.wake.Load()
+	if w == nil {
+		nw := &waiter{ch: make(chan struct{})}
+		if o.wake.CompareAndSwap(nil, nw) {
+			w = nw
+		} else {
+			w = o.wake.Load()
+		}
+	}
+	if !r.arm() {
+		// Torn down: every op has been reaped, so ours is done.
+		<-w.ch
+		return nil
+	}
+	defer r.disarm()
+	if o.state.Load() == stateDone {
+		return nil
+	}
+	if ctx == nil {
+		<-w.ch
+		return nil
+	}
+	select {
+	case <-w.ch:
+		return nil
+	case <-ctx.Done():
+		select {
+		case <-w.ch:
+			return nil // completed meanwhile: report the real result
+		default:
+		}
+		r.cancelOp(o)
+		return ctx.Err()
+	}
+}
+
+func (o *op) error() error {
+	if o.err != nil {
+		return o.err
+	}
+	if o.res < 0 && syscall.Errno(-o.res) != o.okErrno {
+		return cqeError(opName(o.sqe.Opcode), o.res)
+	}
+	return nil
+}
+
+// Completion is the handle of one submitted operation. It borrows the memory
+// the operation was given (buffers, paths, result structs) on the kernel's
+// behalf: that memory belongs to the kernel from the moment the operation is
+// submitted until its completion has been reaped, which Wait and WaitContext
+// observe. The ring keeps the memory referenced and pinned for that whole
+// time, whether or not anyone waits, so dropping a Completion is safe: the
+// operation still runs to completion and its result is discarded.
+//
+// A Completion may be waited on any number of times, from any number of
+// goroutines; every call returns the same result.
+type Completion[T any] struct {
+	op
+	conv func(o *op) T
+}
+
+// Wait blocks until the operation has completed and returns its result.
+// A failed operation returns an *os.SyscallError wrapping the errno (use
+// errors.Is(err, syscall.ECANCELED) and the like), ErrClosed if the ring was
+// closed before the operation was submitted, or an error matching
+// ErrNotSupported if the kernel lacks the operation.
+//
+// Once Wait has returned, the kernel holds no reference to the operation's
+// memory and the caller may reuse it.
+func (c *Completion[T]) Wait() (T, error) {
+	if err := c.op.wait(nil); err != nil {
+		var zero T
+		return zero, err
+	}
+	return c.result()
+}
+
+// WaitContext is Wait, with cancellation. If ctx is done before the
+// operation completes, WaitContext asks the kernel to cancel the operation
+// (IORING_OP_ASYNC_CANCEL) and returns ctx.Err() at once.
+//
+// In that case the operation's memory stays borrowed: the kernel may still
+// be using it until the cancelled operation's completion is reaped, which a
+// later Wait observes. The operation may also have completed before the
+// cancellation reached it (a read may have consumed data); Wait then returns
+// its real result.
+func (c *Completion[T]) WaitContext(ctx context.Context) (T, error) {
+	if err := c.op.wait(ctx); err != nil {
+		var zero T
+		return zero, err
+	}
+	return c.result()
+}
+
+// Cancel asks the kernel to cancel the operation if it is still in flight.
+// It does not wait: the operation completes, usually with ECANCELED, and its
+// memory is borrowed, until Wait returns.
+func (c *Completion[T]) Cancel() {
+	if c.state.Load() == statePending {
+		c.ring.cancelOp(&c.op)
+	}
+}
+
+// Done reports whether the operation has completed, without blocking. It
+// reaps completions that are ready, so polling Done makes progress.
+func (c *Completion[T]) Done() bool {
+	switch c.state.Load() {
+	case stateDone:
+		return true
+	case stateNew:
+		return false
+	}
+	c.ring.reap()
+	return c.state.Load() == stateDone
+}
+
+func (c *Completion[T]) result() (T, error) {
+	var v T
+	if err := c.op.error(); err != nil {
+		return v, err
+	}
+	if c.conv != nil {
+		return c.conv(&c.op), nil
+	}
+	switch p := any(&v).(type) {
+	case *int:
+		*p = int(c.res)
+	case *uint32:
+		*p = uint32(c.res)
+	}
+	return v, nil
+}
+
+// failed returns a Completion that failed before submission.
+func failed[T any](r *Ring, err error) *Completion[T] {
+	c := &Completion[T]{}
+	c.ring = r
+	c.fail(err)
+	return c
+}

@@ -1,0 +1,779 @@
+// Package rio is an io_uring library for Go that is safe to use.
+//
+// A Ring owns one io_uring instance: its submission queue (SQ), its
+// completion queue (CQ) and the in-flight table that holds every operation
+// between submission and completion. Each operation method returns a typed
+// *Completion whose Wait returns the result.
+//
+// # Ownership
+//
+// Memory handed to an operation (a buffer, an iovec array, a path, a statx
+// buffer) is borrowed by the kernel from submission until the operation's
+// completion has been reaped. The in-flight table references and pins
+// (runtime.Pinner) it for that whole time, whether or not anybody calls Wait,
+// after a WaitContext has given up, and while the ring is closing. The caller
+// may touch the memory again once Wait has returned. In builds with -race,
+// touching it earlier is reported by the race detector.
+//
+// # Capacity
+//
+// The number of operations in flight is capped below the CQ's capacity, so
+// the kernel never has to drop or overflow a completion. Past the cap, an
+// operation method blocks (the goroutine parks) until a slot frees.
+//
+// # Concurrency
+//
+// A Ring is safe for concurrent use. Submissions from concurrent goroutines
+// are combined into few io_uring_enter calls; completions are reaped by the
+// goroutine that submits or waits when they are already there, and otherwise
+// by a reaper goroutine woken through an eventfd in Go's network poller, so
+// a waiting goroutine never holds an OS thread.
+package rio
+
+import (
+	"errors"
+	"os"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/gorio/rio/internal/uring"
+	"golang.org/x/sys/unix"
+)
+
+// Ring is an io_uring instance. Create one with New and release it with
+// Close. The zero value is not usable.
+type Ring struct {
+	k      kernel
+	rings  *uring.Rings
+	probe  *uring.Probe
+	epoch  time.Time
+	sqpoll bool
+
+	// Submission side, guarded by mu.
+	mu         sync.Mutex
+	sqTail     uint32 // our copy of the SQ tail
+	submitting bool   // a goroutine is in the enter loop
+	again      bool   // SQEs were published while it was in enter
+	closed     bool   // Close has begun: no new user operations
+	dead       bool   // torn down: no operations at all
+
+	// Completion side.
+	cqMu    sync.Mutex // held while draining the CQ
+	cqHead  uint32     // our copy of the CQ head, guarded by cqMu
+	reapReq atomic.Bool
+
+	// In-flight table. A slot's index and generation form the user_data of
+	// its SQE. userFree and sysFree hold the free slot indices: user
+	// operations draw from userFree, internal ones (cancellations) from
+	// sysFree, so that a cancellation can always be submitted even when user
+	// operations fill the ring.
+	slots    []slot
+	userFree chan uint32
+	sysFree  chan uint32
+	batchMu  sync.Mutex // serialises multi-slot acquisition
+	inflight atomic.Int64
+
+	// Waking: the kernel signals efd when it posts a CQE, unless the CQ's
+	// EVENTFD_DISABLED flag is set, which it is while nobody waits.
+	efd         *os.File
+	armMu       sync.Mutex
+	armed       int
+	alwaysArmed bool
+	reaperDone  chan struct{}
+
+	closing   chan struct{} // closed when Close begins
+	closedA   atomic.Bool   // closed, readable without mu
+	idle      chan struct{} // signalled when inflight drops to 0 while closing
+	closeDone chan struct{}
+	closeErr  error
+
+	// Registered buffers, guarded by regMu.
+	regMu   sync.Mutex
+	regBufs [][]byte
+	regPin  runtime.Pinner
+
+	stats stats
+}
+
+type slot struct {
+	op     atomic.Pointer[op]
+	gen    uint32
+	pinned bool
+	pin    runtime.Pinner
+}
+
+// kernel is what a Ring needs from an io_uring instance: the real one in
+// internal/uring, or a simulated one in tests.
+type kernel interface {
+	rings() *uring.Rings
+	params() *uring.Params
+	enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno)
+	register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error)
+	close() error
+}
+
+// Option configures New.
+type Option func(*config) error
+
+type config struct {
+	entries   uint32
+	cqEntries uint32
+	sqpoll    bool
+	sqIdle    time.Duration
+	alwaysArm bool
+	newKernel func(entries uint32, p *uring.Params) (kernel, error)
+}
+
+// WithEntries sets the size of the submission queue, a power of two from 1
+// to 32768 (default 256). The completion queue is twice as large unless
+// WithCQEntries says otherwise.
+func WithEntries(n uint32) Option {
+	return func(c *config) error {
+		if n == 0 || n > 32768 || n&(n-1) != 0 {
+			return errors.New("rio: WithEntries: entries must be a power of two from 1 to 32768")
+		}
+		c.entries = n
+		return nil
+	}
+}
+
+// WithCQEntries sets the size of the completion queue, a power of two at
+// least as large as the submission queue. It bounds how many operations can
+// be in flight at once.
+func WithCQEntries(n uint32) Option {
+	return func(c *config) error {
+		if n < 2 || n > 65536 || n&(n-1) != 0 {
+			return errors.New("rio: WithCQEntries: entries must be a power of two from 2 to 65536")
+		}
+		c.cqEntries = n
+		return nil
+	}
+}
+
+// WithSQPoll makes the kernel poll the submission queue from a thread of its
+// own (IORING_SETUP_SQPOLL), which sleeps after idle without work.
+// Submissions then cost no system call while the thread is awake, at the
+// price of a CPU spent polling. It needs Linux 5.11 without privileges.
+func WithSQPoll(idle time.Duration) Option {
+	return func(c *config) error {
+		if idle < 0 {
+			return errors.New("rio: WithSQPoll: negative idle time")
+		}
+		c.sqpoll = true
+		c.sqIdle = idle
+		return nil
+	}
+}
+
+// withAlwaysArmed keeps the eventfd notification on even when nobody waits;
+// benchmarks compare it with the default.
+func withAlwaysArmed() Option {
+	return func(c *config) error { c.alwaysArm = true; return nil }
+}
+
+// New creates a Ring. If io_uring is missing or blocked, the error matches
+// ErrNotSupported; other setup failures are *os.SyscallError.
+func New(opts ...Option) (*Ring, error) {
+	cfg := config{entries: 256, newKernel: newRealKernel}
+	for _, o := range opts {
+		if err := o(&cfg); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.cqEntries == 0 {
+		cfg.cqEntries = 2 * cfg.entries
+	}
+	if cfg.cqEntries < cfg.entries {
+		return nil, errors.New("rio: WithCQEntries: completion queue smaller than submission queue")
+	}
+	p := uring.Params{Flags: uring.SetupCQSize | uring.SetupClamp, CQEntries: cfg.cqEntries}
+	if cfg.sqpoll {
+		p.Flags |= uring.SetupSQPoll
+		p.SQThreadIdle = uint32(cfg.sqIdle / time.Millisecond)
+	}
+	k, err := cfg.newKernel(cfg.entries, &p)
+	if err != nil {
+		return nil, err
+	}
+	r, err := newRing(k, &cfg)
+	if err != nil {
+		k.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+func newRing(k kernel, cfg *config) (*Ring, error) {
+	rg := k.rings()
+	p := k.params()
+	r := &Ring{
+		k:           k,
+		rings:       rg,
+		epoch:       time.Now(),
+		sqpoll:      p.Flags&uring.SetupSQPoll != 0,
+		alwaysArmed: cfg.alwaysArm || rg.CQFlags == nil,
+		closing:     make(chan struct{}),
+		idle:        make(chan struct{}, 1),
+		closeDone:   make(chan struct{}),
+		reaperDone:  make(chan struct{}),
+	}
+	r.sqTail = *rg.SQTail
+	r.cqHead = *rg.CQHead
+
+	// The in-flight table has one slot per CQ entry: all of them together
+	// can never overflow the CQ. An eighth (at least two) is kept for
+	// cancellations.
+	n := rg.CQEntries
+	reserve := n / 8
+	if reserve < 2 {
+		reserve = 2
+	}
+	if reserve >= n {
+		return nil, errors.New("rio: completion queue too small")
+	}
+	r.slots = make([]slot, n)
+	r.userFree = make(chan uint32, n-reserve)
+	r.sysFree = make(chan uint32, reserve)
+	for i := uint32(0); i < n-reserve; i++ {
+		r.userFree <- i
+	}
+	for i := n - reserve; i < n; i++ {
+		r.sysFree <- i
+	}
+
+	// Probe which operations the kernel knows (Linux 5.6). On older
+	// kernels, assume the 5.1 set.
+	r.probe = new(uring.Probe)
+	if _, err := k.register(uring.RegisterProbe, unsafe.Pointer(r.probe), 256); err != nil {
+		r.probe.LastOp = uring.OpPollRemove
+		r.probe.OpsLen = uring.OpPollRemove + 1
+		for i := 0; i <= uring.OpPollRemove; i++ {
+			r.probe.Ops[i].Flags = uring.OpSupported
+		}
+	}
+
+	// The eventfd through which the kernel wakes the reaper. It is
+	// non-blocking, so os.NewFile puts it in the runtime's network poller
+	// and the reaper parks there instead of holding a thread.
+	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, os.NewSyscallError("eventfd", err)
+	}
+	fd32 := int32(efd)
+	if _, err := k.register(uring.RegisterEventfd, unsafe.Pointer(&fd32), 1); err != nil {
+		unix.Close(efd)
+		return nil, err
+	}
+	r.efd = os.NewFile(uintptr(efd), "rio-eventfd")
+	if !r.alwaysArmed {
+		atomic.OrUint32(rg.CQFlags, uring.CQEventfdDisabled)
+	}
+	go r.reaper()
+	return r, nil
+}
+
+// Supported reports whether the kernel supports an io_uring operation,
+// named as in the kernel's enum without its prefix ("READ", "FTRUNCATE").
+// If not, the error matches ErrNotSupported and says which kernel brought
+// the operation.
+func (r *Ring) Supported(opname string) error {
+	for code := range opTable {
+		if upper(opTable[code].name) == opname {
+			if !r.probe.Supported(uint8(code)) {
+				return opFeatureError(uint8(code))
+			}
+			return nil
+		}
+	}
+	return errors.New("rio: unknown operation " + opname)
+}
+
+// reaper drains the CQ whenever the kernel signals the eventfd.
+func (r *Ring) reaper() {
+	defer close(r.reaperDone)
+	var buf [8]byte
+	for {
+		if _, err := r.efd.Read(buf[:]); err != nil {
+			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return // the eventfd was closed by Close
+		}
+		r.reap()
+	}
+}
+
+// arm makes the kernel signal the eventfd for new completions, for as long
+// as at least one goroutine waits. It reaps what was posted while unarmed.
+// It returns false if the ring is torn down.
+func (r *Ring) arm() bool {
+	r.armMu.Lock()
+	if r.dead {
+		r.armMu.Unlock()
+		return false
+	}
+	r.armed++
+	if r.armed == 1 && !r.alwaysArmed {
+		atomic.AndUint32(r.rings.CQFlags, ^uint32(uring.CQEventfdDisabled))
+	}
+	r.armMu.Unlock()
+	r.reap()
+	return true
+}
+
+func (r *Ring) disarm() {
+	r.armMu.Lock()
+	r.armed--
+	if r.armed == 0 && !r.alwaysArmed && !r.dead {
+		atomic.OrUint32(r.rings.CQFlags, uring.CQEventfdDisabled)
+	}
+	r.armMu.Unlock()
+}
+
+// acquire takes a free slot, blocking while all are in use.
+func (r *Ring) acquire(internal bool) (uint32, error) {
+	free := r.userFree
+	if internal {
+		free = r.sysFree
+	}
+	select {
+	case idx := <-free:
+		r.inflight.Add(1)
+		return idx, nil
+	default:
+	}
+	if !internal && r.closedA.Load() {
+		return 0, ErrClosed
+	}
+	// Full: completions must be reaped to free a slot, so make sure
+	// somebody will be woken for them.
+	if !r.arm() {
+		return 0, ErrClosed
+	}
+	defer r.disarm()
+	closing := r.closing
+	if internal {
+		closing = nil
+	}
+	select {
+	case idx := <-free:
+		r.inflight.Add(1)
+		return idx, nil
+	case <-closing:
+		return 0, ErrClosed
+	}
+}
+
+// release returns a slot to its free list.
+func (r *Ring) release(idx uint32) {
+	if idx < uint32(cap(r.userFree)) {
+		r.userFree <- idx
+	} else {
+		r.sysFree <- idx
+	}
+	if r.inflight.Add(-1) == 0 && r.closedA.Load() {
+		select {
+		case r.idle <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// claim puts o into slot idx: from here on, the in-flight table keeps its
+// memory reachable and pinned until its CQE is reaped.
+func (r *Ring) claim(idx uint32, o *op, now int64) {
+	s := &r.slots[idx]
+	s.gen++
+	o.userData = uint64(idx) | uint64(s.gen)<<32
+	o.sqe.UserData = o.userData
+	o.start = now
+	o.batch = nil
+	pin := func(p unsafe.Pointer) {
+		if p != nil {
+			s.pin.Pin(p)
+			s.pinned = true
+		}
+	}
+	if len(o.buf) > 0 {
+		pin(unsafe.Pointer(unsafe.SliceData(o.buf)))
+	}
+	for _, b := range o.bufs {
+		if len(b) > 0 {
+			pin(unsafe.Pointer(unsafe.SliceData(b)))
+		}
+	}
+	pin(o.obj)
+	pin(o.obj2)
+	o.state.Store(statePending)
+	raceSubmit(o)
+	s.op.Store(o)
+}
+
+// unclaim undoes claim for an op that could not be submitted after all.
+func (r *Ring) unclaim(idx uint32) {
+	s := &r.slots[idx]
+	o := s.op.Swap(nil)
+	if s.pinned {
+		s.pin.Unpin()
+		s.pinned = false
+	}
+	if o != nil {
+		raceComplete(o)
+	}
+	r.release(idx)
+}
+
+// submit submits one operation. Failures before submission complete the op
+// with an error; submit itself never fails.
+func (r *Ring) submit(o *op, internal bool) {
+	if o.err != nil {
+		o.fail(o.err)
+		return
+	}
+	if !r.probe.Supported(o.sqe.Opcode) {
+		o.fail(opFeatureError(o.sqe.Opcode))
+		return
+	}
+	idx, err := r.acquire(internal)
+	if err != nil {
+		o.fail(err)
+		return
+	}
+	r.claim(idx, o, r.now())
+	r.mu.Lock()
+	if r.dead || (r.closed && !internal) {
+		r.mu.Unlock()
+		r.unclaim(idx)
+		o.fail(ErrClosed)
+		return
+	}
+	r.waitSQSpace(1)
+	r.rings.SQEs[r.sqTail&r.rings.SQMask] = o.sqe
+	r.sqTail++
+	uring.StoreRelease(r.rings.SQTail, r.sqTail)
+	r.stats.submitted.Add(1)
+	r.flushLocked()
+}
+
+// flushLocked makes sure the published SQEs reach the kernel. Called with mu
+// held; returns with it released. If another goroutine is already in the
+// enter loop, it will pick our SQEs up (flat combining); otherwise this
+// goroutine becomes the one, and afterwards reaps what completed inline.
+func (r *Ring) flushLocked() {
+	if r.submitting {
+		r.again = true
+		r.mu.Unlock()
+		return
+	}
+	r.submitting = true
+	r.mu.Unlock()
+	for {
+		r.enter(0, 0)
+		r.mu.Lock()
+		if !r.again {
+			r.submitting = false
+			r.mu.Unlock()
+			break
+		}
+		r.again = false
+		r.mu.Unlock()
+	}
+	r.reap()
+}
+
+// waitSQSpace makes room for n SQEs, called with mu held. The kernel
+// consumes SQEs during enter, so a full SQ is flushed here.
+func (r *Ring) waitSQSpace(n uint32) {
+	for r.sqTail-uring.LoadAcquire(r.rings.SQHead)+n > r.rings.SQEntries {
+		if r.sqpoll {
+			r.enterFlags(0, 0, uring.EnterSQWait)
+		} else {
+			r.enter(0, 0)
+		}
+	}
+}
+
+// enter submits every published SQE.
+func (r *Ring) enter(minComplete, flags uint32) {
+	if r.sqpoll {
+		if uring.LoadAcquire(r.rings.SQFlags)&uring.SQNeedWakeup == 0 && flags == 0 {
+			return
+		}
+		flags |= uring.EnterSQWakeup
+	}
+	r.enterFlags(r.rings.SQEntries, minComplete, flags)
+}
+
+func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32) {
+	for attempt := 0; ; attempt++ {
+		_, errno := r.k.enter(toSubmit, minComplete, flags)
+		r.stats.enters.Add(1)
+		switch errno {
+		case 0:
+			return
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN, syscall.EBUSY:
+			// The kernel is short of memory, or has completions it could
+			// not post: reap, back off, retry.
+			r.reap()
+			if attempt < 10 {
+				runtime.Gosched()
+			} else {
+				time.Sleep(time.Duration(min(attempt, 100)) * 10 * time.Microsecond)
+			}
+			continue
+		default:
+			// Not something a caller can cause. The SQEs stay queued and
+			// the next enter submits them; count it for Stats.
+			r.stats.enterErrors.Add(1)
+			return
+		}
+	}
+}
+
+// reap drains the CQ unless another goroutine is draining it, in which case
+// that goroutine drains again before it stops.
+func (r *Ring) reap() {
+	r.reapReq.Store(true)
+	for r.reapReq.Load() {
+		if !r.cqMu.TryLock() {
+			return
+		}
+		r.reapReq.Store(false)
+		if !r.dead {
+			r.drainLocked()
+		}
+		r.cqMu.Unlock()
+	}
+}
+
+// drainLocked reaps every CQE in the CQ. It copies a batch out and releases
+// the CQ space to the kernel before completing the batch, so that the slots
+// it frees never outnumber the free CQ entries.
+func (r *Ring) drainLocked() {
+	var batch [64]uring.CQE
+	rg := r.rings
+	for {
+		tail := uring.LoadAcquire(rg.CQTail)
+		if tail == r.cqHead {
+			if uring.LoadAcquire(rg.SQFlags)&uring.SQCQOverflow != 0 {
+				// Completions wait in the kernel's overflow list: have
+				// them moved into the CQ.
+				r.k.enter(0, 0, uring.EnterGetEvents)
+				r.stats.enters.Add(1)
+				if uring.LoadAcquire(rg.CQTail) != r.cqHead {
+					continue
+				}
+			}
+			return
+		}
+		n := 0
+		for ; r.cqHead != tail && n < len(batch); n++ {
+			batch[n] = rg.CQEs[r.cqHead&rg.CQMask]
+			r.cqHead++
+		}
+		uring.StoreRelease(rg.CQHead, r.cqHead)
+		now := r.now()
+		for i := range batch[:n] {
+			r.complete(&batch[i], now)
+		}
+		r.stats.completed.Add(uint64(n))
+	}
+}
+
+// complete hands one CQE to its op and frees the op's slot.
+func (r *Ring) complete(c *uring.CQE, now int64) {
+	idx := uint32(c.UserData)
+	if idx >= uint32(len(r.slots)) {
+		r.stats.unknown.Add(1)
+		return
+	}
+	s := &r.slots[idx]
+	o := s.op.Load()
+	if o == nil || o.userData != c.UserData {
+		r.stats.unknown.Add(1)
+		return
+	}
+	s.op.Store(nil)
+	if s.pinned {
+		s.pin.Unpin()
+		s.pinned = false
+	}
+	r.stats.latency.record(now - o.start)
+	raceComplete(o)
+	o.res = c.Res
+	o.cflags = c.Flags
+	o.finish()
+	r.release(idx)
+}
+
+// cancelOp asks the kernel to cancel o, if it is still in flight.
+func (r *Ring) cancelOp(o *op) {
+	if o.state.Load() != statePending {
+		return
+	}
+	c := &Completion[int]{}
+	c.ring = r
+	c.sqe = uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, Addr: o.userData}
+	r.submit(&c.op, true)
+}
+
+func (r *Ring) now() int64 { return int64(time.Since(r.epoch)) }
+
+// Close cancels every operation in flight, waits until the kernel has
+// completed all of them and their completions have been reaped, then unmaps
+// the rings and closes the io_uring fd. When Close returns, the kernel holds
+// no memory of the caller's, and no goroutine or fd of the Ring remains.
+//
+// Operations blocked waiting for a slot, and operations started after Close
+// has begun, fail with ErrClosed. Close is idempotent and safe to call
+// concurrently with anything else; every call returns once the ring is
+// closed.
+func (r *Ring) Close() error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		<-r.closeDone
+		return r.closeErr
+	}
+	r.closed = true
+	r.closedA.Store(true)
+	close(r.closing)
+	r.mu.Unlock()
+
+	r.arm()
+	cancelAny := r.probe.Supported(uring.OpAsyncCancel)
+	var t *time.Timer
+	for r.inflight.Load() > 0 {
+		if cancelAny {
+			c := &Completion[int]{}
+			c.ring = r
+			c.sqe = uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, OpFlags: uring.AsyncCancelAny | uring.AsyncCancelAll}
+			r.submit(&c.op, true)
+			if _, err := c.Wait(); errors.Is(err, syscall.EINVAL) {
+				cancelAny = false // before Linux 5.19
+			}
+		}
+		if !cancelAny {
+			for i := range r.slots {
+				if o := r.slots[i].op.Load(); o != nil && o.sqe.Opcode != uring.OpAsyncCancel {
+					r.cancelOp(o)
+				}
+			}
+		}
+		if r.inflight.Load() == 0 {
+			break
+		}
+		// Some operations could not be cancelled yet (they are running in
+		// an io-wq worker); wait for them, asking again from time to time.
+		if t == nil {
+			t = time.NewTimer(20 * time.Millisecond)
+		} else {
+			t.Reset(20 * time.Millisecond)
+		}
+		select {
+		case <-r.idle:
+		case <-t.C:
+		}
+		r.reap()
+	}
+	if t != nil {
+		t.Stop()
+	}
+	r.disarm()
+	r.closeErr = r.teardown()
+	close(r.closeDone)
+	return r.closeErr
+}
+
+// teardown releases the kernel resources once nothing is in flight.
+func (r *Ring) teardown() error {
+	// Stop the reaper: closing the eventfd wakes its Read with an error.
+	err := r.efd.Close()
+	<-r.reaperDone
+
+	// Wait for a goroutine still in the enter loop to leave it; with the
+	// ring closed, nothing can publish new SQEs.
+	r.mu.Lock()
+	for r.submitting {
+		r.mu.Unlock()
+		time.Sleep(10 * time.Microsecond)
+		r.mu.Lock()
+	}
+	r.cqMu.Lock()
+	r.armMu.Lock()
+	r.dead = true
+	r.armMu.Unlock()
+	r.cqMu.Unlock()
+	r.mu.Unlock()
+
+	r.regMu.Lock()
+	if kerr := r.k.close(); err == nil {
+		err = kerr
+	}
+	r.regBufs = nil
+	r.regPin.Unpin()
+	r.regMu.Unlock()
+	return err
+}
+
+// realKernel is an io_uring instance of the running kernel.
+type realKernel struct {
+	fd int
+	p  uring.Params
+	rg *uring.Rings
+}
+
+func newRealKernel(entries uint32, p *uring.Params) (kernel, error) {
+	want := *p
+	p.Flags |= uring.SetupSubmitAll
+	fd, err := uring.Setup(entries, p)
+	if errors.Is(err, syscall.EINVAL) {
+		// IORING_SETUP_SUBMIT_ALL came with Linux 5.18; retry without.
+		*p = want
+		fd, err = uring.Setup(entries, p)
+	}
+	if err != nil {
+		if want.Flags&uring.SetupSQPoll != 0 && (errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EINVAL)) {
+			if _, perr := uring.Setup(1, &uring.Params{}); perr == nil {
+				return nil, &FeatureError{Feature: "IORING_SETUP_SQPOLL", MinKernel: "5.11", Err: err}
+			}
+		}
+		return nil, setupError(err)
+	}
+	k := &realKernel{fd: fd, p: *p}
+	if k.p.Features&uring.FeatNoDrop == 0 {
+		unix.Close(fd)
+		return nil, &FeatureError{Feature: "IORING_FEAT_NODROP", MinKernel: "5.5"}
+	}
+	k.rg, err = uring.Map(fd, &k.p)
+	if err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return k, nil
+}
+
+func (k *realKernel) rings() *uring.Rings   { return k.rg }
+func (k *realKernel) params() *uring.Params { return &k.p }
+
+func (k *realKernel) enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
+	return uring.Enter(k.fd, toSubmit, minComplete, flags)
+}
+
+func (k *realKernel) register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error) {
+	return uring.Register(k.fd, opcode, arg, nr)
+}
+
+func (k *realKernel) close() error {
+	k.rg.Unmap()
+	if err := unix.Close(k.fd); err != nil {
+		return os.NewSyscallError("close", err)
+	}
+	return nil
+}

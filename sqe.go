@@ -1,0 +1,304 @@
+package rio
+
+import (
+	"fmt"
+	"math"
+	"strings"
+	"syscall"
+	"time"
+	"unsafe"
+
+	"github.com/gorio/rio/internal/uring"
+	"golang.org/x/sys/unix"
+)
+
+// This file encodes operations into SQEs. Each prep function fills one
+// field of the SQE per argument, following the kernel's io_uring.h, and
+// records the memory the kernel will use so that the ring can pin it.
+
+// maxRW caps the bytes of one read or write, as Go's internal/poll does;
+// larger requests complete short, as io.Reader and io.Writer allow.
+const maxRW = 1 << 30
+
+// fixedTag marks a registered-file index passed where a descriptor goes.
+const fixedTag = -(1 << 30)
+
+// FixedFile returns the value to pass as fd to refer to the file registered
+// at index in the Ring's file table (see Ring.RegisterFiles), rather than to
+// a file descriptor. Operations on it skip the kernel's per-operation file
+// lookup and reference counting.
+func FixedFile(index int) int {
+	return fixedTag - index
+}
+
+func newOp[T any](opcode uint8, fd int) *Completion[T] {
+	c := &Completion[T]{}
+	c.sqe.Opcode = opcode
+	setFd(&c.sqe, fd)
+	return c
+}
+
+func setFd(s *uring.SQE, fd int) {
+	if fd <= fixedTag {
+		s.Fd = int32(fixedTag - fd)
+		s.Flags |= uring.SQEFixedFile
+		return
+	}
+	s.Fd = int32(fd)
+}
+
+func argError(op string, err error) error {
+	return fmt.Errorf("rio: %s: %w", op, err)
+}
+
+func checkOffset[T any](c *Completion[T], off int64) {
+	if off < 0 && c.err == nil {
+		c.err = argError(opName(c.sqe.Opcode), fmt.Errorf("negative offset %d: %w", off, syscall.EINVAL))
+	}
+}
+
+func setBuf[T any](c *Completion[T], b []byte) {
+	if len(b) > maxRW {
+		b = b[:maxRW]
+	}
+	c.buf = b
+	if len(b) > 0 {
+		c.sqe.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+	}
+	c.sqe.Len = uint32(len(b))
+}
+
+func prepNop() *Completion[struct{}] {
+	return newOp[struct{}](uring.OpNop, -1)
+}
+
+// prepRW encodes read, write and their fixed-buffer forms. off -1 means the
+// file's current position (only via prepReadCur/prepWriteCur).
+func prepRW(opcode uint8, fd int, b []byte, off int64) *Completion[int] {
+	c := newOp[int](opcode, fd)
+	setBuf(c, b)
+	c.sqe.Off = uint64(off)
+	c.kernelWrites = opcode == uring.OpRead || opcode == uring.OpReadFixed
+	return c
+}
+
+func prepRWAt(opcode uint8, fd int, b []byte, off int64) *Completion[int] {
+	c := prepRW(opcode, fd, b, off)
+	checkOffset(c, off)
+	return c
+}
+
+func prepRWFixed(r *Ring, opcode uint8, fd int, b []byte, off int64, index int) *Completion[int] {
+	c := prepRWAt(opcode, fd, b, off)
+	if c.err == nil {
+		c.err = r.checkFixedBuffer(opName(opcode), b, index)
+	}
+	c.sqe.BufIndex = uint16(index)
+	return c
+}
+
+func prepRWV(opcode uint8, fd int, bufs [][]byte, off int64) *Completion[int] {
+	c := newOp[int](opcode, fd)
+	checkOffset(c, off)
+	c.kernelWrites = opcode == uring.OpReadv
+	if len(bufs) > 1024 {
+		c.err = argError(opName(opcode), fmt.Errorf("%d buffers exceed IOV_MAX (1024): %w", len(bufs), syscall.EINVAL))
+		return c
+	}
+	c.sqe.Off = uint64(off)
+	if len(bufs) == 0 {
+		return c
+	}
+	iov := make([]unix.Iovec, len(bufs))
+	total := 0
+	for i, b := range bufs {
+		if total+len(b) > maxRW {
+			b = b[:maxRW-total]
+		}
+		total += len(b)
+		if len(b) > 0 {
+			iov[i].Base = unsafe.SliceData(b)
+		}
+		iov[i].SetLen(len(b))
+	}
+	c.bufs = bufs
+	c.obj = unsafe.Pointer(&iov[0])
+	c.sqe.Addr = uint64(uintptr(c.obj))
+	c.sqe.Len = uint32(len(iov))
+	return c
+}
+
+func prepFsync(fd int, flags uint32) *Completion[struct{}] {
+	c := newOp[struct{}](uring.OpFsync, fd)
+	c.sqe.OpFlags = flags
+	return c
+}
+
+func prepSyncFileRange(fd int, off int64, n uint32, flags int) *Completion[struct{}] {
+	c := newOp[struct{}](uring.OpSyncFileRange, fd)
+	checkOffset(c, off)
+	c.sqe.Off = uint64(off)
+	c.sqe.Len = n
+	c.sqe.OpFlags = uint32(flags)
+	return c
+}
+
+func prepFallocate(fd int, mode uint32, off, length int64) *Completion[struct{}] {
+	c := newOp[struct{}](uring.OpFallocate, fd)
+	checkOffset(c, off)
+	if length <= 0 && c.err == nil {
+		c.err = argError("fallocate", fmt.Errorf("length %d not positive: %w", length, syscall.EINVAL))
+	}
+	c.sqe.Off = uint64(off)
+	c.sqe.Addr = uint64(length) // the kernel takes the length in addr
+	c.sqe.Len = mode
+	return c
+}
+
+func prepFtruncate(fd int, length int64) *Completion[struct{}] {
+	c := newOp[struct{}](uring.OpFtruncate, fd)
+	if length < 0 {
+		c.err = argError("ftruncate", fmt.Errorf("negative length %d: %w", length, syscall.EINVAL))
+	}
+	c.sqe.Off = uint64(length)
+	return c
+}
+
+// cpath returns path as a NUL-terminated byte slice.
+func cpath(path string) (*byte, error) {
+	if strings.IndexByte(path, 0) >= 0 {
+		return nil, fmt.Errorf("path %q contains a NUL byte: %w", path, syscall.EINVAL)
+	}
+	b := make([]byte, len(path)+1)
+	copy(b, path)
+	return &b[0], nil
+}
+
+func setPath[T any](c *Completion[T], path string, obj *unsafe.Pointer) uint64 {
+	p, err := cpath(path)
+	if err != nil {
+		if c.err == nil {
+			c.err = argError(opName(c.sqe.Opcode), err)
+		}
+		return 0
+	}
+	*obj = unsafe.Pointer(p)
+	return uint64(uintptr(*obj))
+}
+
+func prepOpenat(dirfd int, path string, flags int, mode uint32) *Completion[int] {
+	c := newOp[int](uring.OpOpenat, dirfd)
+	c.sqe.Addr = setPath(c, path, &c.obj)
+	c.sqe.Len = mode
+	c.sqe.OpFlags = uint32(flags | unix.O_CLOEXEC)
+	return c
+}
+
+func prepClose(fd int) *Completion[struct{}] {
+	c := newOp[struct{}](uring.OpClose, -1)
+	if fd <= fixedTag {
+		c.sqe.FileIndex = uint32(fixedTag-fd) + 1 // closing a direct descriptor
+		c.sqe.Fd = 0
+	} else {
+		c.sqe.Fd = int32(fd)
+	}
+	return c
+}
+
+func prepStatx(dirfd int, path string, flags int, mask uint32, st *unix.Statx_t) *Completion[struct{}] {
+	c := newOp[struct{}](uring.OpStatx, dirfd)
+	c.sqe.Addr = setPath(c, path, &c.obj)
+	c.sqe.Len = mask
+	c.sqe.OpFlags = uint32(flags)
+	if st == nil {
+		c.err = argError("statx", fmt.Errorf("nil Statx_t: %w", syscall.EFAULT))
+		return c
+	}
+	c.obj2 = unsafe.Pointer(st)
+	c.sqe.Off = uint64(uintptr(c.obj2))
+	return c
+}
+
+func prepRenameat(olddirfd int, oldpath string, newdirfd int, newpath string, flags int) *Completion[struct{}] {
+	c := newOp[struct{}](uring.OpRenameat, olddirfd)
+	c.sqe.Addr = setPath(c, oldpath, &c.obj)
+	c.sqe.Off = setPath(c, newpath, &c.obj2)
+	c.sqe.Len = uint32(int32(newdirfd))
+	c.sqe.OpFlags = uint32(flags)
+	return c
+}
+
+func prepUnlinkat(dirfd int, path string, flags int) *Completion[struct{}] {
+	c := newOp[struct{}](uring.OpUnlinkat, dirfd)
+	c.sqe.Addr = setPath(c, path, &c.obj)
+	c.sqe.OpFlags = uint32(flags)
+	return c
+}
+
+func prepMkdirat(dirfd int, path string, mode uint32) *Completion[struct{}] {
+	c := newOp[struct{}](uring.OpMkdirat, dirfd)
+	c.sqe.Addr = setPath(c, path, &c.obj)
+	c.sqe.Len = mode
+	return c
+}
+
+func timespec(d time.Duration) *uring.Timespec {
+	if d < 0 {
+		d = 0
+	}
+	return &uring.Timespec{Sec: int64(d / time.Second), Nsec: int64(d % time.Second)}
+}
+
+func prepTimeout(d time.Duration) *Completion[struct{}] {
+	c := newOp[struct{}](uring.OpTimeout, -1)
+	c.obj = unsafe.Pointer(timespec(d))
+	c.sqe.Addr = uint64(uintptr(c.obj))
+	c.sqe.Len = 1
+	c.okErrno = syscall.ETIME
+	return c
+}
+
+func prepLinkTimeout(d time.Duration) *Completion[bool] {
+	c := newOp[bool](uring.OpLinkTimeout, -1)
+	c.obj = unsafe.Pointer(timespec(d))
+	c.sqe.Addr = uint64(uintptr(c.obj))
+	c.sqe.Len = 1
+	c.okErrno = syscall.ETIME
+	c.conv = func(o *op) bool { return o.res == -int32(syscall.ETIME) }
+	return c
+}
+
+func prepPoll(fd int, events uint32) *Completion[uint32] {
+	c := newOp[uint32](uring.OpPollAdd, fd)
+	c.sqe.OpFlags = events
+	return c
+}
+
+func prepCancelFd(fd int) *Completion[int] {
+	c := newOp[int](uring.OpAsyncCancel, fd)
+	c.sqe.OpFlags = uring.AsyncCancelFd | uring.AsyncCancelAll
+	if c.sqe.Flags&uring.SQEFixedFile != 0 {
+		c.sqe.Flags &^= uring.SQEFixedFile
+		c.sqe.OpFlags |= uring.AsyncCancelFdFixed
+	}
+	return c
+}
+
+// checkFixedBuffer verifies that b lies inside registered buffer index.
+func (r *Ring) checkFixedBuffer(op string, b []byte, index int) error {
+	r.regMu.Lock()
+	defer r.regMu.Unlock()
+	if index < 0 || index >= len(r.regBufs) || index > math.MaxUint16 {
+		return argError(op, fmt.Errorf("buffer index %d not registered (%d buffers): %w", index, len(r.regBufs), syscall.EINVAL))
+	}
+	reg := r.regBufs[index]
+	if len(b) == 0 {
+		return nil
+	}
+	start := uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	base := uintptr(unsafe.Pointer(unsafe.SliceData(reg)))
+	if start < base || start+uintptr(len(b)) > base+uintptr(len(reg)) {
+		return argError(op, fmt.Errorf("buffer is not inside registered buffer %d: %w", index, syscall.EFAULT))
+	}
+	return nil
+}
