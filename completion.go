@@ -36,7 +36,7 @@ type op struct {
 	// accordingly.
 	kernelWrites bool
 
-	okErrno syscall.Errno // a negative result that means success (ETIME for timeouts)
+	okErrno [2]syscall.Errno // negative results that mean success (ETIME for timeouts)
 	batch   *Batch        // set while the op waits in an unsubmitted Batch
 
 	userData uint64 // slot index | generation<<32, once submitted
@@ -124,7 +124,7 @@ func (o *op) error() error {
 	if o.err != nil {
 		return o.err
 	}
-	if o.res < 0 && syscall.Errno(-o.res) != o.okErrno {
+	if e := syscall.Errno(-o.res); o.res < 0 && e != o.okErrno[0] && e != o.okErrno[1] {
 		return cqeError(opName(o.sqe.Opcode), o.res)
 	}
 	return nil

@@ -44,3 +44,5 @@ func raceComplete(o *op) {
 		o.raceDone = nil
 	}
 }
+
+const raceEnabled = true

@@ -225,13 +225,10 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 	r.cqHead = *rg.CQHead
 
 	// The in-flight table has one slot per CQ entry: all of them together
-	// can never overflow the CQ. An eighth (at least two) is kept for
-	// cancellations.
+	// can never overflow the CQ. An eighth (at least one, at most 64) is
+	// kept for cancellations, which complete promptly.
 	n := rg.CQEntries
-	reserve := n / 8
-	if reserve < 2 {
-		reserve = 2
-	}
+	reserve := min(max(n/8, 1), 64)
 	if reserve >= n {
 		return nil, errors.New("rio: completion queue too small")
 	}
@@ -629,6 +626,11 @@ func (r *Ring) now() int64 { return int64(time.Since(r.epoch)) }
 // completed all of them and their completions have been reaped, then unmaps
 // the rings and closes the io_uring fd. When Close returns, the kernel holds
 // no memory of the caller's, and no goroutine or fd of the Ring remains.
+//
+// Cancellation is what the kernel makes of it: an operation that already
+// started (a write being copied, a read that found data) completes
+// normally, others complete with ECANCELED. Wait for writes whose outcome
+// matters before closing.
 //
 // Operations blocked waiting for a slot, and operations started after Close
 // has begun, fail with ErrClosed. Close is idempotent and safe to call

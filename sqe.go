@@ -254,7 +254,7 @@ func prepTimeout(d time.Duration) *Completion[struct{}] {
 	c.obj = unsafe.Pointer(timespec(d))
 	c.sqe.Addr = uint64(uintptr(c.obj))
 	c.sqe.Len = 1
-	c.okErrno = syscall.ETIME
+	c.okErrno[0] = syscall.ETIME
 	return c
 }
 
@@ -263,7 +263,9 @@ func prepLinkTimeout(d time.Duration) *Completion[bool] {
 	c.obj = unsafe.Pointer(timespec(d))
 	c.sqe.Addr = uint64(uintptr(c.obj))
 	c.sqe.Len = 1
-	c.okErrno = syscall.ETIME
+	// ETIME: the timeout fired and cancelled the operation; ECANCELED: the
+	// operation completed first and the timeout was removed.
+	c.okErrno = [2]syscall.Errno{syscall.ETIME, syscall.ECANCELED}
 	c.conv = func(o *op) bool { return o.res == -int32(syscall.ETIME) }
 	return c
 }
