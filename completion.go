@@ -37,7 +37,7 @@ type op struct {
 	kernelWrites bool
 
 	okErrno [2]syscall.Errno // negative results that mean success (ETIME for timeouts)
-	batch   *Batch        // set while the op waits in an unsubmitted Batch
+	batch   *Batch           // set while the op waits in an unsubmitted Batch
 
 	userData uint64 // slot index | generation<<32, once submitted
 	start    int64  // submission time, for the latency histogram
