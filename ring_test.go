@@ -459,7 +459,7 @@ func TestFireAndForget(t *testing.T) {
 // Past the cap, submitters block until a slot frees; they do not fail.
 func TestSubmitBlocksAtCapacity(t *testing.T) {
 	r := newTestRing(t, WithEntries(2), WithCQEntries(4))
-	capacity := cap(r.userFree)
+	capacity := r.table.nuser
 	require.Equal(t, 3, capacity, "CQ of 4, one slot kept for cancellations")
 	pr, pw := pipe(t)
 	var cs []*Completion[int]
@@ -497,7 +497,7 @@ func TestBlockedSubmitterReleasedByClose(t *testing.T) {
 	r, err := New(WithEntries(2), WithCQEntries(4))
 	requireRing(t, err)
 	pr, _ := pipe(t)
-	for i := 0; i < cap(r.userFree); i++ {
+	for i := 0; i < r.table.nuser; i++ {
 		r.Read(int(pr.Fd()), make([]byte, 1))
 	}
 	res := make(chan error)
