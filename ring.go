@@ -40,6 +40,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gorio/rio/internal/hooks"
 	"github.com/gorio/rio/internal/uring"
 	"golang.org/x/sys/unix"
 )
@@ -90,14 +91,14 @@ type Ring struct {
 	stats stats
 }
 
-// kernel is what a Ring needs from an io_uring instance: the real one in
-// internal/uring, or a simulated one in tests.
-type kernel interface {
-	rings() *uring.Rings
-	params() *uring.Params
-	enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno)
-	register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error)
-	close() error
+// kernel is what a Ring needs from an io_uring instance: the running
+// kernel's, or a simulated one (package riotest).
+type kernel = uring.Kernel
+
+func init() {
+	hooks.WithKernel = func(newKernel func(uint32, *uring.Params) (uring.Kernel, error)) any {
+		return Option(func(c *config) error { c.newKernel = newKernel; return nil })
+	}
 }
 
 // Option configures New.
@@ -185,15 +186,15 @@ func New(opts ...Option) (*Ring, error) {
 	}
 	r, err := newRing(k, &cfg)
 	if err != nil {
-		k.close()
+		k.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
 func newRing(k kernel, cfg *config) (*Ring, error) {
-	rg := k.rings()
-	p := k.params()
+	rg := k.Rings()
+	p := k.Params()
 	r := &Ring{
 		k:           k,
 		rings:       rg,
@@ -220,7 +221,7 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 	// Probe which operations the kernel knows (Linux 5.6). On older
 	// kernels, assume the 5.1 set.
 	r.probe = new(uring.Probe)
-	if _, err := k.register(uring.RegisterProbe, unsafe.Pointer(r.probe), 256); err != nil {
+	if _, err := k.Register(uring.RegisterProbe, unsafe.Pointer(r.probe), 256); err != nil {
 		r.probe.LastOp = uring.OpPollRemove
 		r.probe.OpsLen = uring.OpPollRemove + 1
 		for i := 0; i <= uring.OpPollRemove; i++ {
@@ -236,7 +237,7 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 		return nil, os.NewSyscallError("eventfd", err)
 	}
 	fd32 := int32(efd)
-	if _, err := k.register(uring.RegisterEventfd, unsafe.Pointer(&fd32), 1); err != nil {
+	if _, err := k.Register(uring.RegisterEventfd, unsafe.Pointer(&fd32), 1); err != nil {
 		unix.Close(efd)
 		return nil, err
 	}
@@ -391,7 +392,7 @@ func (r *Ring) enter(minComplete, flags uint32) {
 
 func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32) {
 	for attempt := 0; ; attempt++ {
-		_, errno := r.k.enter(toSubmit, minComplete, flags)
+		_, errno := r.k.Enter(toSubmit, minComplete, flags)
 		r.stats.enters.Add(1)
 		switch errno {
 		case 0:
@@ -449,7 +450,7 @@ func (r *Ring) drainLocked() {
 			if uring.LoadAcquire(rg.SQFlags)&uring.SQCQOverflow != 0 {
 				// Completions wait in the kernel's overflow list: have
 				// them moved into the CQ.
-				r.k.enter(0, 0, uring.EnterGetEvents)
+				r.k.Enter(0, 0, uring.EnterGetEvents)
 				r.stats.enters.Add(1)
 				if uring.LoadAcquire(rg.CQTail) != r.cqHead {
 					continue
@@ -613,7 +614,7 @@ func (r *Ring) teardown() error {
 	r.mu.Unlock()
 
 	r.regMu.Lock()
-	if kerr := r.k.close(); err == nil {
+	if kerr := r.k.Close(); err == nil {
 		err = kerr
 	}
 	r.regBufs = nil
@@ -659,18 +660,18 @@ func newRealKernel(entries uint32, p *uring.Params) (kernel, error) {
 	return k, nil
 }
 
-func (k *realKernel) rings() *uring.Rings   { return k.rg }
-func (k *realKernel) params() *uring.Params { return &k.p }
+func (k *realKernel) Rings() *uring.Rings   { return k.rg }
+func (k *realKernel) Params() *uring.Params { return &k.p }
 
-func (k *realKernel) enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
+func (k *realKernel) Enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
 	return uring.Enter(k.fd, toSubmit, minComplete, flags)
 }
 
-func (k *realKernel) register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error) {
+func (k *realKernel) Register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error) {
 	return uring.Register(k.fd, opcode, arg, nr)
 }
 
-func (k *realKernel) close() error {
+func (k *realKernel) Close() error {
 	k.rg.Unmap()
 	if err := unix.Close(k.fd); err != nil {
 		return os.NewSyscallError("close", err)
