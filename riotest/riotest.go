@@ -75,7 +75,7 @@ type Faults struct {
 
 	// CancelRace makes a cancellation find the operation already running:
 	// the cancellation fails (EALREADY) and the operation completes
-	// normally.
+	// normally, or with EINTR if it would have had to wait.
 	CancelRace float64
 
 	// NoBufs makes operations that select a provided buffer fail with

@@ -527,6 +527,7 @@ func execCancel(k *Kernel, r *req) (int32, uint32, bool) {
 			continue
 		}
 		if x.state == stTimed && x.cancelRace {
+			x.interrupt = true
 			k.stats.CancelRaces++
 			if !all {
 				return errno(syscall.EALREADY), 0, false

@@ -83,7 +83,8 @@ type Faults struct {
 	// CancelRace makes an operation that has been queued with a delay be
 	// "already running" when a cancellation reaches it: the cancellation
 	// fails with EALREADY (or is not counted) and the operation completes
-	// normally.
+	// normally, or, if it would have to wait (for a descriptor to become
+	// ready), with EINTR, as when io-wq interrupts a blocked worker.
 	CancelRace float64
 
 	// NoBufs makes an operation that selects a provided buffer
@@ -104,7 +105,8 @@ type Config struct {
 	// Disable lists opcodes that the probe reports as unsupported and that
 	// fail with EINVAL if submitted anyway.
 	Disable []uint8
-	// Record keeps a copy of every SQE consumed, for SQEs.
+	// Record keeps a copy of every SQE consumed and every CQE posted, for
+	// SQEs and Completions.
 	Record bool
 	// BeforeExec, if set, is called with every SQE just before the
 	// simulated kernel executes it (touches its memory), from the
@@ -128,6 +130,7 @@ type Stats struct {
 	CancelRaces uint64 // cancellations that found the operation running
 	NoBufs      uint64 // injected ENOBUFS
 	Delayed     uint64 // operations that did not complete inline
+	CQFull      uint64 // completions that found the CQ really full
 	MaxInFlight int    // most operations in flight at once
 }
 
@@ -154,6 +157,7 @@ type req struct {
 	errno      syscall.Errno
 	short      float64 // fraction of the length to transfer, 0: all
 	cancelRace bool
+	interrupt  bool // a cancellation found it running: it must not block
 	overflow   bool
 	noBufs     bool
 
@@ -162,7 +166,7 @@ type req struct {
 	lt       *req // link timeout guarding this op
 	ltTarget *req // for a link timeout: the op it guards
 	drain    bool // chain head must wait for everything before it
-	failed   bool  // completed with an error or short: breaks a soft link
+	failed   bool // completed with an error or short: breaks a soft link
 	res      int32
 	want     int64 // bytes a read or write asked for, -1 for other ops
 
@@ -179,30 +183,33 @@ type Kernel struct {
 	rg    *uring.Rings
 	probe map[uint8]bool
 
-	mu       sync.Mutex
-	cond     sync.Cond // broadcast when CQEs are posted
-	seq      uint64    // SQEs consumed
-	clock    uint64    // virtual ticks
-	enterN   uint64
-	live     []*req // every op not yet completed, in submission order
-	nlive    int
-	byUD     map[uint64]*req
-	deferq   []*req // chain heads held back by a drain
-	drainNxt bool
-	runq     []*req // issued ops due now
-	overflow []uring.CQE
-	efd      int // dup of the registered eventfd, or -1
-	wakeFd   int // eventfd that wakes the worker
-	bufs     []unix.Iovec
-	files    []int // registered files (dups), -1 for empty
-	pbufs    map[uint16]*bufGroup
-	violate  []string
-	stats    Stats
-	log      []uring.SQE
-	lastAct  time.Time
-	waiters  int // enter calls blocked for min_complete
-	closed   bool
-	done     chan struct{}
+	mu        sync.Mutex
+	cond      sync.Cond // broadcast when CQEs are posted
+	seq       uint64    // SQEs consumed
+	clock     uint64    // virtual ticks
+	enterN    uint64
+	live      []*req // every op not yet completed, in submission order
+	nlive     int
+	byUD      map[uint64]*req
+	deferq    []*req // chain heads held back by a drain
+	drainNxt  bool
+	runq      []*req // issued ops due now
+	overflow  []uring.CQE
+	efd       int // dup of the registered eventfd, or -1
+	wakeFd    int // eventfd that wakes the worker
+	bufs      []unix.Iovec
+	files     []int // registered files (dups), -1 for empty
+	pbufs     map[uint16]*bufGroup
+	violate   []string
+	stats     Stats
+	log       []uring.SQE
+	cqeLog    []Completion
+	lastAct   time.Time
+	lastHead  uint32 // CQ head and armed state the worker saw last
+	lastArmed bool
+	waiters   int // enter calls blocked for min_complete
+	closed    bool
+	done      chan struct{}
 }
 
 // New returns a simulated kernel for a ring of entries SQEs set up with p,
@@ -300,11 +307,35 @@ func (k *Kernel) Stats() Stats {
 	return k.stats
 }
 
+// SetFaults changes the faults injected from now on.
+func (k *Kernel) SetFaults(f Faults) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	k.cfg.Faults = f
+}
+
 // SQEs returns a copy of every SQE consumed so far, if Config.Record is set.
 func (k *Kernel) SQEs() []uring.SQE {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	return append([]uring.SQE(nil), k.log...)
+}
+
+// Completion is a posted CQE, as recorded with Config.Record.
+type Completion struct {
+	Seq    uint64 // the operation's submission number, from 1
+	Opcode uint8
+	Res    int32
+	Flags  uint32
+}
+
+// Completions returns the CQEs posted so far, in order, with the opcode of
+// their operation, if Config.Record is set. Unlike user_data, which the
+// ring chooses, these are the same in every run of a seed by one goroutine.
+func (k *Kernel) Completions() []Completion {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return append([]Completion(nil), k.cqeLog...)
 }
 
 // Violations returns the protocol violations seen so far: things the
@@ -570,6 +601,12 @@ func (k *Kernel) execute(r *req) {
 		k.cfg.BeforeExec(r.sqe)
 	}
 	res, flags, block := k.exec(r)
+	if block && r.interrupt {
+		// Cancelled while running: the kernel interrupts the worker
+		// running it, as io-wq does with a signal.
+		k.complete(r, errno(syscall.EINTR), 0)
+		return
+	}
 	if block {
 		r.state = stBlocked
 		k.poke()
@@ -652,6 +689,12 @@ func (k *Kernel) post(r *req, res int32, flags uint32) {
 	rg := k.rg
 	tail := atomic.LoadUint32(rg.CQTail)
 	full := tail-atomic.LoadUint32(rg.CQHead) >= rg.CQEntries
+	if full {
+		k.stats.CQFull++
+	}
+	if k.cfg.Record {
+		k.cqeLog = append(k.cqeLog, Completion{Seq: r.seq, Opcode: r.sqe.Opcode, Res: res, Flags: flags})
+	}
 	if full || len(k.overflow) > 0 || r.overflow {
 		k.overflow = append(k.overflow, cqe)
 		k.stats.Overflows++
@@ -765,9 +808,13 @@ func (k *Kernel) armed() bool {
 // next deadline: short while the program waits for a completion, longer
 // while it does not (it may be about to submit more, which also advances
 // the clock, deterministically).
+//
+// Reaping and arming count as activity: the quiet period starts over when
+// the CQ head moves or the eventfd is armed or disarmed, so that a waiter
+// woken by one step is back to submitting before the next step is taken.
 const (
-	quietArmed = 20 * time.Microsecond
-	quietIdle  = 2 * time.Millisecond
+	quietArmed = 100 * time.Microsecond
+	quietIdle  = 50 * time.Millisecond
 )
 
 // worker completes delayed, blocked and timed ops in the background, as
@@ -783,9 +830,14 @@ func (k *Kernel) worker() {
 			return
 		}
 		now := time.Now()
+		if h, a := atomic.LoadUint32(k.rg.CQHead), k.armed(); h != k.lastHead || a != k.lastArmed {
+			k.lastHead, k.lastArmed = h, a
+			k.lastAct = now
+		}
 		k.fireTimers(now)
 		k.advance(now)
 		k.run()
+		k.checkStranded(now)
 
 		// Sleep until a descriptor becomes ready, a timer or quiet period
 		// ends, or Enter pokes.
@@ -804,12 +856,16 @@ func (k *Kernel) worker() {
 				hasTimed = true
 			}
 		}
+		if atomic.LoadUint32(k.rg.SQTail) != atomic.LoadUint32(k.rg.SQHead) {
+			wait = minWait(wait, max(strandedAfter-now.Sub(k.lastAct), 100*time.Millisecond))
+		}
 		if hasTimed {
+			// Arming makes no system call: look again soon.
 			q := quietIdle
 			if k.armed() {
 				q = quietArmed
 			}
-			wait = minWait(wait, q-now.Sub(k.lastAct))
+			wait = minWait(wait, min(max(q-now.Sub(k.lastAct), 0), quietArmed))
 		}
 		k.mu.Unlock()
 
@@ -869,6 +925,7 @@ func (k *Kernel) fireTimers(now time.Time) {
 			continue
 		}
 		if t.state == stTimed && t.cancelRace {
+			t.interrupt = true
 			k.stats.CancelRaces++
 			r.state = stDone
 			k.nlive--
@@ -1105,6 +1162,25 @@ func ptr(addr uint64) unsafe.Pointer {
 	return *(*unsafe.Pointer)(unsafe.Pointer(&a))
 }
 
+// strandedAfter is how long SQEs may sit in the SQ, unsubmitted, while the
+// program waits for a completion and makes no io_uring_enter call.
+const strandedAfter = 2 * time.Second
+
+// checkStranded detects a ring that published SQEs and then waits for them
+// without ever entering to submit them: it would hang forever. The kernel
+// records a violation and submits them itself, so that the test fails with
+// a message instead of hanging.
+func (k *Kernel) checkStranded(now time.Time) {
+	head := atomic.LoadUint32(k.rg.SQHead)
+	n := atomic.LoadUint32(k.rg.SQTail) - head
+	if n == 0 || n > k.rg.SQEntries || !k.armed() || now.Sub(k.lastAct) < strandedAfter {
+		return
+	}
+	k.violation("%d SQEs left in the SQ for %v while the ring waits for completions, with no io_uring_enter to submit them", n, now.Sub(k.lastAct).Round(time.Millisecond))
+	k.lastAct = now
+	k.consume(head, n)
+}
+
 // retryBlocked runs a blocked op again once its descriptor is ready.
 func (k *Kernel) retryBlocked(r *req) {
 	if k.cfg.BeforeExec != nil {
@@ -1115,4 +1191,20 @@ func (k *Kernel) retryBlocked(r *req) {
 		return
 	}
 	k.complete(r, res, flags)
+}
+
+// String describes the kernel's state, for debugging a hang.
+func (k *Kernel) String() string {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	rg := k.rg
+	s := fmt.Sprintf("sim kernel seed %d: clock %d, SQ head %d tail %d, CQ head %d tail %d, %d overflowed, %d deferred, armed %v\n",
+		k.cfg.Seed, k.clock, atomic.LoadUint32(rg.SQHead), atomic.LoadUint32(rg.SQTail),
+		atomic.LoadUint32(rg.CQHead), atomic.LoadUint32(rg.CQTail), len(k.overflow), len(k.deferq), k.armed())
+	for _, r := range k.live {
+		if r.state != stDone {
+			s += fmt.Sprintf("  op %d opcode %d user_data %#x state %d deadline %d\n", r.seq, r.sqe.Opcode, r.sqe.UserData, r.state, r.deadline)
+		}
+	}
+	return s
 }

@@ -1,0 +1,167 @@
+package rio_test
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/gorio/rio"
+	"github.com/gorio/rio/internal/hooks"
+	"github.com/gorio/rio/internal/sim"
+	"github.com/gorio/rio/internal/uring"
+	"github.com/gorio/rio/riotest"
+)
+
+// Helpers of the simulation tests (sim_*_test.go), which test the core
+// through its public API over the simulated kernel of internal/sim.
+
+// soak reports whether RIO_SOAK is set: tests then run thousands of seeds.
+func soak() bool { return os.Getenv("RIO_SOAK") != "" }
+
+// seeds returns the seeds a simulation test runs: RIO_SEED alone if it is
+// set, else 1..n (100 times as many under RIO_SOAK) and one random seed, so
+// that every run also explores a new one. Subtests are named seed=N, which
+// the test binary prints if a seed hangs until -timeout.
+func seeds(n int) []uint64 {
+	if s, err := strconv.ParseUint(os.Getenv("RIO_SEED"), 0, 64); err == nil {
+		return []uint64{s}
+	}
+	if soak() {
+		n *= 100
+	}
+	out := make([]uint64, 0, n+1)
+	for i := 1; i <= n; i++ {
+		out = append(out, uint64(i))
+	}
+	return append(out, riotest.SeedFromEnv())
+}
+
+// forSeeds runs f as a subtest per seed, reporting the seed on failure.
+func forSeeds(t *testing.T, n int, f func(t *testing.T, seed uint64)) {
+	for _, seed := range seeds(n) {
+		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			defer func() {
+				if t.Failed() {
+					t.Logf("replay: RIO_SEED=%d go test -run '%s' .", seed, t.Name())
+				}
+			}()
+			f(t, seed)
+		})
+		if !ok && !soak() {
+			return
+		}
+	}
+}
+
+// simRing returns a ring over a simulated kernel, its kernel, and registers
+// the ring's Close (which must succeed: the kernel reports protocol
+// violations through it) and a leak check with t.
+func simRing(t testing.TB, cfg sim.Config, opts ...rio.Option) (*rio.Ring, *sim.Kernel) {
+	t.Helper()
+	checkNoLeaks(t)
+	var k *sim.Kernel
+	r, err := rio.New(append(opts, simKernel(cfg, &k))...)
+	if err != nil {
+		t.Fatalf("rio.New over the simulated kernel: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+		if n := r.Stats().InFlight; n != 0 {
+			t.Errorf("%d operations in flight after Close", n)
+		}
+	})
+	return r, k
+}
+
+// simKernel returns the Option that makes rio.New use a simulated kernel
+// configured by cfg, which it stores in *k.
+func simKernel(cfg sim.Config, k **sim.Kernel) rio.Option {
+	return hooks.WithKernel(func(entries uint32, p *uring.Params) (uring.Kernel, error) {
+		sk, err := sim.New(cfg, entries, p)
+		*k = sk
+		return sk, err
+	}).(rio.Option)
+}
+
+// allFaults is riotest.AllFaults in the simulator's terms.
+func allFaults() sim.Faults {
+	f := riotest.AllFaults()
+	return sim.Faults{
+		MaxDelay: f.MaxDelay, ShortIO: f.ShortIO, OpEINTR: f.OpEINTR, OpEAGAIN: f.OpEAGAIN,
+		EnterEINTR: f.EnterEINTR, EnterEAGAIN: f.EnterEAGAIN, EnterEBUSY: f.EnterEBUSY,
+		ShortSubmit: f.ShortSubmit, Overflow: f.Overflow, CancelRace: f.CancelRace, NoBufs: f.NoBufs,
+	}
+}
+
+// checkNoLeaks fails t if, when it ends, more goroutines or fds exist than
+// now. Cleanups run last-in first-out: register it before what it checks.
+func checkNoLeaks(t testing.TB) {
+	t.Helper()
+	g0, fd0 := runtime.NumGoroutine(), numFds(t)
+	t.Cleanup(func() {
+		// Goroutines and fds of a closed ring go away at once; the loop
+		// only absorbs the scheduler's delay in noticing, and is no
+		// timing assertion.
+		for i := 0; ; i++ {
+			g, fd := runtime.NumGoroutine(), numFds(t)
+			if g <= g0 && fd <= fd0 {
+				return
+			}
+			if i == 500 {
+				buf := make([]byte, 1<<16)
+				t.Errorf("leak: goroutines %d -> %d, fds %d -> %d\n%s", g0, g, fd0, fd, buf[:runtime.Stack(buf, true)])
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+func numFds(t testing.TB) int {
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
+}
+
+// realRing returns a ring on the running kernel, skipping t if io_uring is
+// unavailable (failing it instead under RIO_REQUIRE_URING=1).
+func realRing(t testing.TB, opts ...rio.Option) *rio.Ring {
+	t.Helper()
+	checkNoLeaks(t)
+	r, err := rio.New(opts...)
+	if err != nil {
+		if errors.Is(err, rio.ErrNotSupported) && os.Getenv("RIO_REQUIRE_URING") != "1" {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := r.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return r
+}
+
+func tempFiles(t testing.TB, n int) []*os.File {
+	t.Helper()
+	dir := t.TempDir()
+	fs := make([]*os.File, n)
+	for i := range fs {
+		f, err := os.Create(fmt.Sprintf("%s/f%d", dir, i))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		fs[i] = f
+	}
+	return fs
+}

@@ -1,0 +1,70 @@
+package rio_test
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"os"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/gorio/rio"
+	"github.com/gorio/rio/internal/sim"
+	"github.com/gorio/rio/internal/sim/prog"
+)
+
+// Model-based tests: seeded random programs of file operations (writes,
+// reads, vectored forms, fsync, fallocate, truncate, statx, linked chains,
+// batches, drains) run through a ring and against the in-memory model of
+// internal/sim/prog, compared with go-cmp: every observation, and the
+// files' final contents.
+
+const progFiles = 2
+
+func progLen() int {
+	if testing.Short() {
+		return 40
+	}
+	return 120
+}
+
+// checkProgram runs prog through x and the model and compares.
+func checkProgram(t *testing.T, x *prog.Runner, p []prog.Op) {
+	t.Helper()
+	want, wantFiles := prog.Model(len(x.Files), p)
+	got := x.Run(p)
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Fatalf("ring differs from the model (-model +ring):\n%s", diff)
+	}
+	for i, f := range x.Files {
+		b, err := os.ReadFile(f.Name())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(b, wantFiles[i]) {
+			t.Fatalf("file %d: final contents differ from the model (%d bytes, model %d)", i, len(b), len(wantFiles[i]))
+		}
+	}
+}
+
+// The same programs on the running kernel's io_uring.
+func TestModelProgramsRealKernel(t *testing.T) {
+	r := realRing(t, rio.WithEntries(8))
+	forSeeds(t, 6, func(t *testing.T, seed uint64) {
+		p := prog.Gen(rand.New(rand.NewPCG(seed, 1)), progFiles, progLen())
+		checkProgram(t, &prog.Runner{Ring: r, Files: tempFiles(t, progFiles)}, p)
+	})
+}
+
+// The same programs on the simulated kernel with every fault class on.
+func TestModelProgramsSimFaults(t *testing.T) {
+	forSeeds(t, 12, func(t *testing.T, seed uint64) {
+		r, k := simRing(t, sim.Config{Seed: seed, Faults: noShortSubmit(allFaults())}, rio.WithEntries(4))
+		p := prog.Gen(rand.New(rand.NewPCG(seed, 1)), progFiles, progLen())
+		checkProgram(t, &prog.Runner{Ring: r, Files: tempFiles(t, progFiles)}, p)
+		st := k.Stats()
+		if st.ShortIO == 0 || st.Delayed == 0 {
+			t.Errorf("faults were not injected: %+v", st)
+		}
+	})
+}
