@@ -118,6 +118,11 @@ func (k *Kernel) exec(r *req) (int32, uint32, bool) {
 	if s.Flags&uring.SQEFixedFile != 0 && !sp.needsFile {
 		return errno(syscall.EBADF), 0, false
 	}
+	if k.cfg.Override != nil {
+		if res, ok := k.cfg.Override(*s); ok {
+			return res, 0, false
+		}
+	}
 	return sp.exec(k, r)
 }
 

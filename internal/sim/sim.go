@@ -113,6 +113,16 @@ type Config struct {
 	// goroutine that executes it and with the kernel's lock held: it must
 	// not call into the ring.
 	BeforeExec func(uring.SQE)
+	// OnSubmit, if set, is called with every SQE as the kernel consumes
+	// it, with the kernel's lock held, while the memory it points to is
+	// certainly borrowed: it must not call into the ring.
+	OnSubmit func(uring.SQE)
+	// Override, if set, is called after BeforeExec, under the same
+	// conditions; if it returns true, the operation completes with res
+	// instead of being executed (its fields are validated first, as
+	// always). It lets a test dictate results, or submit operations whose
+	// effects it does not want.
+	Override func(uring.SQE) (res int32, ok bool)
 }
 
 // Stats counts what a simulated kernel did, per fault class.
@@ -512,6 +522,9 @@ func (k *Kernel) accept(s uring.SQE) *req {
 	k.stats.SQEs++
 	if k.cfg.Record {
 		k.log = append(k.log, s)
+	}
+	if k.cfg.OnSubmit != nil {
+		k.cfg.OnSubmit(s)
 	}
 	r := &req{sqe: s, seq: k.seq, state: stWaiting, want: -1}
 	rnd := k.opRand(r.seq)
