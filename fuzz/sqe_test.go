@@ -142,7 +142,9 @@ func checkSQE(t *testing.T, opc uint8, fd int, off int64, n uint32, flags uint32
 		s = b
 	}
 	var waits []func() error
-	w := func(c interface{ Wait() (struct{}, error) }) { waits = append(waits, func() error { _, err := c.Wait(); return err }) }
+	w := func(c interface{ Wait() (struct{}, error) }) {
+		waits = append(waits, func() error { _, err := c.Wait(); return err })
+	}
 	wi := func(c *rio.Completion[int]) { waits = append(waits, func() error { _, err := c.Wait(); return err }) }
 
 	exp := uring.SQE{}
