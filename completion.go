@@ -49,6 +49,10 @@ type opExtra struct {
 	obj2     unsafe.Pointer   // second object (the new path of a rename, a statx buffer)
 	okErrno  [2]syscall.Errno // negative results that mean success (ETIME for timeouts)
 	raceDone chan struct{}    // race builds: the simulated kernel access is recorded
+	// onCQE, if set, sees every CQE of the op and returns the result and
+	// flags the op completes with when the last one (without
+	// IORING_CQE_F_MORE) arrives.
+	onCQE func(res int32, flags uint32) (int32, uint32)
 }
 
 func (o *op) extra() *opExtra {
@@ -238,6 +242,8 @@ func (c *Completion[T]) result() (T, error) {
 		*p = uint32(c.res)
 	case *bool: // LinkTimeout: did it fire?
 		*p = c.res == -int32(syscall.ETIME)
+	case *Msg:
+		*p = msgResult(&c.op)
 	}
 	return v, nil
 }

@@ -495,6 +495,16 @@ func (r *Ring) complete(c *uring.CQE, now int64, lat *[64]uint32) (uint32, bool)
 		r.stats.unknown.Add(1)
 		return 0, false
 	}
+	res, flags := c.Res, c.Flags
+	if x := o.x; x != nil && x.onCQE != nil {
+		// A multishot operation, or a zero-copy send: every CQE goes to
+		// the handler, and the op keeps its slot (and the kernel its
+		// memory) until the CQE without IORING_CQE_F_MORE.
+		res, flags = x.onCQE(res, flags)
+		if c.Flags&uring.CQEFMore != 0 {
+			return 0, false
+		}
+	}
 	s.op.Store(nil)
 	if s.pinned {
 		s.pin.Unpin()
@@ -502,8 +512,8 @@ func (r *Ring) complete(c *uring.CQE, now int64, lat *[64]uint32) (uint32, bool)
 	}
 	lat[bucket(now-s.start)]++
 	raceComplete(o)
-	o.res = c.Res
-	o.cflags = c.Flags
+	o.res = res
+	o.cflags = flags
 	o.finish()
 	return idx, true
 }
