@@ -1,0 +1,28 @@
+package rio
+
+import "github.com/gorio/rio/internal/uring"
+
+// Additions for the net adapter (package github.com/gorio/rio/net). This
+// file only adds functions; it changes nothing that exists.
+
+// RecvMultishotLimit is RecvMultishot with a cap on the bytes the stream
+// receives in all (Linux 6.17): once limit bytes have arrived, the kernel
+// ends the stream with its last result, and the rest of the data waits in
+// the socket until the stream is submitted again. That bounds how many
+// buffers of br one connection can hold while its reader is not reading.
+// A limit of 0 is RecvMultishot. Kernels before 6.17 refuse a non-zero limit:
+// the stream ends at once with EINVAL.
+func (r *Ring) RecvMultishotLimit(fd int, br *BufferRing, flags int, limit uint32) *Stream[Buffer] {
+	c := newOp[int](uring.OpRecv, fd)
+	c.sqe.IOPrio |= uring.RecvMultishot
+	c.sqe.Flags |= uring.SQEBufferSelect
+	c.sqe.BufIndex = br.group
+	c.sqe.OpFlags = uint32(flags)
+	c.sqe.FileIndex = limit // sqe->optlen shares the file_index slot
+	return submitStream(r, &c.op, func(res int32, f uint32) Buffer {
+		if f&uring.CQEFBuffer == 0 {
+			return Buffer{N: int(res)}
+		}
+		return Buffer{ID: uint16(f >> uring.CQEBufferShift), N: int(res)}
+	})
+}
