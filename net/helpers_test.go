@@ -1,6 +1,8 @@
 package rionet_test
 
 import (
+	"fmt"
+	"os/exec"
 	"errors"
 	"net"
 	"os"
@@ -96,6 +98,7 @@ func checkLeaks(t testing.TB) {
 			if time.Now().After(deadline) {
 				buf := make([]byte, 1<<16)
 				buf = buf[:runtime.Stack(buf, true)]
+				dumpFds(t)
 				t.Errorf("leak: goroutines %d -> %d, fds %d -> %d\n%s", g0, g, fds0, fds, buf)
 				return
 			}
@@ -110,4 +113,14 @@ func countFds(t testing.TB) int {
 		t.Fatal(err)
 	}
 	return len(ents)
+}
+
+func dumpFds(t testing.TB) {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	for _, e := range ents {
+		l, _ := os.Readlink("/proc/self/fd/" + e.Name())
+		t.Logf("fd %s -> %s", e.Name(), l)
+	}
+	out, _ := exec.Command("sh", "-c", fmt.Sprintf("ss -tanpe | grep pid=%d", os.Getpid())).CombinedOutput()
+	t.Logf("%s", out)
 }
