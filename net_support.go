@@ -1,6 +1,11 @@
 package rio
 
-import "github.com/gorio/rio/internal/uring"
+import (
+	"errors"
+	"syscall"
+
+	"github.com/gorio/rio/internal/uring"
+)
 
 // Additions for the net adapter (package github.com/gorio/rio/net). This
 // file only adds functions; it changes nothing that exists.
@@ -25,4 +30,25 @@ func (r *Ring) RecvMultishotLimit(fd int, br *BufferRing, flags int, limit uint3
 		}
 		return Buffer{ID: uint16(f >> uring.CQEBufferShift), N: int(res)}
 	})
+}
+
+// WithCoopTaskrun sets up the ring with IORING_SETUP_COOP_TASKRUN (Linux
+// 5.19): the kernel no longer interrupts the thread that submitted an
+// operation to complete it (an inter-processor interrupt), but lets it do
+// so at its next transition into the kernel. Go's threads enter the kernel
+// often, and a sleeping thread is still woken. Before 5.19 New fails with
+// an error matching ErrNotSupported.
+func WithCoopTaskrun() Option {
+	return func(c *config) error {
+		inner := c.newKernel
+		c.newKernel = func(entries uint32, p *uring.Params) (kernel, error) {
+			p.Flags |= uring.SetupCoopTaskrun
+			k, err := inner(entries, p)
+			if err != nil && (errnoIs(err, syscall.EINVAL) || errnoIs(errors.Unwrap(err), syscall.EINVAL)) {
+				return nil, &FeatureError{Feature: "IORING_SETUP_COOP_TASKRUN", MinKernel: "5.19", Err: err}
+			}
+			return k, err
+		}
+		return nil
+	}
 }

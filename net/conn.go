@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 	"time"
+	"unsafe"
 
 	"github.com/gorio/rio"
 	"golang.org/x/sys/unix"
@@ -101,11 +102,14 @@ func (fd *netFD) read(p []byte) (int, error) {
 
 // arm submits the multishot receive.
 func (fd *netFD) arm() {
-	if fd.e.noLimit.Load() {
-		fd.stream = fd.e.ring.RecvMultishot(fd.sysfd, fd.e.br, 0)
-	} else {
-		fd.stream = fd.e.ring.RecvMultishotLimit(fd.sysfd, fd.e.br, 0, recvLimit)
+	fd.stream = fd.e.submitRecv(fd.sysfd)
+}
+
+func (e *engine) submitRecv(sysfd int) *rio.Stream[rio.Buffer] {
+	if e.noLimit.Load() {
+		return e.ring.RecvMultishot(sysfd, e.br, 0)
 	}
+	return e.ring.RecvMultishotLimit(sysfd, e.br, 0, recvLimit)
 }
 
 // took handles one result of the receive stream. It returns an error only
@@ -208,6 +212,19 @@ func (fd *netFD) write(p []byte) (int, error) {
 		if nn == len(p) {
 			return nn, nil
 		}
+		if !ringSends {
+			// Try a non-blocking send first: when the socket has room, as
+			// it does in request-response traffic, it is one system call
+			// and nothing else. Only a full socket waits on the ring.
+			n, err := sendNow(fd.sysfd, p[nn:])
+			if n > 0 {
+				nn += n
+				continue
+			}
+			if err != syscall.EAGAIN {
+				return nn, err
+			}
+		}
 		wc := fd.wd.ctx()
 		if err := waitErr(&fd.wd); err != nil {
 			return nn, err
@@ -225,6 +242,34 @@ func (fd *netFD) write(p []byte) (int, error) {
 		}
 	}
 }
+
+// ringSends makes every Write a send on the ring, for comparison in
+// benchmarks (RIONET_SEND=ring).
+var ringSends = os.Getenv("RIONET_SEND") == "ring"
+
+// sendNow sends what fits into the socket's buffer without waiting. It
+// returns syscall.EAGAIN (bare) when nothing fits.
+func sendNow(fd int, p []byte) (int, error) {
+	if len(p) > maxIO {
+		p = p[:maxIO]
+	}
+	for {
+		n, _, e := unix.Syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+			unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+		switch e {
+		case 0:
+			return int(n), nil
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return 0, syscall.EAGAIN
+		}
+		return 0, os.NewSyscallError("write", e)
+	}
+}
+
+// maxIO caps one system call's bytes, as package net does.
+const maxIO = 1 << 30
 
 // Close closes the connection. Blocked Reads and Writes return an error
 // wrapping net.ErrClosed; Close returns once they have, every operation of

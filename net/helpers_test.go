@@ -1,11 +1,11 @@
 package rionet_test
 
 import (
-	"fmt"
-	"os/exec"
 	"errors"
+	"fmt"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"testing"
