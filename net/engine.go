@@ -35,6 +35,9 @@ type engine struct {
 	noAcceptMS  atomic.Bool // the kernel refused multishot accept (before 5.19)
 }
 
+// forceEngineErr, set by tests, simulates a kernel without io_uring.
+var forceEngineErr error
+
 var (
 	enginesMu sync.Mutex
 	engines   = map[*rio.Ring]*engine{}
@@ -71,6 +74,9 @@ func defaultEngine() (*engine, error) {
 // engineFor returns the engine of r, creating it on first use. r == nil
 // means the package's default ring.
 func engineFor(r *rio.Ring) (*engine, error) {
+	if forceEngineErr != nil {
+		return nil, forceEngineErr
+	}
 	if r == nil {
 		return defaultEngine()
 	}
