@@ -44,10 +44,10 @@ func (b *Batch) Submit() error {
 		return err
 	}
 
-	now := r.now()
+	var now int64
 	for i, o := range ops {
 		o.sqe.Flags |= flags[i]
-		r.claim(idx[i], o, now)
+		r.claim(idx[i], o, &now)
 	}
 	r.mu.Lock()
 	if r.closed || r.dead {

@@ -22,7 +22,7 @@ const (
 // has been reaped, which is what keeps the memory reachable and pinned even
 // when the caller drops the Completion.
 type op struct {
-	sqe  uring.SQE
+	sqe  uring.SQE // its user_data is slot index | generation<<32, once submitted
 	ring *Ring
 
 	// Memory the kernel reads or writes. Every non-nil pointer here and in
@@ -31,11 +31,10 @@ type op struct {
 	obj unsafe.Pointer // iovec array, path, timespec, ...
 	x   *opExtra       // what few operations need; nil for most
 
-	userData uint64 // slot index | generation<<32, once submitted
-	wake     atomic.Pointer[waiter]
-	state    atomic.Uint32
-	res      int32
-	cflags   uint32
+	wake   atomic.Pointer[waiter]
+	state  atomic.Uint32
+	res    int32
+	cflags uint32
 	// kernelWrites says whether the kernel writes buf (reads) or only reads
 	// it (writes); the race detector hooks model the kernel's access.
 	kernelWrites bool

@@ -324,7 +324,8 @@ func (r *Ring) submit(o *op, internal bool) {
 		o.fail(err)
 		return
 	}
-	r.claim(idx[0], o, r.now())
+	var now int64
+	r.claim(idx[0], o, &now)
 	r.mu.Lock()
 	if r.dead || (r.closed && !internal) {
 		r.mu.Unlock()
@@ -434,15 +435,11 @@ func (r *Ring) reap() {
 	}
 }
 
-// drainLocked reaps every CQE in the CQ. It copies a batch out and releases
-// the CQ space to the kernel before completing the batch, so that the slots
-// it frees never outnumber the free CQ entries.
+// drainLocked reaps every CQE in the CQ. It completes the ops of a batch
+// of CQEs, then releases the CQ entries to the kernel, and only then frees
+// the ops' slots: the slots in use never outnumber the free CQ entries.
 func (r *Ring) drainLocked() {
-	var (
-		batch [64]uring.CQE
-		freed [64]uint32
-		lat   [64]uint32
-	)
+	var freed [64]uint32
 	rg := r.rings
 	for {
 		tail := uring.LoadAcquire(rg.CQTail)
@@ -458,31 +455,26 @@ func (r *Ring) drainLocked() {
 			}
 			return
 		}
-		n := 0
-		for ; r.cqHead != tail && n < len(batch); n++ {
-			batch[n] = rg.CQEs[r.cqHead&rg.CQMask]
-			r.cqHead++
-		}
-		uring.StoreRelease(rg.CQHead, r.cqHead)
-		now := r.now()
-		nfreed := 0
-		for i := range batch[:n] {
-			if idx, ok := r.complete(&batch[i], now, &lat); ok {
+		n, nfreed := 0, 0
+		var now int64
+		for ; r.cqHead != tail && nfreed < len(freed); n++ {
+			if idx, ok := r.complete(&rg.CQEs[r.cqHead&rg.CQMask], &now); ok {
 				freed[nfreed] = idx
 				nfreed++
 			}
+			r.cqHead++
 		}
+		uring.StoreRelease(rg.CQHead, r.cqHead)
 		if nfreed > 0 {
 			r.release(freed[:nfreed]...)
 		}
 		r.stats.completed.Add(uint64(n))
-		r.stats.latency.add(&lat)
 	}
 }
 
 // complete hands one CQE to its op and empties the op's slot, which the
-// caller releases.
-func (r *Ring) complete(c *uring.CQE, now int64, lat *[64]uint32) (uint32, bool) {
+// caller releases. now caches the time for the latency histogram.
+func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 	idx := uint32(c.UserData)
 	t := &r.table
 	if idx >= uint32(len(t.slots)) {
@@ -491,7 +483,7 @@ func (r *Ring) complete(c *uring.CQE, now int64, lat *[64]uint32) (uint32, bool)
 	}
 	s := &t.slots[idx]
 	o := s.op.Load()
-	if o == nil || o.userData != c.UserData {
+	if o == nil || o.sqe.UserData != c.UserData {
 		r.stats.unknown.Add(1)
 		return 0, false
 	}
@@ -510,7 +502,12 @@ func (r *Ring) complete(c *uring.CQE, now int64, lat *[64]uint32) (uint32, bool)
 		s.pin.Unpin()
 		s.pinned = false
 	}
-	lat[bucket(now-s.start)]++
+	if s.start != 0 {
+		if *now == 0 {
+			*now = r.now()
+		}
+		r.stats.latency[bucket(*now-s.start)].Add(1)
+	}
 	raceComplete(o)
 	o.res = res
 	o.cflags = flags
@@ -525,11 +522,12 @@ func (r *Ring) cancelOp(o *op) {
 	}
 	c := &Completion[int]{}
 	c.ring = r
-	c.sqe = uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, Addr: o.userData}
+	c.sqe = uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, Addr: o.sqe.UserData}
 	r.submit(&c.op, true)
 }
 
-func (r *Ring) now() int64 { return int64(time.Since(r.epoch)) }
+// now returns the time since the ring was created, never 0.
+func (r *Ring) now() int64 { return int64(time.Since(r.epoch)) | 1 }
 
 // Close cancels every operation in flight, waits until the kernel has
 // completed all of them and their completions have been reaped, then unmaps
