@@ -63,6 +63,7 @@ func (b *Batch) Submit() error {
 	for _, o := range ops {
 		r.rings.SQEs[r.sqTail&r.rings.SQMask] = o.sqe
 		r.sqTail++
+		r.heavy = r.heavy || heavyOp(o)
 	}
 	uring.StoreRelease(r.rings.SQTail, r.sqTail)
 	r.stats.submitted.Add(uint64(len(ops)))

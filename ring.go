@@ -53,12 +53,14 @@ type Ring struct {
 	probe  *uring.Probe
 	epoch  time.Time
 	sqpoll bool
+	short  shortEnterer // k, if it has a cheaper enter for short calls
 
 	// Submission side, guarded by mu.
 	mu         sync.Mutex
 	sqTail     uint32 // our copy of the SQ tail
 	submitting bool   // a goroutine is in the enter loop
 	again      bool   // SQEs were published while it was in enter
+	heavy      bool   // an unsubmitted SQE moves much data inline (see heavyOp)
 	closed     bool   // Close has begun: no new user operations
 	dead       bool   // torn down: no operations at all
 
@@ -205,6 +207,7 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 		closeDone:   make(chan struct{}),
 		reaperDone:  make(chan struct{}),
 	}
+	r.short, _ = k.(shortEnterer)
 	r.sqTail = *rg.SQTail
 	r.cqHead = *rg.CQHead
 
@@ -338,6 +341,7 @@ func (r *Ring) submit(o *op, internal bool) {
 	r.rings.SQEs[r.sqTail&r.rings.SQMask] = o.sqe
 	r.sqTail++
 	uring.StoreRelease(r.rings.SQTail, r.sqTail)
+	r.heavy = r.heavy || heavyOp(o)
 	r.stats.submitted.Add(1)
 	r.flushLocked()
 }
@@ -353,9 +357,11 @@ func (r *Ring) flushLocked() {
 		return
 	}
 	r.submitting = true
-	r.mu.Unlock()
 	for {
-		r.enter(0, 0)
+		short := !r.heavy
+		r.heavy = false
+		r.mu.Unlock()
+		r.enter(0, 0, short)
 		r.mu.Lock()
 		if !r.again {
 			r.submitting = false
@@ -363,9 +369,22 @@ func (r *Ring) flushLocked() {
 			break
 		}
 		r.again = false
-		r.mu.Unlock()
 	}
 	r.reap()
+}
+
+// heavyOp reports whether o may take long to submit, because the kernel
+// copies much data while issuing it: such a submission goes through the
+// scheduler's blocking-syscall path so that the P is handed off.
+func heavyOp(o *op) bool {
+	const limit = 16 << 10
+	n := len(o.buf)
+	if o.x != nil {
+		for _, b := range o.x.bufs {
+			n += len(b)
+		}
+	}
+	return n > limit
 }
 
 // waitSQSpace makes room for n SQEs, called with mu held. The kernel
@@ -373,27 +392,41 @@ func (r *Ring) flushLocked() {
 func (r *Ring) waitSQSpace(n uint32) {
 	for r.sqTail-uring.LoadAcquire(r.rings.SQHead)+n > r.rings.SQEntries {
 		if r.sqpoll {
-			r.enterFlags(0, 0, uring.EnterSQWait)
+			r.enterFlags(0, 0, uring.EnterSQWait, false)
 		} else {
-			r.enter(0, 0)
+			short := !r.heavy
+			r.heavy = false
+			r.enter(0, 0, short)
 		}
 	}
 }
 
-// enter submits every published SQE.
-func (r *Ring) enter(minComplete, flags uint32) {
+// enter submits every published SQE. short says that none of them moves
+// much data inline.
+func (r *Ring) enter(minComplete, flags uint32, short bool) {
 	if r.sqpoll {
 		if uring.LoadAcquire(r.rings.SQFlags)&uring.SQNeedWakeup == 0 && flags == 0 {
 			return
 		}
 		flags |= uring.EnterSQWakeup
 	}
-	r.enterFlags(r.rings.SQEntries, minComplete, flags)
+	r.enterFlags(r.rings.SQEntries, minComplete, flags, short)
 }
 
-func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32) {
+// shortEnterer is implemented by kernels with a cheaper io_uring_enter for
+// calls that neither wait nor do much work inline.
+type shortEnterer interface {
+	EnterShort(toSubmit, minComplete, flags uint32) (int, syscall.Errno)
+}
+
+func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 	for attempt := 0; ; attempt++ {
-		_, errno := r.k.Enter(toSubmit, minComplete, flags)
+		var errno syscall.Errno
+		if r.short != nil && short && flags&(uring.EnterGetEvents|uring.EnterSQWait) == 0 {
+			_, errno = r.short.EnterShort(toSubmit, minComplete, flags)
+		} else {
+			_, errno = r.k.Enter(toSubmit, minComplete, flags)
+		}
 		r.stats.enters.Add(1)
 		switch errno {
 		case 0:
@@ -673,6 +706,11 @@ func (k *realKernel) Params() *uring.Params { return &k.p }
 
 func (k *realKernel) Enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
 	return uring.Enter(k.fd, toSubmit, minComplete, flags)
+}
+
+// EnterShort implements shortEnterer.
+func (k *realKernel) EnterShort(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
+	return uring.EnterShort(k.fd, toSubmit, minComplete, flags)
 }
 
 func (k *realKernel) Register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error) {

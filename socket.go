@@ -18,7 +18,7 @@ import (
 // with flags (unix.SOCK_NONBLOCK); SOCK_CLOEXEC is always added. The result
 // is the new socket, which the caller owns.
 func (r *Ring) Accept(fd int, flags int) *Completion[int] {
-	return submit1(r, prepAccept(fd, flags))
+	return submit1(r, prepAccept(new(Completion[int]), fd, flags))
 }
 
 // AcceptMultishot keeps accepting connections on fd with one submission
@@ -26,13 +26,13 @@ func (r *Ring) Accept(fd int, flags int) *Completion[int] {
 // Stream ends when the kernel stops it (an error, or the CQ running full),
 // after which it must be submitted again.
 func (r *Ring) AcceptMultishot(fd int, flags int) *Stream[int] {
-	c := prepAccept(fd, flags)
+	c := prepAccept(new(Completion[int]), fd, flags)
 	c.sqe.IOPrio |= uring.AcceptMultishot
 	return submitStream(r, &c.op, func(res int32, _ uint32) int { return int(res) })
 }
 
-func prepAccept(fd int, flags int) *Completion[int] {
-	c := newOp[int](uring.OpAccept, fd)
+func prepAccept(c *Completion[int], fd int, flags int) *Completion[int] {
+	initOp(c, uring.OpAccept, fd)
 	c.sqe.OpFlags = uint32(flags | unix.SOCK_CLOEXEC)
 	return c
 }
@@ -40,7 +40,7 @@ func prepAccept(fd int, flags int) *Completion[int] {
 // Connect connects socket fd to sa, like connect(2). The ring holds its own
 // copy of the address.
 func (r *Ring) Connect(fd int, sa unix.Sockaddr) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpConnect, fd)
+	c := initOp(new(Completion[struct{}]), uring.OpConnect, fd)
 	p, n, err := rawSockaddr(sa)
 	if err != nil {
 		c.setErr(argError("connect", err))
@@ -55,13 +55,13 @@ func (r *Ring) Connect(fd int, sa unix.Sockaddr) *Completion[struct{}] {
 // Send sends b on socket fd, like send(2) with flags (unix.MSG_*). The
 // result is the number of bytes sent, which may be fewer than len(b).
 func (r *Ring) Send(fd int, b []byte, flags int) *Completion[int] {
-	return submit1(r, prepSendRecv(uring.OpSend, fd, b, flags))
+	return submit1(r, prepSendRecv(new(Completion[int]), uring.OpSend, fd, b, flags))
 }
 
 // Recv receives into b from socket fd, like recv(2) with flags. A result
 // of 0 with a non-empty b means the peer closed its side.
 func (r *Ring) Recv(fd int, b []byte, flags int) *Completion[int] {
-	return submit1(r, prepSendRecv(uring.OpRecv, fd, b, flags))
+	return submit1(r, prepSendRecv(new(Completion[int]), uring.OpRecv, fd, b, flags))
 }
 
 // SendZC sends b without copying it into the kernel (Linux 6.0): the
@@ -70,7 +70,7 @@ func (r *Ring) Recv(fd int, b []byte, flags int) *Completion[int] {
 // the peer acknowledged the data, and on loopback only once the receiver
 // has read it. It pays for large buffers only.
 func (r *Ring) SendZC(fd int, b []byte, flags int) *Completion[int] {
-	c := prepSendRecv(uring.OpSendZC, fd, b, flags)
+	c := prepSendRecv(new(Completion[int]), uring.OpSendZC, fd, b, flags)
 	var result int32
 	var got bool
 	c.extra().onCQE = func(res int32, f uint32) (int32, uint32) {
@@ -84,8 +84,8 @@ func (r *Ring) SendZC(fd int, b []byte, flags int) *Completion[int] {
 	return submit1(r, c)
 }
 
-func prepSendRecv(opcode uint8, fd int, b []byte, flags int) *Completion[int] {
-	c := newOp[int](opcode, fd)
+func prepSendRecv(c *Completion[int], opcode uint8, fd int, b []byte, flags int) *Completion[int] {
+	initOp(c, opcode, fd)
 	setBuf(c, b)
 	c.sqe.OpFlags = uint32(flags)
 	c.kernelWrites = opcode == uring.OpRecv
@@ -95,7 +95,7 @@ func prepSendRecv(opcode uint8, fd int, b []byte, flags int) *Completion[int] {
 // Shutdown shuts down part of a full-duplex connection, like shutdown(2)
 // with how unix.SHUT_RD, SHUT_WR or SHUT_RDWR (Linux 5.11).
 func (r *Ring) Shutdown(fd int, how int) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpShutdown, fd)
+	c := initOp(new(Completion[struct{}]), uring.OpShutdown, fd)
 	c.sqe.Len = uint32(how)
 	return submit1(r, c)
 }
@@ -119,7 +119,7 @@ type msgState struct {
 // Sendmsg sends p and the ancillary data oob on socket fd, to address to
 // if it is not nil, like sendmsg(2).
 func (r *Ring) Sendmsg(fd int, p, oob []byte, to unix.Sockaddr, flags int) *Completion[int] {
-	c := newOp[int](uring.OpSendmsg, fd)
+	c := initOp(new(Completion[int]), uring.OpSendmsg, fd)
 	m := newMsg(c, p, oob)
 	if to != nil {
 		ptr, n, err := rawSockaddr(to)
@@ -138,7 +138,7 @@ func (r *Ring) Sendmsg(fd int, p, oob []byte, to unix.Sockaddr, flags int) *Comp
 // Recvmsg receives into p and ancillary data into oob from socket fd, like
 // recvmsg(2). The kernel writes p and oob until the operation completes.
 func (r *Ring) Recvmsg(fd int, p, oob []byte, flags int) *Completion[Msg] {
-	c := newOp[Msg](uring.OpRecvmsg, fd)
+	c := initOp(new(Completion[Msg]), uring.OpRecvmsg, fd)
 	m := newMsg(c, p, oob)
 	m.hdr.Name = (*byte)(unsafe.Pointer(&m.name))
 	m.hdr.Namelen = uint32(unsafe.Sizeof(m.name))

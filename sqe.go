@@ -31,8 +31,8 @@ func FixedFile(index int) int {
 	return fixedTag - index
 }
 
-func newOp[T any](opcode uint8, fd int) *Completion[T] {
-	c := &Completion[T]{}
+// initOp starts encoding an operation into c, a zeroed Completion.
+func initOp[T any](c *Completion[T], opcode uint8, fd int) *Completion[T] {
 	c.sqe.Opcode = opcode
 	setFd(&c.sqe, fd)
 	return c
@@ -68,28 +68,28 @@ func setBuf[T any](c *Completion[T], b []byte) {
 	c.sqe.Len = uint32(len(b))
 }
 
-func prepNop() *Completion[struct{}] {
-	return newOp[struct{}](uring.OpNop, -1)
+func prepNop(c *Completion[struct{}]) *Completion[struct{}] {
+	return initOp(c, uring.OpNop, -1)
 }
 
 // prepRW encodes read, write and their fixed-buffer forms. off -1 means the
 // file's current position (only via prepReadCur/prepWriteCur).
-func prepRW(opcode uint8, fd int, b []byte, off int64) *Completion[int] {
-	c := newOp[int](opcode, fd)
+func prepRW(c *Completion[int], opcode uint8, fd int, b []byte, off int64) *Completion[int] {
+	initOp(c, opcode, fd)
 	setBuf(c, b)
 	c.sqe.Off = uint64(off)
 	c.kernelWrites = opcode == uring.OpRead || opcode == uring.OpReadFixed
 	return c
 }
 
-func prepRWAt(opcode uint8, fd int, b []byte, off int64) *Completion[int] {
-	c := prepRW(opcode, fd, b, off)
+func prepRWAt(c *Completion[int], opcode uint8, fd int, b []byte, off int64) *Completion[int] {
+	prepRW(c, opcode, fd, b, off)
 	checkOffset(c, off)
 	return c
 }
 
-func prepRWFixed(r *Ring, opcode uint8, fd int, b []byte, off int64, index int) *Completion[int] {
-	c := prepRWAt(opcode, fd, b, off)
+func prepRWFixed(c *Completion[int], r *Ring, opcode uint8, fd int, b []byte, off int64, index int) *Completion[int] {
+	prepRWAt(c, opcode, fd, b, off)
 	if err := r.checkFixedBuffer(opName(opcode), b, index); err != nil {
 		c.setErr(err)
 	}
@@ -97,8 +97,8 @@ func prepRWFixed(r *Ring, opcode uint8, fd int, b []byte, off int64, index int) 
 	return c
 }
 
-func prepRWV(opcode uint8, fd int, bufs [][]byte, off int64) *Completion[int] {
-	c := newOp[int](opcode, fd)
+func prepRWV(c *Completion[int], opcode uint8, fd int, bufs [][]byte, off int64) *Completion[int] {
+	initOp(c, opcode, fd)
 	checkOffset(c, off)
 	c.kernelWrites = opcode == uring.OpReadv
 	if len(bufs) > 1024 {
@@ -128,14 +128,14 @@ func prepRWV(opcode uint8, fd int, bufs [][]byte, off int64) *Completion[int] {
 	return c
 }
 
-func prepFsync(fd int, flags uint32) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpFsync, fd)
+func prepFsync(c *Completion[struct{}], fd int, flags uint32) *Completion[struct{}] {
+	initOp(c, uring.OpFsync, fd)
 	c.sqe.OpFlags = flags
 	return c
 }
 
-func prepSyncFileRange(fd int, off int64, n uint32, flags int) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpSyncFileRange, fd)
+func prepSyncFileRange(c *Completion[struct{}], fd int, off int64, n uint32, flags int) *Completion[struct{}] {
+	initOp(c, uring.OpSyncFileRange, fd)
 	checkOffset(c, off)
 	c.sqe.Off = uint64(off)
 	c.sqe.Len = n
@@ -143,8 +143,8 @@ func prepSyncFileRange(fd int, off int64, n uint32, flags int) *Completion[struc
 	return c
 }
 
-func prepFallocate(fd int, mode uint32, off, length int64) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpFallocate, fd)
+func prepFallocate(c *Completion[struct{}], fd int, mode uint32, off, length int64) *Completion[struct{}] {
+	initOp(c, uring.OpFallocate, fd)
 	checkOffset(c, off)
 	if length <= 0 {
 		c.setErr(argError("fallocate", fmt.Errorf("length %d not positive: %w", length, syscall.EINVAL)))
@@ -155,8 +155,8 @@ func prepFallocate(fd int, mode uint32, off, length int64) *Completion[struct{}]
 	return c
 }
 
-func prepFtruncate(fd int, length int64) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpFtruncate, fd)
+func prepFtruncate(c *Completion[struct{}], fd int, length int64) *Completion[struct{}] {
+	initOp(c, uring.OpFtruncate, fd)
 	if length < 0 {
 		c.setErr(argError("ftruncate", fmt.Errorf("negative length %d: %w", length, syscall.EINVAL)))
 	}
@@ -184,16 +184,16 @@ func setPath[T any](c *Completion[T], path string, obj *unsafe.Pointer) uint64 {
 	return uint64(uintptr(*obj))
 }
 
-func prepOpenat(dirfd int, path string, flags int, mode uint32) *Completion[int] {
-	c := newOp[int](uring.OpOpenat, dirfd)
+func prepOpenat(c *Completion[int], dirfd int, path string, flags int, mode uint32) *Completion[int] {
+	initOp(c, uring.OpOpenat, dirfd)
 	c.sqe.Addr = setPath(c, path, &c.obj)
 	c.sqe.Len = mode
 	c.sqe.OpFlags = uint32(flags | unix.O_CLOEXEC)
 	return c
 }
 
-func prepClose(fd int) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpClose, -1)
+func prepClose(c *Completion[struct{}], fd int) *Completion[struct{}] {
+	initOp(c, uring.OpClose, -1)
 	if fd <= fixedTag {
 		c.sqe.FileIndex = uint32(fixedTag-fd) + 1 // closing a direct descriptor
 		c.sqe.Fd = 0
@@ -203,8 +203,8 @@ func prepClose(fd int) *Completion[struct{}] {
 	return c
 }
 
-func prepStatx(dirfd int, path string, flags int, mask uint32, st *unix.Statx_t) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpStatx, dirfd)
+func prepStatx(c *Completion[struct{}], dirfd int, path string, flags int, mask uint32, st *unix.Statx_t) *Completion[struct{}] {
+	initOp(c, uring.OpStatx, dirfd)
 	c.sqe.Addr = setPath(c, path, &c.obj)
 	c.sqe.Len = mask
 	c.sqe.OpFlags = uint32(flags)
@@ -217,8 +217,8 @@ func prepStatx(dirfd int, path string, flags int, mask uint32, st *unix.Statx_t)
 	return c
 }
 
-func prepRenameat(olddirfd int, oldpath string, newdirfd int, newpath string, flags int) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpRenameat, olddirfd)
+func prepRenameat(c *Completion[struct{}], olddirfd int, oldpath string, newdirfd int, newpath string, flags int) *Completion[struct{}] {
+	initOp(c, uring.OpRenameat, olddirfd)
 	c.sqe.Addr = setPath(c, oldpath, &c.obj)
 	c.sqe.Off = setPath(c, newpath, &c.extra().obj2)
 	c.sqe.Len = uint32(int32(newdirfd))
@@ -226,15 +226,15 @@ func prepRenameat(olddirfd int, oldpath string, newdirfd int, newpath string, fl
 	return c
 }
 
-func prepUnlinkat(dirfd int, path string, flags int) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpUnlinkat, dirfd)
+func prepUnlinkat(c *Completion[struct{}], dirfd int, path string, flags int) *Completion[struct{}] {
+	initOp(c, uring.OpUnlinkat, dirfd)
 	c.sqe.Addr = setPath(c, path, &c.obj)
 	c.sqe.OpFlags = uint32(flags)
 	return c
 }
 
-func prepMkdirat(dirfd int, path string, mode uint32) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpMkdirat, dirfd)
+func prepMkdirat(c *Completion[struct{}], dirfd int, path string, mode uint32) *Completion[struct{}] {
+	initOp(c, uring.OpMkdirat, dirfd)
 	c.sqe.Addr = setPath(c, path, &c.obj)
 	c.sqe.Len = mode
 	return c
@@ -247,8 +247,8 @@ func timespec(d time.Duration) *uring.Timespec {
 	return &uring.Timespec{Sec: int64(d / time.Second), Nsec: int64(d % time.Second)}
 }
 
-func prepTimeout(d time.Duration) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpTimeout, -1)
+func prepTimeout(c *Completion[struct{}], d time.Duration) *Completion[struct{}] {
+	initOp(c, uring.OpTimeout, -1)
 	c.obj = unsafe.Pointer(timespec(d))
 	c.sqe.Addr = uint64(uintptr(c.obj))
 	c.sqe.Len = 1
@@ -256,8 +256,8 @@ func prepTimeout(d time.Duration) *Completion[struct{}] {
 	return c
 }
 
-func prepLinkTimeout(d time.Duration) *Completion[bool] {
-	c := newOp[bool](uring.OpLinkTimeout, -1)
+func prepLinkTimeout(c *Completion[bool], d time.Duration) *Completion[bool] {
+	initOp(c, uring.OpLinkTimeout, -1)
 	c.obj = unsafe.Pointer(timespec(d))
 	c.sqe.Addr = uint64(uintptr(c.obj))
 	c.sqe.Len = 1
@@ -267,14 +267,14 @@ func prepLinkTimeout(d time.Duration) *Completion[bool] {
 	return c
 }
 
-func prepPoll(fd int, events uint32) *Completion[uint32] {
-	c := newOp[uint32](uring.OpPollAdd, fd)
+func prepPoll(c *Completion[uint32], fd int, events uint32) *Completion[uint32] {
+	initOp(c, uring.OpPollAdd, fd)
 	c.sqe.OpFlags = events
 	return c
 }
 
-func prepCancelFd(fd int) *Completion[int] {
-	c := newOp[int](uring.OpAsyncCancel, fd)
+func prepCancelFd(c *Completion[int], fd int) *Completion[int] {
+	initOp(c, uring.OpAsyncCancel, fd)
 	c.sqe.OpFlags = uring.AsyncCancelFd | uring.AsyncCancelAll
 	if c.sqe.Flags&uring.SQEFixedFile != 0 {
 		c.sqe.Flags &^= uring.SQEFixedFile

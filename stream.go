@@ -301,7 +301,7 @@ type Buffer struct {
 // the Stream. The caller reads each result with br.Bytes(b.ID, b.N) and
 // must Release the buffer when done with it.
 func (r *Ring) RecvMultishot(fd int, br *BufferRing, flags int) *Stream[Buffer] {
-	c := newOp[int](uring.OpRecv, fd)
+	c := initOp(new(Completion[int]), uring.OpRecv, fd)
 	c.sqe.IOPrio |= uring.RecvMultishot
 	c.sqe.Flags |= uring.SQEBufferSelect
 	c.sqe.BufIndex = br.group
