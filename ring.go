@@ -312,13 +312,13 @@ func (r *Ring) disarm() {
 
 // submit submits one operation. Failures before submission complete the op
 // with an error; submit itself never fails.
-func (r *Ring) submit(o *op, internal bool) {
+func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	if err := o.prepErr(); err != nil {
 		o.fail(err)
 		return
 	}
-	if !r.probe.Supported(o.sqe.Opcode) {
-		o.fail(opFeatureError(o.sqe.Opcode))
+	if !r.probe.Supported(o.opcode) {
+		o.fail(opFeatureError(o.opcode))
 		return
 	}
 	var buf [1]uint32
@@ -338,7 +338,8 @@ func (r *Ring) submit(o *op, internal bool) {
 		return
 	}
 	r.waitSQSpace(1)
-	r.rings.SQEs[r.sqTail&r.rings.SQMask] = o.sqe
+	s.UserData = o.userData
+	r.rings.SQEs[r.sqTail&r.rings.SQMask] = *s
 	r.sqTail++
 	uring.StoreRelease(r.rings.SQTail, r.sqTail)
 	r.heavy = r.heavy || heavyOp(o)
@@ -516,7 +517,7 @@ func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 	}
 	s := &t.slots[idx]
 	o := s.op.Load()
-	if o == nil || o.sqe.UserData != c.UserData {
+	if o == nil || o.userData != c.UserData {
 		r.stats.unknown.Add(1)
 		return 0, false
 	}
@@ -555,8 +556,8 @@ func (r *Ring) cancelOp(o *op) {
 	}
 	c := &Completion[int]{}
 	c.ring = r
-	c.sqe = uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, Addr: o.sqe.UserData}
-	r.submit(&c.op, true)
+	c.opcode = uring.OpAsyncCancel
+	r.submit(&c.op, &uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, Addr: o.userData}, true)
 }
 
 // now returns the time since the ring was created, never 0.
@@ -595,15 +596,15 @@ func (r *Ring) Close() error {
 		if cancelAny {
 			c := &Completion[int]{}
 			c.ring = r
-			c.sqe = uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, OpFlags: uring.AsyncCancelAny | uring.AsyncCancelAll}
-			r.submit(&c.op, true)
+			c.opcode = uring.OpAsyncCancel
+			r.submit(&c.op, &uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, OpFlags: uring.AsyncCancelAny | uring.AsyncCancelAll}, true)
 			if _, err := c.Wait(); errors.Is(err, syscall.EINVAL) {
 				cancelAny = false // before Linux 5.19
 			}
 		}
 		if !cancelAny {
 			for i := range r.table.slots {
-				if o := r.table.slots[i].op.Load(); o != nil && o.sqe.Opcode != uring.OpAsyncCancel {
+				if o := r.table.slots[i].op.Load(); o != nil && o.opcode != uring.OpAsyncCancel {
 					r.cancelOp(o)
 				}
 			}

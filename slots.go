@@ -135,7 +135,7 @@ const sampleMask = 7
 func (r *Ring) claim(idx uint32, o *op, now *int64) {
 	s := &r.table.slots[idx]
 	s.gen++
-	o.sqe.UserData = uint64(idx) | uint64(s.gen)<<32
+	o.userData = uint64(idx) | uint64(s.gen)<<32
 	s.start = 0
 	if s.gen&sampleMask == 0 {
 		if *now == 0 {

@@ -37,9 +37,9 @@ type streamItem struct {
 	flags uint32
 }
 
-func submitStream[T any](r *Ring, o *op, conv func(int32, uint32) T) *Stream[T] {
+func submitStream[T any](r *Ring, o *op, sqe *uring.SQE, conv func(int32, uint32) T) *Stream[T] {
 	s := &Stream[T]{conv: conv, ready: make(chan struct{}, 1)}
-	s.op.sqe, s.op.buf, s.op.obj, s.op.x = o.sqe, o.buf, o.obj, o.x
+	s.op.buf, s.op.obj, s.op.x, s.op.opcode, s.op.kernelWrites = o.buf, o.obj, o.x, o.opcode, o.kernelWrites
 	s.op.ring = r
 	s.op.extra().onCQE = func(res int32, flags uint32) (int32, uint32) {
 		s.mu.Lock()
@@ -54,7 +54,7 @@ func submitStream[T any](r *Ring, o *op, conv func(int32, uint32) T) *Stream[T] 
 		}
 		return res, flags
 	}
-	r.submit(&s.op, false)
+	r.submit(&s.op, sqe, false)
 	return s
 }
 
@@ -82,7 +82,7 @@ func (s *Stream[T]) NextContext(ctx context.Context) (T, error) {
 			s.q = s.q[1:]
 			s.mu.Unlock()
 			if it.res < 0 {
-				return zero, &os.SyscallError{Syscall: opName(s.op.sqe.Opcode), Err: syscall.Errno(-it.res)}
+				return zero, &os.SyscallError{Syscall: opName(s.op.opcode), Err: syscall.Errno(-it.res)}
 			}
 			return s.conv(it.res, it.flags), nil
 		}
@@ -301,12 +301,13 @@ type Buffer struct {
 // the Stream. The caller reads each result with br.Bytes(b.ID, b.N) and
 // must Release the buffer when done with it.
 func (r *Ring) RecvMultishot(fd int, br *BufferRing, flags int) *Stream[Buffer] {
-	c := initOp(new(Completion[int]), uring.OpRecv, fd)
-	c.sqe.IOPrio |= uring.RecvMultishot
-	c.sqe.Flags |= uring.SQEBufferSelect
-	c.sqe.BufIndex = br.group
-	c.sqe.OpFlags = uint32(flags)
-	return submitStream(r, &c.op, func(res int32, f uint32) Buffer {
+	var s uring.SQE
+	c := initOp(new(Completion[int]), &s, uring.OpRecv, fd)
+	s.IOPrio |= uring.RecvMultishot
+	s.Flags |= uring.SQEBufferSelect
+	s.BufIndex = br.group
+	s.OpFlags = uint32(flags)
+	return submitStream(r, &c.op, &s, func(res int32, f uint32) Buffer {
 		if f&uring.CQEFBuffer == 0 {
 			return Buffer{N: int(res)}
 		}
