@@ -81,6 +81,7 @@ type Ring struct {
 	reaperDone  chan struct{}
 
 	closedA   atomic.Bool   // closed, readable without mu
+	deadA     atomic.Bool   // dead, readable without mu
 	idle      chan struct{} // signalled when inflight drops to 0 while closing
 	closeDone chan struct{}
 	closeErr  error
@@ -651,9 +652,12 @@ func (r *Ring) teardown() error {
 	r.cqMu.Lock()
 	r.armMu.Lock()
 	r.dead = true
+	r.deadA.Store(true)
 	r.armMu.Unlock()
 	r.cqMu.Unlock()
 	r.mu.Unlock()
+
+	r.wakeAcquirers()
 
 	r.regMu.Lock()
 	if kerr := r.k.Close(); err == nil {

@@ -70,7 +70,7 @@ func (r *Ring) acquire(dst []uint32, n int, internal bool) ([]uint32, error) {
 			}
 			return dst, nil
 		}
-		if !internal && r.closedA.Load() {
+		if (!internal && r.closedA.Load()) || r.deadA.Load() {
 			t.mu.Unlock()
 			if armed {
 				r.disarm()

@@ -30,7 +30,7 @@ func (r *Ring) AcceptMultishot(fd int, flags int) *Stream[int] {
 	var s uring.SQE
 	c := prepAccept(new(Completion[int]), &s, fd, flags)
 	s.IOPrio |= uring.AcceptMultishot
-	return submitStream(r, &c.op, &s, func(res int32, _ uint32) int { return int(res) })
+	return submitStream(r, &c.op, &s, func(res int32, _ uint32) int { return int(res) }, nil)
 }
 
 func prepAccept(c *Completion[int], s *uring.SQE, fd int, flags int) *Completion[int] {

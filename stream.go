@@ -29,7 +29,14 @@ type Stream[T any] struct {
 	q     []streamItem
 	ended bool // the last CQE is in q
 	ready chan struct{}
-	taken atomic.Bool // the end has been returned by Next
+	onEnd func() // called once when the kernel ends the operation
+	once  sync.Once
+}
+
+func (s *Stream[T]) endOnce() {
+	if s.onEnd != nil {
+		s.once.Do(s.onEnd)
+	}
 }
 
 type streamItem struct {
@@ -37,17 +44,23 @@ type streamItem struct {
 	flags uint32
 }
 
-func submitStream[T any](r *Ring, o *op, sqe *uring.SQE, conv func(int32, uint32) T) *Stream[T] {
-	s := &Stream[T]{conv: conv, ready: make(chan struct{}, 1)}
+// submitStream submits o as a multishot operation. onEnd, if not nil, is
+// called once when the operation has ended (or failed to start).
+func submitStream[T any](r *Ring, o *op, sqe *uring.SQE, conv func(int32, uint32) T, onEnd func()) *Stream[T] {
+	s := &Stream[T]{conv: conv, ready: make(chan struct{}, 1), onEnd: onEnd}
 	s.op.buf, s.op.obj, s.op.x, s.op.opcode, s.op.kernelWrites = o.buf, o.obj, o.x, o.opcode, o.kernelWrites
 	s.op.ring = r
 	s.op.extra().onCQE = func(res int32, flags uint32) (int32, uint32) {
 		s.mu.Lock()
 		s.q = append(s.q, streamItem{res, flags})
-		if flags&uring.CQEFMore == 0 {
+		end := flags&uring.CQEFMore == 0
+		if end {
 			s.ended = true
 		}
 		s.mu.Unlock()
+		if end {
+			s.endOnce()
+		}
 		select {
 		case s.ready <- struct{}{}:
 		default:
@@ -55,6 +68,9 @@ func submitStream[T any](r *Ring, o *op, sqe *uring.SQE, conv func(int32, uint32
 		return res, flags
 	}
 	r.submit(&s.op, sqe, false)
+	if s.op.prepErr() != nil {
+		s.endOnce() // failed before submission: no CQE will come
+	}
 	return s
 }
 
@@ -159,6 +175,7 @@ type BufferRing struct {
 	mu     sync.Mutex
 	tail   uint16
 	closed bool
+	active int // RecvMultishot streams not yet ended
 }
 
 // NewBufferRing registers a ring of entries buffers (a power of two up to
@@ -259,14 +276,18 @@ func (br *BufferRing) publishLocked() {
 	atomic.StoreUint32(w, atomic.LoadUint32(w)&0xffff|uint32(br.tail)<<16)
 }
 
-// Close unregisters the buffer ring and frees its memory. No operation
-// using the group may be in flight (end its Streams first), and no buffer
-// may be in use.
+// Close unregisters the buffer ring and frees its memory. It fails with
+// EBUSY while a RecvMultishot Stream using the ring has not ended (Cancel
+// it and drain it with Next first); buffers the caller still holds become
+// invalid.
 func (br *BufferRing) Close() error {
 	br.mu.Lock()
 	defer br.mu.Unlock()
 	if br.closed {
 		return nil
+	}
+	if br.active > 0 {
+		return argError("BufferRing.Close", fmt.Errorf("%d RecvMultishot streams still use buffer group %d: %w", br.active, br.group, syscall.EBUSY))
 	}
 	br.closed = true
 	reg := struct {
@@ -307,10 +328,23 @@ func (r *Ring) RecvMultishot(fd int, br *BufferRing, flags int) *Stream[Buffer] 
 	s.Flags |= uring.SQEBufferSelect
 	s.BufIndex = br.group
 	s.OpFlags = uint32(flags)
+	var onEnd func()
+	br.mu.Lock()
+	if br.closed {
+		c.setErr(argError("RecvMultishot", fmt.Errorf("buffer ring closed: %w", syscall.EINVAL)))
+	} else {
+		br.active++
+		onEnd = func() {
+			br.mu.Lock()
+			br.active--
+			br.mu.Unlock()
+		}
+	}
+	br.mu.Unlock()
 	return submitStream(r, &c.op, &s, func(res int32, f uint32) Buffer {
 		if f&uring.CQEFBuffer == 0 {
 			return Buffer{N: int(res)}
 		}
 		return Buffer{ID: uint16(f >> uring.CQEBufferShift), N: int(res)}
-	})
+	}, onEnd)
 }
