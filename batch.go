@@ -22,7 +22,7 @@ var errNoPrevious = fmt.Errorf("no operation queued before it: %w", syscall.EINV
 // the ring's capacity.
 func (b *Batch) Submit() error {
 	ops, flags, err := b.ops, b.flag, b.err
-	b.ops, b.flag, b.err = nil, nil, nil
+	defer b.reset()
 	if len(ops) == 0 {
 		return err
 	}
@@ -35,23 +35,14 @@ func (b *Batch) Submit() error {
 		return err
 	}
 
-	// Take every slot first. Batches take their slots one batch at a time,
-	// so two of them can never each hold part of what the other needs.
-	idx := make([]uint32, 0, len(ops))
-	r.batchMu.Lock()
-	for range ops {
-		i, err := r.acquire(false)
-		if err != nil {
-			r.batchMu.Unlock()
-			for _, i := range idx {
-				r.release(i)
-			}
-			failAll(ops, err)
-			return err
-		}
-		idx = append(idx, i)
+	// Take every slot at once, so that two batches can never each hold
+	// part of what the other needs.
+	idx, err := r.acquire(b.idx[:0], len(ops), false)
+	b.idx = idx
+	if err != nil {
+		failAll(ops, err)
+		return err
 	}
-	r.batchMu.Unlock()
 
 	now := r.now()
 	for i, o := range ops {
@@ -64,6 +55,7 @@ func (b *Batch) Submit() error {
 		for _, i := range idx {
 			r.unclaim(i)
 		}
+		r.release(idx...)
 		failAll(ops, ErrClosed)
 		return ErrClosed
 	}
@@ -80,8 +72,8 @@ func (b *Batch) Submit() error {
 
 func (r *Ring) checkBatch(ops []*op, flags []uint8) error {
 	for _, o := range ops {
-		if o.err != nil {
-			return o.err
+		if err := o.prepErr(); err != nil {
+			return err
 		}
 		if !r.probe.Supported(o.sqe.Opcode) {
 			return opFeatureError(o.sqe.Opcode)
@@ -90,19 +82,25 @@ func (r *Ring) checkBatch(ops []*op, flags []uint8) error {
 	if flags[len(flags)-1]&(uring.SQEIOLink|uring.SQEIOHardlink) != 0 {
 		return argError("Batch.Submit", fmt.Errorf("the last operation is linked to nothing: %w", syscall.EINVAL))
 	}
-	if n := len(ops); n > int(r.rings.SQEntries) || n > cap(r.userFree) {
+	if n := len(ops); n > int(r.rings.SQEntries) || n > r.table.nuser {
 		return argError("Batch.Submit", fmt.Errorf("%d operations exceed the submission queue (%d) or the ring's capacity (%d): %w",
-			n, r.rings.SQEntries, cap(r.userFree), syscall.EINVAL))
+			n, r.rings.SQEntries, r.table.nuser, syscall.EINVAL))
 	}
 	return nil
 }
 
 func failAll(ops []*op, err error) {
 	for _, o := range ops {
-		if o.err != nil && !errors.Is(err, o.err) {
-			o.fail(o.err)
+		if perr := o.prepErr(); perr != nil && !errors.Is(err, perr) {
+			o.fail(perr)
 			continue
 		}
 		o.fail(err)
 	}
+}
+
+// reset empties the batch, keeping its storage.
+func (b *Batch) reset() {
+	clear(b.ops)
+	b.ops, b.flag, b.err = b.ops[:0], b.flag[:0], nil
 }

@@ -25,29 +25,51 @@ type op struct {
 	sqe  uring.SQE
 	ring *Ring
 
-	// Memory the kernel reads or writes. Every non-nil pointer here is pinned
-	// at submission and unpinned when the CQE is reaped.
-	buf  []byte         // data buffer
-	bufs [][]byte       // vectored data buffers
-	obj  unsafe.Pointer // iovec array, path, statx buffer, timespec, ...
-	obj2 unsafe.Pointer // second object (the new path of a rename)
-	// kernelWrites says whether the kernel writes buf/bufs (reads) or only
-	// reads them (writes); the race detector hooks model the kernel's access
-	// accordingly.
-	kernelWrites bool
-
-	okErrno syscall.Errno // a negative result that means success (ETIME for timeouts)
-	batch   *Batch        // set while the op waits in an unsubmitted Batch
+	// Memory the kernel reads or writes. Every non-nil pointer here and in
+	// x is pinned at submission and unpinned when the CQE is reaped.
+	buf []byte         // data buffer
+	obj unsafe.Pointer // iovec array, path, timespec, ...
+	x   *opExtra       // what few operations need; nil for most
 
 	userData uint64 // slot index | generation<<32, once submitted
-	start    int64  // submission time, for the latency histogram
-	state    atomic.Uint32
 	wake     atomic.Pointer[waiter]
+	state    atomic.Uint32
 	res      int32
 	cflags   uint32
-	err      error // failure before submission: closed ring, unsupported op, bad argument
+	// kernelWrites says whether the kernel writes buf (reads) or only reads
+	// it (writes); the race detector hooks model the kernel's access.
+	kernelWrites bool
+}
 
-	raceDone chan struct{} // race builds: the simulated kernel access is recorded
+// opExtra holds the fields of op that most operations leave empty, which
+// keeps the common op, allocated once per operation, small.
+type opExtra struct {
+	err      error            // failure before submission: closed ring, unsupported op, bad argument
+	bufs     [][]byte         // vectored data buffers
+	obj2     unsafe.Pointer   // second object (the new path of a rename, a statx buffer)
+	okErrno  [2]syscall.Errno // negative results that mean success (ETIME for timeouts)
+	raceDone chan struct{}    // race builds: the simulated kernel access is recorded
+}
+
+func (o *op) extra() *opExtra {
+	if o.x == nil {
+		o.x = new(opExtra)
+	}
+	return o.x
+}
+
+// setErr records a failure found while preparing the op; the first wins.
+func (o *op) setErr(err error) {
+	if x := o.extra(); x.err == nil {
+		x.err = err
+	}
+}
+
+func (o *op) prepErr() error {
+	if o.x == nil {
+		return nil
+	}
+	return o.x.err
 }
 
 type waiter struct{ ch chan struct{} }
@@ -63,8 +85,7 @@ func (o *op) finish() {
 
 // fail completes an op that never reached the kernel.
 func (o *op) fail(err error) {
-	o.err = err
-	o.batch = nil
+	o.extra().err = err
 	o.finish()
 }
 
@@ -121,10 +142,16 @@ func (o *op) wait(ctx context.Context) error {
 }
 
 func (o *op) error() error {
-	if o.err != nil {
-		return o.err
+	if o.x == nil {
+		if o.res < 0 {
+			return cqeError(opName(o.sqe.Opcode), o.res)
+		}
+		return nil
 	}
-	if o.res < 0 && syscall.Errno(-o.res) != o.okErrno {
+	if o.x.err != nil {
+		return o.x.err
+	}
+	if e := syscall.Errno(-o.res); o.res < 0 && e != o.x.okErrno[0] && e != o.x.okErrno[1] {
 		return cqeError(opName(o.sqe.Opcode), o.res)
 	}
 	return nil
@@ -142,7 +169,6 @@ func (o *op) error() error {
 // goroutines; every call returns the same result.
 type Completion[T any] struct {
 	op
-	conv func(o *op) T
 }
 
 // Wait blocks until the operation has completed and returns its result.
@@ -205,14 +231,13 @@ func (c *Completion[T]) result() (T, error) {
 	if err := c.op.error(); err != nil {
 		return v, err
 	}
-	if c.conv != nil {
-		return c.conv(&c.op), nil
-	}
 	switch p := any(&v).(type) {
 	case *int:
 		*p = int(c.res)
 	case *uint32:
 		*p = uint32(c.res)
+	case *bool: // LinkTimeout: did it fire?
+		*p = c.res == -int32(syscall.ETIME)
 	}
 	return v, nil
 }

@@ -169,6 +169,7 @@ type Batch struct {
 	r    *Ring
 	ops  []*op
 	flag []uint8 // per op: IOSQE_IO_LINK, IOSQE_IO_HARDLINK, IOSQE_IO_DRAIN
+	idx  []uint32
 	err  error
 }
 
@@ -180,7 +181,6 @@ func (b *Batch) Len() int { return len(b.ops) }
 
 func add[T any](b *Batch, c *Completion[T]) *Completion[T] {
 	c.ring = b.r
-	c.batch = b
 	b.ops = append(b.ops, &c.op)
 	b.flag = append(b.flag, 0)
 	return c

@@ -15,12 +15,16 @@ import (
 // reaper waits for that goroutine before it publishes the result, so what
 // the caller does after Wait returns is ordered after it.
 func raceSubmit(o *op) {
-	if len(o.buf) == 0 && len(o.bufs) == 0 {
+	var bufs [][]byte
+	if o.x != nil {
+		bufs = o.x.bufs
+	}
+	if len(o.buf) == 0 && len(bufs) == 0 {
 		return
 	}
 	done := make(chan struct{})
-	o.raceDone = done
-	buf, bufs, write := o.buf, o.bufs, o.kernelWrites
+	o.extra().raceDone = done
+	buf, write := o.buf, o.kernelWrites
 	go func() {
 		access := runtime.RaceReadRange
 		if write {
@@ -39,8 +43,10 @@ func raceSubmit(o *op) {
 }
 
 func raceComplete(o *op) {
-	if o.raceDone != nil {
-		<-o.raceDone
-		o.raceDone = nil
+	if o.x != nil && o.x.raceDone != nil {
+		<-o.x.raceDone
+		o.x.raceDone = nil
 	}
 }
+
+const raceEnabled = true

@@ -37,7 +37,7 @@ func (r *Ring) RegisterBuffers(bufs [][]byte) error {
 		pin.Unpin()
 		return err
 	}
-	_, err := r.k.register(uring.RegisterBuffers, unsafe.Pointer(&iov[0]), uint32(len(iov)))
+	_, err := r.k.Register(uring.RegisterBuffers, unsafe.Pointer(&iov[0]), uint32(len(iov)))
 	runtime.KeepAlive(iov)
 	if err != nil {
 		pin.Unpin()
@@ -56,7 +56,7 @@ func (r *Ring) UnregisterBuffers() error {
 	if err := r.liveLocked(); err != nil {
 		return err
 	}
-	if _, err := r.k.register(uring.UnregisterBuffers, nil, 0); err != nil {
+	if _, err := r.k.Register(uring.UnregisterBuffers, nil, 0); err != nil {
 		return err
 	}
 	r.regBufs = nil
@@ -81,7 +81,7 @@ func (r *Ring) RegisterFiles(fds []int) error {
 	if err := r.liveLocked(); err != nil {
 		return err
 	}
-	_, err := r.k.register(uring.RegisterFiles, unsafe.Pointer(&arr[0]), uint32(len(arr)))
+	_, err := r.k.Register(uring.RegisterFiles, unsafe.Pointer(&arr[0]), uint32(len(arr)))
 	runtime.KeepAlive(arr)
 	return err
 }
@@ -102,7 +102,7 @@ func (r *Ring) UpdateFiles(off int, fds []int) error {
 	if err := r.liveLocked(); err != nil {
 		return err
 	}
-	_, err := r.k.register(uring.RegisterFilesUpdate, unsafe.Pointer(&up), uint32(len(arr)))
+	_, err := r.k.Register(uring.RegisterFilesUpdate, unsafe.Pointer(&up), uint32(len(arr)))
 	runtime.KeepAlive(arr)
 	return err
 }
@@ -114,7 +114,7 @@ func (r *Ring) UnregisterFiles() error {
 	if err := r.liveLocked(); err != nil {
 		return err
 	}
-	_, err := r.k.register(uring.UnregisterFiles, nil, 0)
+	_, err := r.k.Register(uring.UnregisterFiles, nil, 0)
 	return err
 }
 

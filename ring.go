@@ -40,6 +40,7 @@ import (
 	"time"
 	"unsafe"
 
+	"github.com/gorio/rio/internal/hooks"
 	"github.com/gorio/rio/internal/uring"
 	"golang.org/x/sys/unix"
 )
@@ -66,16 +67,8 @@ type Ring struct {
 	cqHead  uint32     // our copy of the CQ head, guarded by cqMu
 	reapReq atomic.Bool
 
-	// In-flight table. A slot's index and generation form the user_data of
-	// its SQE. userFree and sysFree hold the free slot indices: user
-	// operations draw from userFree, internal ones (cancellations) from
-	// sysFree, so that a cancellation can always be submitted even when user
-	// operations fill the ring.
-	slots    []slot
-	userFree chan uint32
-	sysFree  chan uint32
-	batchMu  sync.Mutex // serialises multi-slot acquisition
-	inflight atomic.Int64
+	table    slotTable
+	inflight atomic.Int64 // slots in use
 
 	// Waking: the kernel signals efd when it posts a CQE, unless the CQ's
 	// EVENTFD_DISABLED flag is set, which it is while nobody waits.
@@ -85,7 +78,6 @@ type Ring struct {
 	alwaysArmed bool
 	reaperDone  chan struct{}
 
-	closing   chan struct{} // closed when Close begins
 	closedA   atomic.Bool   // closed, readable without mu
 	idle      chan struct{} // signalled when inflight drops to 0 while closing
 	closeDone chan struct{}
@@ -99,21 +91,14 @@ type Ring struct {
 	stats stats
 }
 
-type slot struct {
-	op     atomic.Pointer[op]
-	gen    uint32
-	pinned bool
-	pin    runtime.Pinner
-}
+// kernel is what a Ring needs from an io_uring instance: the running
+// kernel's, or a simulated one (package riotest).
+type kernel = uring.Kernel
 
-// kernel is what a Ring needs from an io_uring instance: the real one in
-// internal/uring, or a simulated one in tests.
-type kernel interface {
-	rings() *uring.Rings
-	params() *uring.Params
-	enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno)
-	register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error)
-	close() error
+func init() {
+	hooks.WithKernel = func(newKernel func(uint32, *uring.Params) (uring.Kernel, error)) any {
+		return Option(func(c *config) error { c.newKernel = newKernel; return nil })
+	}
 }
 
 // Option configures New.
@@ -201,22 +186,21 @@ func New(opts ...Option) (*Ring, error) {
 	}
 	r, err := newRing(k, &cfg)
 	if err != nil {
-		k.close()
+		k.Close()
 		return nil, err
 	}
 	return r, nil
 }
 
 func newRing(k kernel, cfg *config) (*Ring, error) {
-	rg := k.rings()
-	p := k.params()
+	rg := k.Rings()
+	p := k.Params()
 	r := &Ring{
 		k:           k,
 		rings:       rg,
 		epoch:       time.Now(),
 		sqpoll:      p.Flags&uring.SetupSQPoll != 0,
 		alwaysArmed: cfg.alwaysArm || rg.CQFlags == nil,
-		closing:     make(chan struct{}),
 		idle:        make(chan struct{}, 1),
 		closeDone:   make(chan struct{}),
 		reaperDone:  make(chan struct{}),
@@ -225,30 +209,19 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 	r.cqHead = *rg.CQHead
 
 	// The in-flight table has one slot per CQ entry: all of them together
-	// can never overflow the CQ. An eighth (at least two) is kept for
-	// cancellations.
+	// can never overflow the CQ. An eighth (at least one, at most 64) is
+	// kept for cancellations, which complete promptly.
 	n := rg.CQEntries
-	reserve := n / 8
-	if reserve < 2 {
-		reserve = 2
-	}
+	reserve := min(max(n/8, 1), 64)
 	if reserve >= n {
 		return nil, errors.New("rio: completion queue too small")
 	}
-	r.slots = make([]slot, n)
-	r.userFree = make(chan uint32, n-reserve)
-	r.sysFree = make(chan uint32, reserve)
-	for i := uint32(0); i < n-reserve; i++ {
-		r.userFree <- i
-	}
-	for i := n - reserve; i < n; i++ {
-		r.sysFree <- i
-	}
+	r.table.init(n, reserve)
 
 	// Probe which operations the kernel knows (Linux 5.6). On older
 	// kernels, assume the 5.1 set.
 	r.probe = new(uring.Probe)
-	if _, err := k.register(uring.RegisterProbe, unsafe.Pointer(r.probe), 256); err != nil {
+	if _, err := k.Register(uring.RegisterProbe, unsafe.Pointer(r.probe), 256); err != nil {
 		r.probe.LastOp = uring.OpPollRemove
 		r.probe.OpsLen = uring.OpPollRemove + 1
 		for i := 0; i <= uring.OpPollRemove; i++ {
@@ -264,7 +237,7 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 		return nil, os.NewSyscallError("eventfd", err)
 	}
 	fd32 := int32(efd)
-	if _, err := k.register(uring.RegisterEventfd, unsafe.Pointer(&fd32), 1); err != nil {
+	if _, err := k.Register(uring.RegisterEventfd, unsafe.Pointer(&fd32), 1); err != nil {
 		unix.Close(efd)
 		return nil, err
 	}
@@ -334,120 +307,29 @@ func (r *Ring) disarm() {
 	r.armMu.Unlock()
 }
 
-// acquire takes a free slot, blocking while all are in use.
-func (r *Ring) acquire(internal bool) (uint32, error) {
-	free := r.userFree
-	if internal {
-		free = r.sysFree
-	}
-	select {
-	case idx := <-free:
-		r.inflight.Add(1)
-		return idx, nil
-	default:
-	}
-	if !internal && r.closedA.Load() {
-		return 0, ErrClosed
-	}
-	// Full: completions must be reaped to free a slot, so make sure
-	// somebody will be woken for them.
-	if !r.arm() {
-		return 0, ErrClosed
-	}
-	defer r.disarm()
-	closing := r.closing
-	if internal {
-		closing = nil
-	}
-	select {
-	case idx := <-free:
-		r.inflight.Add(1)
-		return idx, nil
-	case <-closing:
-		return 0, ErrClosed
-	}
-}
-
-// release returns a slot to its free list.
-func (r *Ring) release(idx uint32) {
-	if idx < uint32(cap(r.userFree)) {
-		r.userFree <- idx
-	} else {
-		r.sysFree <- idx
-	}
-	if r.inflight.Add(-1) == 0 && r.closedA.Load() {
-		select {
-		case r.idle <- struct{}{}:
-		default:
-		}
-	}
-}
-
-// claim puts o into slot idx: from here on, the in-flight table keeps its
-// memory reachable and pinned until its CQE is reaped.
-func (r *Ring) claim(idx uint32, o *op, now int64) {
-	s := &r.slots[idx]
-	s.gen++
-	o.userData = uint64(idx) | uint64(s.gen)<<32
-	o.sqe.UserData = o.userData
-	o.start = now
-	o.batch = nil
-	pin := func(p unsafe.Pointer) {
-		if p != nil {
-			s.pin.Pin(p)
-			s.pinned = true
-		}
-	}
-	if len(o.buf) > 0 {
-		pin(unsafe.Pointer(unsafe.SliceData(o.buf)))
-	}
-	for _, b := range o.bufs {
-		if len(b) > 0 {
-			pin(unsafe.Pointer(unsafe.SliceData(b)))
-		}
-	}
-	pin(o.obj)
-	pin(o.obj2)
-	o.state.Store(statePending)
-	raceSubmit(o)
-	s.op.Store(o)
-}
-
-// unclaim undoes claim for an op that could not be submitted after all.
-func (r *Ring) unclaim(idx uint32) {
-	s := &r.slots[idx]
-	o := s.op.Swap(nil)
-	if s.pinned {
-		s.pin.Unpin()
-		s.pinned = false
-	}
-	if o != nil {
-		raceComplete(o)
-	}
-	r.release(idx)
-}
-
 // submit submits one operation. Failures before submission complete the op
 // with an error; submit itself never fails.
 func (r *Ring) submit(o *op, internal bool) {
-	if o.err != nil {
-		o.fail(o.err)
+	if err := o.prepErr(); err != nil {
+		o.fail(err)
 		return
 	}
 	if !r.probe.Supported(o.sqe.Opcode) {
 		o.fail(opFeatureError(o.sqe.Opcode))
 		return
 	}
-	idx, err := r.acquire(internal)
+	var buf [1]uint32
+	idx, err := r.acquire(buf[:0], 1, internal)
 	if err != nil {
 		o.fail(err)
 		return
 	}
-	r.claim(idx, o, r.now())
+	r.claim(idx[0], o, r.now())
 	r.mu.Lock()
 	if r.dead || (r.closed && !internal) {
 		r.mu.Unlock()
-		r.unclaim(idx)
+		r.unclaim(idx[0])
+		r.release(idx[0])
 		o.fail(ErrClosed)
 		return
 	}
@@ -510,7 +392,7 @@ func (r *Ring) enter(minComplete, flags uint32) {
 
 func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32) {
 	for attempt := 0; ; attempt++ {
-		_, errno := r.k.enter(toSubmit, minComplete, flags)
+		_, errno := r.k.Enter(toSubmit, minComplete, flags)
 		r.stats.enters.Add(1)
 		switch errno {
 		case 0:
@@ -556,7 +438,11 @@ func (r *Ring) reap() {
 // the CQ space to the kernel before completing the batch, so that the slots
 // it frees never outnumber the free CQ entries.
 func (r *Ring) drainLocked() {
-	var batch [64]uring.CQE
+	var (
+		batch [64]uring.CQE
+		freed [64]uint32
+		lat   [64]uint32
+	)
 	rg := r.rings
 	for {
 		tail := uring.LoadAcquire(rg.CQTail)
@@ -564,7 +450,7 @@ func (r *Ring) drainLocked() {
 			if uring.LoadAcquire(rg.SQFlags)&uring.SQCQOverflow != 0 {
 				// Completions wait in the kernel's overflow list: have
 				// them moved into the CQ.
-				r.k.enter(0, 0, uring.EnterGetEvents)
+				r.k.Enter(0, 0, uring.EnterGetEvents)
 				r.stats.enters.Add(1)
 				if uring.LoadAcquire(rg.CQTail) != r.cqHead {
 					continue
@@ -579,37 +465,47 @@ func (r *Ring) drainLocked() {
 		}
 		uring.StoreRelease(rg.CQHead, r.cqHead)
 		now := r.now()
+		nfreed := 0
 		for i := range batch[:n] {
-			r.complete(&batch[i], now)
+			if idx, ok := r.complete(&batch[i], now, &lat); ok {
+				freed[nfreed] = idx
+				nfreed++
+			}
+		}
+		if nfreed > 0 {
+			r.release(freed[:nfreed]...)
 		}
 		r.stats.completed.Add(uint64(n))
+		r.stats.latency.add(&lat)
 	}
 }
 
-// complete hands one CQE to its op and frees the op's slot.
-func (r *Ring) complete(c *uring.CQE, now int64) {
+// complete hands one CQE to its op and empties the op's slot, which the
+// caller releases.
+func (r *Ring) complete(c *uring.CQE, now int64, lat *[64]uint32) (uint32, bool) {
 	idx := uint32(c.UserData)
-	if idx >= uint32(len(r.slots)) {
+	t := &r.table
+	if idx >= uint32(len(t.slots)) {
 		r.stats.unknown.Add(1)
-		return
+		return 0, false
 	}
-	s := &r.slots[idx]
+	s := &t.slots[idx]
 	o := s.op.Load()
 	if o == nil || o.userData != c.UserData {
 		r.stats.unknown.Add(1)
-		return
+		return 0, false
 	}
 	s.op.Store(nil)
 	if s.pinned {
 		s.pin.Unpin()
 		s.pinned = false
 	}
-	r.stats.latency.record(now - o.start)
+	lat[bucket(now-s.start)]++
 	raceComplete(o)
 	o.res = c.Res
 	o.cflags = c.Flags
 	o.finish()
-	r.release(idx)
+	return idx, true
 }
 
 // cancelOp asks the kernel to cancel o, if it is still in flight.
@@ -630,6 +526,11 @@ func (r *Ring) now() int64 { return int64(time.Since(r.epoch)) }
 // the rings and closes the io_uring fd. When Close returns, the kernel holds
 // no memory of the caller's, and no goroutine or fd of the Ring remains.
 //
+// Cancellation is what the kernel makes of it: an operation that already
+// started (a write being copied, a read that found data) completes
+// normally, others complete with ECANCELED. Wait for writes whose outcome
+// matters before closing.
+//
 // Operations blocked waiting for a slot, and operations started after Close
 // has begun, fail with ErrClosed. Close is idempotent and safe to call
 // concurrently with anything else; every call returns once the ring is
@@ -643,8 +544,8 @@ func (r *Ring) Close() error {
 	}
 	r.closed = true
 	r.closedA.Store(true)
-	close(r.closing)
 	r.mu.Unlock()
+	r.wakeAcquirers()
 
 	r.arm()
 	cancelAny := r.probe.Supported(uring.OpAsyncCancel)
@@ -660,8 +561,8 @@ func (r *Ring) Close() error {
 			}
 		}
 		if !cancelAny {
-			for i := range r.slots {
-				if o := r.slots[i].op.Load(); o != nil && o.sqe.Opcode != uring.OpAsyncCancel {
+			for i := range r.table.slots {
+				if o := r.table.slots[i].op.Load(); o != nil && o.sqe.Opcode != uring.OpAsyncCancel {
 					r.cancelOp(o)
 				}
 			}
@@ -713,7 +614,7 @@ func (r *Ring) teardown() error {
 	r.mu.Unlock()
 
 	r.regMu.Lock()
-	if kerr := r.k.close(); err == nil {
+	if kerr := r.k.Close(); err == nil {
 		err = kerr
 	}
 	r.regBufs = nil
@@ -759,18 +660,18 @@ func newRealKernel(entries uint32, p *uring.Params) (kernel, error) {
 	return k, nil
 }
 
-func (k *realKernel) rings() *uring.Rings   { return k.rg }
-func (k *realKernel) params() *uring.Params { return &k.p }
+func (k *realKernel) Rings() *uring.Rings   { return k.rg }
+func (k *realKernel) Params() *uring.Params { return &k.p }
 
-func (k *realKernel) enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
+func (k *realKernel) Enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
 	return uring.Enter(k.fd, toSubmit, minComplete, flags)
 }
 
-func (k *realKernel) register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error) {
+func (k *realKernel) Register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error) {
 	return uring.Register(k.fd, opcode, arg, nr)
 }
 
-func (k *realKernel) close() error {
+func (k *realKernel) Close() error {
 	k.rg.Unmap()
 	if err := unix.Close(k.fd); err != nil {
 		return os.NewSyscallError("close", err)

@@ -52,8 +52,8 @@ func argError(op string, err error) error {
 }
 
 func checkOffset[T any](c *Completion[T], off int64) {
-	if off < 0 && c.err == nil {
-		c.err = argError(opName(c.sqe.Opcode), fmt.Errorf("negative offset %d: %w", off, syscall.EINVAL))
+	if off < 0 {
+		c.setErr(argError(opName(c.sqe.Opcode), fmt.Errorf("negative offset %d: %w", off, syscall.EINVAL)))
 	}
 }
 
@@ -90,8 +90,8 @@ func prepRWAt(opcode uint8, fd int, b []byte, off int64) *Completion[int] {
 
 func prepRWFixed(r *Ring, opcode uint8, fd int, b []byte, off int64, index int) *Completion[int] {
 	c := prepRWAt(opcode, fd, b, off)
-	if c.err == nil {
-		c.err = r.checkFixedBuffer(opName(opcode), b, index)
+	if err := r.checkFixedBuffer(opName(opcode), b, index); err != nil {
+		c.setErr(err)
 	}
 	c.sqe.BufIndex = uint16(index)
 	return c
@@ -102,7 +102,7 @@ func prepRWV(opcode uint8, fd int, bufs [][]byte, off int64) *Completion[int] {
 	checkOffset(c, off)
 	c.kernelWrites = opcode == uring.OpReadv
 	if len(bufs) > 1024 {
-		c.err = argError(opName(opcode), fmt.Errorf("%d buffers exceed IOV_MAX (1024): %w", len(bufs), syscall.EINVAL))
+		c.setErr(argError(opName(opcode), fmt.Errorf("%d buffers exceed IOV_MAX (1024): %w", len(bufs), syscall.EINVAL)))
 		return c
 	}
 	c.sqe.Off = uint64(off)
@@ -121,7 +121,7 @@ func prepRWV(opcode uint8, fd int, bufs [][]byte, off int64) *Completion[int] {
 		}
 		iov[i].SetLen(len(b))
 	}
-	c.bufs = bufs
+	c.extra().bufs = bufs
 	c.obj = unsafe.Pointer(&iov[0])
 	c.sqe.Addr = uint64(uintptr(c.obj))
 	c.sqe.Len = uint32(len(iov))
@@ -146,8 +146,8 @@ func prepSyncFileRange(fd int, off int64, n uint32, flags int) *Completion[struc
 func prepFallocate(fd int, mode uint32, off, length int64) *Completion[struct{}] {
 	c := newOp[struct{}](uring.OpFallocate, fd)
 	checkOffset(c, off)
-	if length <= 0 && c.err == nil {
-		c.err = argError("fallocate", fmt.Errorf("length %d not positive: %w", length, syscall.EINVAL))
+	if length <= 0 {
+		c.setErr(argError("fallocate", fmt.Errorf("length %d not positive: %w", length, syscall.EINVAL)))
 	}
 	c.sqe.Off = uint64(off)
 	c.sqe.Addr = uint64(length) // the kernel takes the length in addr
@@ -158,7 +158,7 @@ func prepFallocate(fd int, mode uint32, off, length int64) *Completion[struct{}]
 func prepFtruncate(fd int, length int64) *Completion[struct{}] {
 	c := newOp[struct{}](uring.OpFtruncate, fd)
 	if length < 0 {
-		c.err = argError("ftruncate", fmt.Errorf("negative length %d: %w", length, syscall.EINVAL))
+		c.setErr(argError("ftruncate", fmt.Errorf("negative length %d: %w", length, syscall.EINVAL)))
 	}
 	c.sqe.Off = uint64(length)
 	return c
@@ -177,9 +177,7 @@ func cpath(path string) (*byte, error) {
 func setPath[T any](c *Completion[T], path string, obj *unsafe.Pointer) uint64 {
 	p, err := cpath(path)
 	if err != nil {
-		if c.err == nil {
-			c.err = argError(opName(c.sqe.Opcode), err)
-		}
+		c.setErr(argError(opName(c.sqe.Opcode), err))
 		return 0
 	}
 	*obj = unsafe.Pointer(p)
@@ -211,18 +209,18 @@ func prepStatx(dirfd int, path string, flags int, mask uint32, st *unix.Statx_t)
 	c.sqe.Len = mask
 	c.sqe.OpFlags = uint32(flags)
 	if st == nil {
-		c.err = argError("statx", fmt.Errorf("nil Statx_t: %w", syscall.EFAULT))
+		c.setErr(argError("statx", fmt.Errorf("nil Statx_t: %w", syscall.EFAULT)))
 		return c
 	}
-	c.obj2 = unsafe.Pointer(st)
-	c.sqe.Off = uint64(uintptr(c.obj2))
+	c.extra().obj2 = unsafe.Pointer(st)
+	c.sqe.Off = uint64(uintptr(c.x.obj2))
 	return c
 }
 
 func prepRenameat(olddirfd int, oldpath string, newdirfd int, newpath string, flags int) *Completion[struct{}] {
 	c := newOp[struct{}](uring.OpRenameat, olddirfd)
 	c.sqe.Addr = setPath(c, oldpath, &c.obj)
-	c.sqe.Off = setPath(c, newpath, &c.obj2)
+	c.sqe.Off = setPath(c, newpath, &c.extra().obj2)
 	c.sqe.Len = uint32(int32(newdirfd))
 	c.sqe.OpFlags = uint32(flags)
 	return c
@@ -254,7 +252,7 @@ func prepTimeout(d time.Duration) *Completion[struct{}] {
 	c.obj = unsafe.Pointer(timespec(d))
 	c.sqe.Addr = uint64(uintptr(c.obj))
 	c.sqe.Len = 1
-	c.okErrno = syscall.ETIME
+	c.extra().okErrno[0] = syscall.ETIME
 	return c
 }
 
@@ -263,8 +261,9 @@ func prepLinkTimeout(d time.Duration) *Completion[bool] {
 	c.obj = unsafe.Pointer(timespec(d))
 	c.sqe.Addr = uint64(uintptr(c.obj))
 	c.sqe.Len = 1
-	c.okErrno = syscall.ETIME
-	c.conv = func(o *op) bool { return o.res == -int32(syscall.ETIME) }
+	// ETIME: the timeout fired and cancelled the operation; ECANCELED: the
+	// operation completed first and the timeout was removed.
+	c.extra().okErrno = [2]syscall.Errno{syscall.ETIME, syscall.ECANCELED}
 	return c
 }
 

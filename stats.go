@@ -63,11 +63,21 @@ type stats struct {
 
 type histogram [64]atomic.Uint64
 
-func (h *histogram) record(ns int64) {
+func bucket(ns int64) int {
 	if ns < 0 {
 		ns = 0
 	}
-	h[bits.Len64(uint64(ns))&63].Add(1)
+	return bits.Len64(uint64(ns)) & 63
+}
+
+// add merges counts gathered locally, and zeroes them.
+func (h *histogram) add(counts *[64]uint32) {
+	for i, n := range counts {
+		if n != 0 {
+			h[i].Add(uint64(n))
+			counts[i] = 0
+		}
+	}
 }
 
 // Stats returns the ring's counters. It is safe to call at any time, also

@@ -1,0 +1,199 @@
+package rio
+
+import (
+	"os"
+	"sync"
+	"testing"
+
+	"golang.org/x/sys/unix"
+)
+
+// Benchmarks of the core. Compare with the C liburing figures from
+// bench/c (see docs/benchmarks.md for the side-by-side commands).
+
+// One NOP submitted and waited for at a time: the ring's round-trip cost.
+func BenchmarkNop(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		opts []Option
+	}{
+		{"armed-on-demand", nil},
+		{"always-armed", []Option{withAlwaysArmed()}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			r := newBenchRing(b, mode.opts...)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if _, err := r.Nop().Wait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			reportEnters(b, r)
+		})
+	}
+}
+
+// Batches of 32 NOPs from one goroutine: queue 32, submit with one enter,
+// wait on all.
+func BenchmarkNopBatch32(b *testing.B) {
+	r := newBenchRing(b)
+	batch := r.NewBatch()
+	cs := make([]*Completion[struct{}], 32)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 32 {
+		for j := range cs {
+			cs[j] = batch.Nop()
+		}
+		if err := batch.Submit(); err != nil {
+			b.Fatal(err)
+		}
+		for _, c := range cs {
+			if _, err := c.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	reportEnters(b, r)
+}
+
+// NOPs from GOMAXPROCS*4 goroutines at once: how submissions combine.
+func BenchmarkNopParallel(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		opts []Option
+	}{
+		{"armed-on-demand", nil},
+		{"always-armed", []Option{withAlwaysArmed()}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			r := newBenchRing(b, mode.opts...)
+			b.SetParallelism(4)
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					if _, err := r.Nop().Wait(); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			reportEnters(b, r)
+		})
+	}
+}
+
+// Reads that park: a pipe ping-pong between a writer goroutine and a
+// reader waiting on the ring, which exercises the reaper's wake-up path.
+func BenchmarkPipeWakeup(b *testing.B) {
+	for _, mode := range []struct {
+		name string
+		opts []Option
+	}{
+		{"armed-on-demand", nil},
+		{"always-armed", []Option{withAlwaysArmed()}},
+	} {
+		b.Run(mode.name, func(b *testing.B) {
+			r := newBenchRing(b, mode.opts...)
+			pr, pw, err := os.Pipe()
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer pr.Close()
+			defer pw.Close()
+			ack := make(chan struct{})
+			var wg sync.WaitGroup
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for range ack {
+					if _, err := pw.Write([]byte{1}); err != nil {
+						return
+					}
+				}
+			}()
+			buf := make([]byte, 1)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				c := r.Read(int(pr.Fd()), buf)
+				ack <- struct{}{}
+				if _, err := c.Wait(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			close(ack)
+			wg.Wait()
+		})
+	}
+}
+
+// 4 KiB reads from a page-cache-resident file, rio against pread.
+func BenchmarkReadHot4K(b *testing.B) {
+	const size = 64 << 20
+	f := residentFile(b, size)
+	fd := int(f.Fd())
+	offsets := func(i int) int64 { return int64((uint64(i)*2654435761)%(size/4096)) * 4096 }
+	b.Run("rio", func(b *testing.B) {
+		r := newBenchRing(b)
+		buf := make([]byte, 4096)
+		b.SetBytes(4096)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			if _, err := r.ReadAt(fd, buf, offsets(i)).Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("pread", func(b *testing.B) {
+		buf := make([]byte, 4096)
+		b.SetBytes(4096)
+		for i := 0; i < b.N; i++ {
+			if _, err := unix.Pread(fd, buf, offsets(i)); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+func newBenchRing(b *testing.B, opts ...Option) *Ring {
+	b.Helper()
+	r, err := New(opts...)
+	requireRing(b, err)
+	b.Cleanup(func() { r.Close() })
+	return r
+}
+
+func reportEnters(b *testing.B, r *Ring) {
+	if b.N > 0 {
+		b.ReportMetric(float64(r.Stats().Enters)/float64(b.N), "enters/op")
+	}
+}
+
+// residentFile creates a file of size bytes and keeps it in the page cache
+// for the benchmark: mapped and locked, so that the kernel's reclaim of
+// unmapped cache (after about a minute here) does not turn the benchmark
+// into a disk benchmark.
+func residentFile(b *testing.B, size int) *os.File {
+	b.Helper()
+	f, err := os.CreateTemp(b.TempDir(), "hot")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { f.Close() })
+	chunk := make([]byte, 1<<20)
+	for i := range chunk {
+		chunk[i] = byte(i)
+	}
+	for off := 0; off < size; off += len(chunk) {
+		if _, err := f.Write(chunk); err != nil {
+			b.Fatal(err)
+		}
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, size, unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		b.Fatal(err)
+	}
+	_ = unix.Mlock(m) // best effort: the mapping alone keeps it resident here
+	b.Cleanup(func() { unix.Munmap(m) })
+	return f
+}

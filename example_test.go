@@ -1,0 +1,137 @@
+package rio_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"os"
+	"time"
+
+	"github.com/gorio/rio"
+)
+
+func Example() {
+	r, err := rio.New()
+	if errors.Is(err, rio.ErrNotSupported) {
+		log.Fatal("io_uring is not available here: ", err)
+	} else if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+
+	f, err := os.CreateTemp("", "rio-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+
+	// WriteAt borrows the buffer until Wait returns.
+	msg := []byte("hello from io_uring")
+	if _, err := r.WriteAt(int(f.Fd()), msg, 0).Wait(); err != nil {
+		log.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	n, err := r.ReadAt(int(f.Fd()), buf, 0).Wait()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(buf[:n]))
+	// Output: hello from io_uring
+}
+
+// Many reads in flight from one goroutine: submit them all, then wait.
+func ExampleRing_ReadAt() {
+	r, err := rio.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	f, err := os.CreateTemp("", "rio-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	if _, err := f.WriteString("abcdefgh"); err != nil {
+		log.Fatal(err)
+	}
+
+	bufs := make([][]byte, 4)
+	reads := make([]*rio.Completion[int], 4)
+	for i := range reads {
+		bufs[i] = make([]byte, 2)
+		reads[i] = r.ReadAt(int(f.Fd()), bufs[i], int64(2*i))
+	}
+	for i, c := range reads {
+		n, err := c.Wait()
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%d:%s ", i, bufs[i][:n])
+	}
+	fmt.Println()
+	// Output: 0:ab 1:cd 2:ef 3:gh
+}
+
+// A linked chain: write, then fsync, then read back, submitted atomically.
+func ExampleBatch_Link() {
+	r, err := rio.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	f, err := os.CreateTemp("", "rio-example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	fd := int(f.Fd())
+
+	b := r.NewBatch()
+	b.WriteAt(fd, []byte("durable"), 0)
+	b.Link()
+	b.Fsync(fd)
+	b.Link()
+	buf := make([]byte, 16)
+	read := b.ReadAt(fd, buf, 0)
+	if err := b.Submit(); err != nil {
+		log.Fatal(err)
+	}
+	n, err := read.Wait()
+	if err != nil {
+		log.Fatal(err)
+	}
+	fmt.Println(string(buf[:n]))
+	// Output: durable
+}
+
+// WaitContext gives up on a read that does not complete in time; the
+// kernel cancels it.
+func ExampleCompletion_WaitContext() {
+	r, err := rio.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pr.Close()
+	defer pw.Close()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	buf := make([]byte, 8)
+	c := r.Read(int(pr.Fd()), buf)
+	_, err = c.WaitContext(ctx)
+	fmt.Println(err)
+	_, err = c.Wait() // the buffer is ours again once Wait returns
+	fmt.Println(err)
+	// Output:
+	// context deadline exceeded
+	// read: operation canceled
+}

@@ -1,0 +1,5 @@
+package uring
+
+import "golang.org/x/sys/unix"
+
+func closeFd(fd int) error { return unix.Close(fd) }
