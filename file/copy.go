@@ -130,7 +130,7 @@ func (f *File) copyFrom(r io.Reader) (written int64, handled bool, err error) {
 		defer src.release()
 		unlock := lockPair(f, src)
 		defer unlock()
-		written, handled, err = copyFileRange(f.fd, src.fd, remain, f.closing, src.closing)
+		written, handled, err = copyFileRange(f.fd, f.posPtr(), src.fd, src.posPtr(), remain, f.closing, src.closing)
 	case *os.File:
 		return f.copyFromOS(src, lr, remain)
 	default:
@@ -152,7 +152,7 @@ func (f *File) copyFromOS(src *os.File, lr *io.LimitedReader, remain int64) (wri
 	f.posMu.Lock()
 	defer f.posMu.Unlock()
 	cerr := rc.Read(func(fd uintptr) bool {
-		written, handled, err = copyFileRange(f.fd, int(fd), remain, f.closing, nil)
+		written, handled, err = copyFileRange(f.fd, f.posPtr(), int(fd), nil, remain, f.closing, nil)
 		return true
 	})
 	if cerr != nil {
@@ -180,7 +180,7 @@ func (f *File) copyToOS(dst *os.File) (written int64, handled bool, err error) {
 		if fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0); err != nil || fl&unix.O_APPEND != 0 {
 			return true
 		}
-		written, handled, err = copyFileRange(int(fd), f.fd, 1<<63-1, f.closing, nil)
+		written, handled, err = copyFileRange(int(fd), nil, f.fd, f.posPtr(), 1<<63-1, f.closing, nil)
 		return true
 	})
 	if cerr != nil {
@@ -213,16 +213,26 @@ func lockPair(a, b *File) func() {
 	}
 }
 
-// copyFileRange copies up to remain bytes from srcFd's position to dstFd's
-// position, in chunks, stopping with fs.ErrClosed when either stop
+// posPtr returns the position copy_file_range should use and advance for
+// the File: its own, or nil (the descriptor's) for a stream. posMu is held.
+func (f *File) posPtr() *int64 {
+	if f.stream {
+		return nil
+	}
+	return &f.pos
+}
+
+// copyFileRange copies up to remain bytes from srcFd at *srcOff to dstFd
+// at *dstOff, advancing both (a nil offset means the descriptor's own
+// position), in chunks, stopping with fs.ErrClosed when either stop
 // function reports the File closing. handled is false, with nothing
 // copied, where the kernel cannot copy between these files.
-func copyFileRange(dstFd, srcFd int, remain int64, stop1, stop2 func() bool) (written int64, handled bool, err error) {
+func copyFileRange(dstFd int, dstOff *int64, srcFd int, srcOff *int64, remain int64, stop1, stop2 func() bool) (written int64, handled bool, err error) {
 	for remain > 0 {
 		if stop1() || (stop2 != nil && stop2()) {
 			return written, true, fs.ErrClosed
 		}
-		n, err := unix.CopyFileRange(srcFd, nil, dstFd, nil, int(min(remain, copyChunk)), 0)
+		n, err := unix.CopyFileRange(srcFd, srcOff, dstFd, dstOff, int(min(remain, copyChunk)), 0)
 		if err != nil {
 			if err == syscall.EINTR {
 				continue

@@ -72,8 +72,17 @@ type File struct {
 	align  Alignment
 
 	// posMu serialises the operations that use or move the file position:
-	// Read, Write, Seek, ReadFrom, WriteTo.
+	// Read, Write, Seek, ReadFrom, WriteTo. It guards pos.
 	posMu sync.Mutex
+	// pos is the file position. The File keeps it, rather than the
+	// kernel's file offset, because io_uring does not advance the latter
+	// when a read or write at the current position completes short (seen
+	// on Linux 6.18 for an O_DIRECT read reaching end of file and for a
+	// write cut short by RLIMIT_FSIZE). Unused for streams.
+	pos int64
+	// stream: the descriptor cannot seek (a pipe, FIFO, socket or tty);
+	// reads and writes use the kernel's notion of the current position.
+	stream bool
 
 	// life counts the operations in progress in its low bits; closedBit is
 	// set once Close has begun, after which no operation starts.
@@ -243,6 +252,11 @@ func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, 
 		drained:   make(chan struct{}),
 		asyncNext: 64,
 	}
+	// Seekable? Also picks up the starting position (0 after open).
+	if f.pos, err = unix.Seek(fd, 0, io.SeekCurrent); err != nil {
+		f.pos = 0
+		f.stream = true
+	}
 	if f.direct {
 		f.align, err = f.statAlignment()
 		if err != nil {
@@ -273,8 +287,10 @@ func (f *File) Name() string { return f.name }
 
 // Fd returns the file's descriptor. It stays owned by the File: it is valid
 // until Close, after which the number may be reused by another file. Unlike
-// os.File.Fd, it does not change the descriptor's mode. On a File that fell
-// back to the os package, it is the *os.File's Fd.
+// os.File.Fd, it does not change the descriptor's mode. The File keeps the
+// position of Read, Write and Seek itself: the descriptor's own offset
+// (lseek) follows Seek but not Read and Write. On a File that fell back to
+// the os package, Fd is the *os.File's Fd.
 func (f *File) Fd() uintptr {
 	if f == nil {
 		return ^uintptr(0)
@@ -311,13 +327,16 @@ func (f *File) release() {
 
 func (f *File) closing() bool { return f.life.Load()&closedBit != 0 }
 
-// Close closes the File. Operations in progress on other goroutines finish,
-// or fail with an error matching fs.ErrClosed (Close asks the kernel to
-// cancel those that wait, such as a read from an empty pipe); operations
-// started afterwards fail with fs.ErrClosed. The descriptor is closed only
-// after the last operation on it, asynchronous ones included, has been
-// reaped, so the kernel never reads or writes a descriptor number reused by
-// another file. Close waits for that.
+// Close closes the File. Operations started afterwards fail with
+// fs.ErrClosed. Operations in progress on other goroutines, asynchronous
+// ones included, run to completion on a regular file or block device, so
+// no write is lost; a loop such as ReadAt's or Write's stops after its
+// current operation, with fs.ErrClosed. On a pipe, FIFO, socket or tty,
+// where an operation may wait forever, Close cancels them instead: they
+// fail with fs.ErrClosed (asynchronous ones with ECANCELED). Either way,
+// the descriptor is closed only after the last operation on it has been
+// reaped, so the kernel never reads or writes a descriptor number reused
+// by another file. Close waits for that.
 //
 // As with os.File, a second Close returns an error matching fs.ErrClosed.
 func (f *File) Close() error {
@@ -341,20 +360,24 @@ func (f *File) Close() error {
 func (f *File) close() error {
 	v := f.life.Add(closedBit)
 	if v != closedBit {
-		// Operations are in progress: cancel what waits, and keep asking
-		// until they are all done, since an operation may be submitted
-		// just after a cancellation went through.
-		f.cancelAll()
-		<-f.drained
+		if f.stream {
+			// A read or write on a pipe, FIFO or socket may wait forever:
+			// cancel, and keep cancelling until they are all done, since
+			// an operation may be submitted just after a cancellation
+			// went through.
+			f.cancelUntilDrained()
+		} else {
+			<-f.drained
+		}
 	}
 	// No synchronous operation remains and no new one starts. Wait for the
-	// asynchronous ones, which the cancellation above also reached.
+	// asynchronous ones.
 	f.asyncMu.Lock()
 	pending := f.async
 	f.async = nil
 	f.asyncMu.Unlock()
-	if len(pending) > 0 {
-		f.cancelAsync()
+	if len(pending) > 0 && f.stream {
+		f.cancelFd()
 	}
 	for _, c := range pending {
 		c.Wait()
@@ -365,17 +388,13 @@ func (f *File) close() error {
 	return nil
 }
 
-// cancelAll cancels operations on the descriptor until every synchronous
-// one has finished.
-func (f *File) cancelAll() {
-	if f.ring.Supported("ASYNC_CANCEL") != nil {
-		<-f.drained
-		return
-	}
+// cancelUntilDrained cancels operations on the descriptor until every
+// synchronous one has finished.
+func (f *File) cancelUntilDrained() {
 	for {
-		// CancelFd needs Linux 5.19; on older kernels, the operations
-		// simply run to completion.
-		if _, err := f.ring.CancelFd(f.fd).Wait(); err != nil && !errors.Is(err, syscall.ENOENT) {
+		if !f.cancelFd() {
+			// No cancellation by descriptor (before Linux 5.19): the
+			// operations run to completion.
 			<-f.drained
 			return
 		}
@@ -387,10 +406,14 @@ func (f *File) cancelAll() {
 	}
 }
 
-func (f *File) cancelAsync() {
-	if f.ring.Supported("ASYNC_CANCEL") == nil {
-		f.ring.CancelFd(f.fd).Wait()
+// cancelFd cancels every operation in flight on the descriptor. It
+// reports false if the kernel cannot.
+func (f *File) cancelFd() bool {
+	if f.ring.Supported("ASYNC_CANCEL") != nil {
+		return false
 	}
+	_, err := f.ring.CancelFd(f.fd).Wait()
+	return err == nil || errors.Is(err, syscall.ENOENT)
 }
 
 // closeFd closes the descriptor, through the ring where it can.

@@ -28,32 +28,33 @@ func (f *File) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
+	f.posMu.Lock()
+	defer f.posMu.Unlock()
 	if f.direct {
-		if err := f.checkDirect(b, 0, false, false); err != nil {
+		if err := f.checkDirect(b, f.pos, !f.stream, false); err != nil {
 			return 0, &fs.PathError{Op: "read", Path: f.name, Err: err}
 		}
 	}
-	f.posMu.Lock()
-	n, err := f.readCur(b)
-	f.posMu.Unlock()
+	var n int
+	var err error
+	for {
+		if f.stream {
+			n, err = f.ring.Read(f.fd, b).Wait()
+		} else {
+			n, err = f.ring.ReadAt(f.fd, b, f.pos).Wait()
+		}
+		if err == nil || !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
 	if err != nil {
 		return 0, f.wrapErr("read", err)
 	}
 	if n == 0 {
 		return 0, io.EOF
 	}
+	f.pos += int64(n)
 	return n, nil
-}
-
-// readCur is one read at the file position; posMu is held.
-func (f *File) readCur(b []byte) (int, error) {
-	for {
-		n, err := f.ring.Read(f.fd, b).Wait()
-		if err != nil && errors.Is(err, syscall.EINTR) {
-			continue
-		}
-		return n, err
-	}
 }
 
 // Write writes len(b) bytes at the file position (at the end of the file
@@ -71,25 +72,39 @@ func (f *File) Write(b []byte) (int, error) {
 		return 0, f.closedErr("write")
 	}
 	defer f.release()
+	f.posMu.Lock()
+	defer f.posMu.Unlock()
 	if f.direct {
-		if err := f.checkDirect(b, 0, false, true); err != nil {
+		if err := f.checkDirect(b, f.pos, !f.stream && !f.append, true); err != nil {
 			return 0, &fs.PathError{Op: "write", Path: f.name, Err: err}
 		}
 	}
-	f.posMu.Lock()
-	n, err := f.writeCur(b)
-	f.posMu.Unlock()
-	return n, err
+	return f.writeCur(b)
 }
 
 // writeCur writes all of b at the file position; posMu is held.
 func (f *File) writeCur(b []byte) (int, error) {
 	nn := 0
+	defer func() {
+		if f.append && nn > 0 {
+			// The kernel wrote at the end of the file, which it alone
+			// knows: the position follows it there, as with os.
+			if end, err := unix.Seek(f.fd, 0, io.SeekEnd); err == nil {
+				f.pos = end
+			}
+		}
+	}()
 	for nn < len(b) {
 		if f.closing() {
 			return nn, f.closedErr("write")
 		}
-		n, err := f.ring.Write(f.fd, b[nn:]).Wait()
+		var n int
+		var err error
+		if f.stream || f.append {
+			n, err = f.ring.Write(f.fd, b[nn:]).Wait()
+		} else {
+			n, err = f.ring.WriteAt(f.fd, b[nn:], f.pos).Wait()
+		}
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) {
 				continue
@@ -100,6 +115,9 @@ func (f *File) writeCur(b []byte) (int, error) {
 			return nn, f.wrapErr("write", io.ErrUnexpectedEOF)
 		}
 		nn += n
+		if !f.append {
+			f.pos += int64(n)
+		}
 	}
 	return nn, nil
 }
@@ -220,8 +238,8 @@ func (f *File) WriteAt(b []byte, off int64) (int, error) {
 // O_DIRECT alignment is wrong, the File fell back to the os package) is
 // reported by the error, as an *fs.PathError, and the completion is nil.
 //
-// Close waits for the operations started this way; it may cancel them, in
-// which case they complete with ECANCELED.
+// Close waits for the operations started this way (on a pipe, FIFO or
+// socket it cancels them first; they then complete with ECANCELED).
 func (f *File) ReadAtAsync(b []byte, off int64) (*rio.Completion[int], error) {
 	return f.startAsync(false, b, off)
 }
@@ -305,10 +323,19 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 	}
 	defer f.release()
 	f.posMu.Lock()
-	r, err := unix.Seek(f.fd, offset, whence)
-	f.posMu.Unlock()
+	defer f.posMu.Unlock()
+	abs, whenceK := offset, whence
+	if !f.stream && whence == io.SeekCurrent {
+		// The kernel's offset is not the File's: make it absolute.
+		abs, whenceK = f.pos+offset, io.SeekStart
+		if (offset > 0 && abs < f.pos) || (offset < 0 && abs > f.pos) {
+			return 0, f.wrapErr("seek", syscall.EINVAL) // overflow
+		}
+	}
+	r, err := unix.Seek(f.fd, abs, whenceK)
 	if err != nil {
 		return 0, f.wrapErr("seek", err)
 	}
+	f.pos = r
 	return r, nil
 }
