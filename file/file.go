@@ -59,8 +59,9 @@ import (
 //
 // The File owns its descriptor from Open to Close. The Ring it uses is not
 // owned: a Ring passed to OpenFileRing must outlive the File (operations
-// on a File whose Ring was closed fail with rio.ErrClosed; Close still
-// releases the descriptor).
+// on a File whose Ring was closed fail with rio.ErrClosed, except reads
+// served from the page cache (see Read); Close still releases the
+// descriptor).
 type File struct {
 	name string
 	osf  *os.File // non-nil: fallback mode, every method delegates to it
@@ -83,6 +84,10 @@ type File struct {
 	// stream: the descriptor cannot seek (a pipe, FIFO, socket or tty);
 	// reads and writes use the kernel's notion of the current position.
 	stream bool
+
+	// The page-cache fast path of reads (see nowait.go).
+	noNowait atomic.Bool  // never try it: O_DIRECT, a stream, or unsupported
+	misses   atomic.Int64 // consecutive RWF_NOWAIT misses
 
 	// life counts the operations in progress in its low bits; closedBit is
 	// set once Close has begun, after which no operation starts.
@@ -257,6 +262,7 @@ func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, 
 		f.pos = 0
 		f.stream = true
 	}
+	f.noNowait.Store(f.direct || f.stream)
 	if f.direct {
 		f.align, err = f.statAlignment()
 		if err != nil {

@@ -430,7 +430,7 @@ func closeRaceRound(t *testing.T, round int) {
 			<-start
 			buf := make([]byte, block)
 			for i := 0; ; i++ {
-				off := int64((w*1000 + i) * block)
+				off := int64((i*workers + w) * block)
 				var err error
 				switch i % 3 {
 				case 0:
@@ -916,10 +916,10 @@ func TestClosedRing(t *testing.T) {
 	r, err := rio.New()
 	skipUnsupported(t, err)
 	name := writeTemp(t, []byte("data"))
-	f, err := OpenFileRing(r, name, os.O_RDONLY, 0)
+	f, err := OpenFileRing(r, name, os.O_RDWR, 0)
 	require.NoError(t, err)
 	require.NoError(t, r.Close())
-	_, err = f.Read(make([]byte, 4))
+	_, err = f.Write(make([]byte, 4))
 	assert.ErrorIs(t, err, rio.ErrClosed)
 	var pe *fs.PathError
 	assert.ErrorAs(t, err, &pe)
@@ -929,5 +929,3 @@ func TestClosedRing(t *testing.T) {
 	_, err = OpenFileRing(nil, name, os.O_RDONLY, 0)
 	assert.Error(t, err)
 }
-
-func cleanupBenchFiles() {}

@@ -35,6 +35,27 @@ func (f *File) Read(b []byte) (int, error) {
 			return 0, &fs.PathError{Op: "read", Path: f.name, Err: err}
 		}
 	}
+	if !f.noNowait.Load() {
+		n, ok := f.readNowait(b, f.pos)
+		if ok && n == 0 {
+			return 0, io.EOF
+		}
+		if ok && n == len(b) {
+			f.pos += int64(n)
+			return n, nil
+		}
+		if ok {
+			// Part was cached. Read the rest through the ring, so that a
+			// Read returns as much as os.File's would; an error there
+			// will show on the next Read.
+			m, err := f.ring.ReadAt(f.fd, b[n:], f.pos+int64(n)).Wait()
+			if err == nil {
+				n += m
+			}
+			f.pos += int64(n)
+			return n, nil
+		}
+	}
 	var n int
 	var err error
 	for {
@@ -151,6 +172,17 @@ func (f *File) ReadAt(b []byte, off int64) (int, error) {
 	}
 	n := 0
 	for len(b) > 0 {
+		if !f.noNowait.Load() {
+			if m, ok := f.readNowait(b, off); ok {
+				if m == 0 {
+					return n, io.EOF
+				}
+				n += m
+				b = b[m:]
+				off += int64(m)
+				continue
+			}
+		}
 		m, err := f.ring.ReadAt(f.fd, b, off).Wait()
 		if err != nil {
 			if errors.Is(err, syscall.EINTR) {
