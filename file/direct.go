@@ -9,6 +9,10 @@ import (
 	"golang.org/x/sys/unix"
 )
 
+// O_DIRECT is the open flag for direct IO, which bypasses the page cache:
+// syscall.O_DIRECT, for OpenFile.
+const O_DIRECT = syscall.O_DIRECT
+
 // Alignment is what O_DIRECT IO on a file requires: every buffer must
 // start at a multiple of Memory, and every offset and length must be a
 // multiple of Offset (ReadOffset for reads).

@@ -4,10 +4,14 @@
 // A *File behaves like an *os.File: it implements io.Reader, io.Writer,
 // io.ReaderAt, io.WriterAt, io.Seeker, io.Closer, io.ReaderFrom and
 // io.WriterTo, and its errors have the same shapes (*fs.PathError, a bare
-// io.EOF at end of file, fs.ErrClosed after Close). Every read, write,
-// open, stat, sync, truncate and close goes through an io_uring Ring of the
-// rio package instead of a blocking system call, so a goroutine waiting for
-// IO never holds an OS thread, however many goroutines wait.
+// io.EOF at end of file, fs.ErrClosed after Close). Reads, writes, opens,
+// stats, syncs, truncates and closes go through an io_uring Ring of the rio
+// package instead of blocking system calls, so a goroutine waiting for the
+// disk never holds an OS thread, however many goroutines wait. (Two
+// exceptions: a buffered read first tries to copy the data from the page
+// cache with preadv2(RWF_NOWAIT), which never waits for the disk and is
+// cheaper than a ring round trip when the data is cached; and File-to-File
+// copies use copy_file_range, as os does.)
 //
 // ReadAtAsync and WriteAtAsync start an operation and return its
 // *rio.Completion at once, so that one goroutine can keep many operations
