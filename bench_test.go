@@ -197,3 +197,26 @@ func residentFile(b *testing.B, size int) *os.File {
 	b.Cleanup(func() { unix.Munmap(m) })
 	return f
 }
+
+// pinChild keeps file resident in the page cache until killed, for
+// benchmarks run by other programs (bench/hotread.sh runs fio on it).
+func pinChild(file string) int {
+	f, err := os.Open(file)
+	if err != nil {
+		println(err.Error())
+		return 1
+	}
+	st, err := f.Stat()
+	if err != nil {
+		println(err.Error())
+		return 1
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		println(err.Error())
+		return 1
+	}
+	_ = unix.Mlock(m)
+	println("pinned", len(m), "bytes")
+	select {}
+}
