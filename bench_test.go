@@ -3,6 +3,7 @@ package rio
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -219,4 +220,35 @@ func pinChild(file string) int {
 	_ = unix.Mlock(m)
 	println("pinned", len(m), "bytes")
 	select {}
+}
+
+// 4 KiB hot reads from 64 goroutines sharing one ring, against pread from
+// 64 goroutines.
+func BenchmarkReadHot4KParallel(b *testing.B) {
+	const size = 64 << 20
+	f := residentFile(b, size)
+	fd := int(f.Fd())
+	offsets := func(i int) int64 { return int64((uint64(i)*2654435761)%(size/4096)) * 4096 }
+	run := func(b *testing.B, read func(buf []byte, off int64) error) {
+		b.SetBytes(4096)
+		b.SetParallelism(32) // 64 goroutines with GOMAXPROCS=2
+		var seq atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 4096)
+			for pb.Next() {
+				if err := read(buf, offsets(int(seq.Add(1)))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.Run("rio", func(b *testing.B) {
+		r := newBenchRing(b)
+		run(b, func(buf []byte, off int64) error { _, err := r.ReadAt(fd, buf, off).Wait(); return err })
+		reportEnters(b, r)
+	})
+	b.Run("pread", func(b *testing.B) {
+		run(b, func(buf []byte, off int64) error { _, err := unix.Pread(fd, buf, off); return err })
+	})
 }

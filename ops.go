@@ -22,18 +22,25 @@ func (r *Ring) Nop() *Completion[struct{}] {
 	return submit1(r, prepNop(new(Completion[struct{}]), &s), &s)
 }
 
-// Read reads into b from the file's current position, which it advances
-// (IORING_OP_READ with offset -1; for streams such as pipes and sockets).
-// The kernel writes b until the operation completes. The result is the
-// number of bytes read; 0 means end of file.
+// Read reads into b from the file's current position (IORING_OP_READ
+// with offset -1), for streams such as pipes and sockets. The kernel writes
+// b until the operation completes. The result is the number of bytes read;
+// 0 means end of file.
+//
+// On regular files, prefer ReadAt with an offset the caller keeps: the
+// kernel does not advance the file position when a read completes short
+// (seen on Linux 6.18 for an O_DIRECT read reaching end of file), and
+// concurrent reads at the current position race for it.
 func (r *Ring) Read(fd int, b []byte) *Completion[int] {
 	var s uring.SQE
 	return submit1(r, prepRW(new(Completion[int]), &s, uring.OpRead, fd, b, -1), &s)
 }
 
-// Write writes b at the file's current position, which it advances. The
-// kernel reads b until the operation completes. A short write is reported as
-// a count smaller than len(b) without error.
+// Write writes b at the file's current position (offset -1). The kernel
+// reads b until the operation completes. A short write is reported as a
+// count smaller than len(b) without error. As for Read, prefer WriteAt on
+// regular files: a short write (one cut by RLIMIT_FSIZE, say) does not
+// advance the file position.
 func (r *Ring) Write(fd int, b []byte) *Completion[int] {
 	var s uring.SQE
 	return submit1(r, prepRW(new(Completion[int]), &s, uring.OpWrite, fd, b, -1), &s)

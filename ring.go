@@ -108,12 +108,13 @@ func init() {
 type Option func(*config) error
 
 type config struct {
-	entries   uint32
-	cqEntries uint32
-	sqpoll    bool
-	sqIdle    time.Duration
-	alwaysArm bool
-	newKernel func(entries uint32, p *uring.Params) (kernel, error)
+	maxWorkers *[2]uint32
+	entries    uint32
+	cqEntries  uint32
+	sqpoll     bool
+	sqIdle     time.Duration
+	alwaysArm  bool
+	newKernel  func(entries uint32, p *uring.Params) (kernel, error)
 }
 
 // WithEntries sets the size of the submission queue, a power of two from 1
@@ -153,6 +154,19 @@ func WithSQPoll(idle time.Duration) Option {
 		}
 		c.sqpoll = true
 		c.sqIdle = idle
+		return nil
+	}
+}
+
+// WithMaxWorkers caps the kernel's io-wq worker threads for this ring:
+// bounded workers serve operations on regular files and block devices,
+// unbounded ones everything else (Linux 5.15). Operations the kernel cannot
+// complete without blocking are handed to these workers, and each OS
+// thread that submits gets its own pool, so without a cap a Go program
+// can end up with many of them. 0 leaves a limit unchanged.
+func WithMaxWorkers(bounded, unbounded uint32) Option {
+	return func(c *config) error {
+		c.maxWorkers = &[2]uint32{bounded, unbounded}
 		return nil
 	}
 }
@@ -244,6 +258,16 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 	if _, err := k.Register(uring.RegisterEventfd, unsafe.Pointer(&fd32), 1); err != nil {
 		unix.Close(efd)
 		return nil, err
+	}
+	if cfg.maxWorkers != nil {
+		limits := *cfg.maxWorkers
+		if _, err := k.Register(uring.RegisterIOWQMaxWorkers, unsafe.Pointer(&limits), 2); err != nil {
+			unix.Close(efd)
+			if errnoIs(err, syscall.EINVAL) {
+				return nil, &FeatureError{Feature: "IORING_REGISTER_IOWQ_MAX_WORKERS", MinKernel: "5.15", Err: err}
+			}
+			return nil, err
+		}
 	}
 	r.efd = os.NewFile(uintptr(efd), "rio-eventfd")
 	if !r.alwaysArmed {

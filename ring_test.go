@@ -565,3 +565,9 @@ func TestStressSmallRing(t *testing.T) {
 	assert.Less(t, s.Enters, uint64(total), "submissions were combined")
 	t.Logf("%d ops, %d enters", total, s.Enters)
 }
+
+func TestWithMaxWorkers(t *testing.T) {
+	r := newTestRing(t, WithMaxWorkers(2, 2))
+	_, err := r.Nop().Wait()
+	require.NoError(t, err)
+}

@@ -267,24 +267,25 @@ const (
 
 // io_uring_register opcodes.
 const (
-	RegisterBuffers       = 0
-	UnregisterBuffers     = 1
-	RegisterFiles         = 2
-	UnregisterFiles       = 3
-	RegisterEventfd       = 4
-	UnregisterEventfd     = 5
-	RegisterFilesUpdate   = 6
-	RegisterEventfdAsync  = 7
-	RegisterProbe         = 8
-	RegisterPersonality   = 9
-	UnregisterPersonality = 10
-	RegisterRestrictions  = 11
-	RegisterEnableRings   = 12
-	RegisterRingFds       = 20
-	UnregisterRingFds     = 21
-	RegisterPbufRing      = 22
-	UnregisterPbufRing    = 23
-	RegisterSyncCancel    = 24
+	RegisterBuffers        = 0
+	UnregisterBuffers      = 1
+	RegisterFiles          = 2
+	UnregisterFiles        = 3
+	RegisterEventfd        = 4
+	UnregisterEventfd      = 5
+	RegisterFilesUpdate    = 6
+	RegisterEventfdAsync   = 7
+	RegisterProbe          = 8
+	RegisterPersonality    = 9
+	UnregisterPersonality  = 10
+	RegisterRestrictions   = 11
+	RegisterEnableRings    = 12
+	RegisterIOWQMaxWorkers = 19
+	RegisterRingFds        = 20
+	UnregisterRingFds      = 21
+	RegisterPbufRing       = 22
+	UnregisterPbufRing     = 23
+	RegisterSyncCancel     = 24
 )
 
 // Probe op flags.
