@@ -18,7 +18,8 @@ import (
 // with flags (unix.SOCK_NONBLOCK); SOCK_CLOEXEC is always added. The result
 // is the new socket, which the caller owns.
 func (r *Ring) Accept(fd int, flags int) *Completion[int] {
-	return submit1(r, prepAccept(fd, flags))
+	var s uring.SQE
+	return submit1(r, prepAccept(new(Completion[int]), &s, fd, flags), &s)
 }
 
 // AcceptMultishot keeps accepting connections on fd with one submission
@@ -26,42 +27,46 @@ func (r *Ring) Accept(fd int, flags int) *Completion[int] {
 // Stream ends when the kernel stops it (an error, or the CQ running full),
 // after which it must be submitted again.
 func (r *Ring) AcceptMultishot(fd int, flags int) *Stream[int] {
-	c := prepAccept(fd, flags)
-	c.sqe.IOPrio |= uring.AcceptMultishot
-	return submitStream(r, &c.op, func(res int32, _ uint32) int { return int(res) })
+	var s uring.SQE
+	c := prepAccept(new(Completion[int]), &s, fd, flags)
+	s.IOPrio |= uring.AcceptMultishot
+	return submitStream(r, &c.op, &s, func(res int32, _ uint32) int { return int(res) }, nil)
 }
 
-func prepAccept(fd int, flags int) *Completion[int] {
-	c := newOp[int](uring.OpAccept, fd)
-	c.sqe.OpFlags = uint32(flags | unix.SOCK_CLOEXEC)
+func prepAccept(c *Completion[int], s *uring.SQE, fd int, flags int) *Completion[int] {
+	initOp(c, s, uring.OpAccept, fd)
+	s.OpFlags = uint32(flags | unix.SOCK_CLOEXEC)
 	return c
 }
 
 // Connect connects socket fd to sa, like connect(2). The ring holds its own
 // copy of the address.
 func (r *Ring) Connect(fd int, sa unix.Sockaddr) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpConnect, fd)
+	var s uring.SQE
+	c := initOp(new(Completion[struct{}]), &s, uring.OpConnect, fd)
 	p, n, err := rawSockaddr(sa)
 	if err != nil {
 		c.setErr(argError("connect", err))
 	} else {
 		c.obj = p
-		c.sqe.Addr = uint64(uintptr(p))
-		c.sqe.Off = uint64(n) // addrlen goes in off
+		s.Addr = uint64(uintptr(p))
+		s.Off = uint64(n) // addrlen goes in off
 	}
-	return submit1(r, c)
+	return submit1(r, c, &s)
 }
 
 // Send sends b on socket fd, like send(2) with flags (unix.MSG_*). The
 // result is the number of bytes sent, which may be fewer than len(b).
 func (r *Ring) Send(fd int, b []byte, flags int) *Completion[int] {
-	return submit1(r, prepSendRecv(uring.OpSend, fd, b, flags))
+	var s uring.SQE
+	return submit1(r, prepSendRecv(new(Completion[int]), &s, uring.OpSend, fd, b, flags), &s)
 }
 
 // Recv receives into b from socket fd, like recv(2) with flags. A result
 // of 0 with a non-empty b means the peer closed its side.
 func (r *Ring) Recv(fd int, b []byte, flags int) *Completion[int] {
-	return submit1(r, prepSendRecv(uring.OpRecv, fd, b, flags))
+	var s uring.SQE
+	return submit1(r, prepSendRecv(new(Completion[int]), &s, uring.OpRecv, fd, b, flags), &s)
 }
 
 // SendZC sends b without copying it into the kernel (Linux 6.0): the
@@ -70,7 +75,8 @@ func (r *Ring) Recv(fd int, b []byte, flags int) *Completion[int] {
 // the peer acknowledged the data, and on loopback only once the receiver
 // has read it. It pays for large buffers only.
 func (r *Ring) SendZC(fd int, b []byte, flags int) *Completion[int] {
-	c := prepSendRecv(uring.OpSendZC, fd, b, flags)
+	var s uring.SQE
+	c := prepSendRecv(new(Completion[int]), &s, uring.OpSendZC, fd, b, flags)
 	var result int32
 	var got bool
 	c.extra().onCQE = func(res int32, f uint32) (int32, uint32) {
@@ -81,13 +87,13 @@ func (r *Ring) SendZC(fd int, b []byte, flags int) *Completion[int] {
 		}
 		return result, f
 	}
-	return submit1(r, c)
+	return submit1(r, c, &s)
 }
 
-func prepSendRecv(opcode uint8, fd int, b []byte, flags int) *Completion[int] {
-	c := newOp[int](opcode, fd)
-	setBuf(c, b)
-	c.sqe.OpFlags = uint32(flags)
+func prepSendRecv(c *Completion[int], s *uring.SQE, opcode uint8, fd int, b []byte, flags int) *Completion[int] {
+	initOp(c, s, opcode, fd)
+	setBuf(c, s, b)
+	s.OpFlags = uint32(flags)
 	c.kernelWrites = opcode == uring.OpRecv
 	return c
 }
@@ -95,9 +101,10 @@ func prepSendRecv(opcode uint8, fd int, b []byte, flags int) *Completion[int] {
 // Shutdown shuts down part of a full-duplex connection, like shutdown(2)
 // with how unix.SHUT_RD, SHUT_WR or SHUT_RDWR (Linux 5.11).
 func (r *Ring) Shutdown(fd int, how int) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpShutdown, fd)
-	c.sqe.Len = uint32(how)
-	return submit1(r, c)
+	var s uring.SQE
+	c := initOp(new(Completion[struct{}]), &s, uring.OpShutdown, fd)
+	s.Len = uint32(how)
+	return submit1(r, c, &s)
 }
 
 // Msg is the result of Recvmsg.
@@ -119,8 +126,9 @@ type msgState struct {
 // Sendmsg sends p and the ancillary data oob on socket fd, to address to
 // if it is not nil, like sendmsg(2).
 func (r *Ring) Sendmsg(fd int, p, oob []byte, to unix.Sockaddr, flags int) *Completion[int] {
-	c := newOp[int](uring.OpSendmsg, fd)
-	m := newMsg(c, p, oob)
+	var s uring.SQE
+	c := initOp(new(Completion[int]), &s, uring.OpSendmsg, fd)
+	m := newMsg(c, &s, p, oob)
 	if to != nil {
 		ptr, n, err := rawSockaddr(to)
 		if err != nil {
@@ -131,23 +139,24 @@ func (r *Ring) Sendmsg(fd int, p, oob []byte, to unix.Sockaddr, flags int) *Comp
 			m.hdr.Namelen = uint32(n)
 		}
 	}
-	c.sqe.OpFlags = uint32(flags)
-	return submit1(r, c)
+	s.OpFlags = uint32(flags)
+	return submit1(r, c, &s)
 }
 
 // Recvmsg receives into p and ancillary data into oob from socket fd, like
 // recvmsg(2). The kernel writes p and oob until the operation completes.
 func (r *Ring) Recvmsg(fd int, p, oob []byte, flags int) *Completion[Msg] {
-	c := newOp[Msg](uring.OpRecvmsg, fd)
-	m := newMsg(c, p, oob)
+	var s uring.SQE
+	c := initOp(new(Completion[Msg]), &s, uring.OpRecvmsg, fd)
+	m := newMsg(c, &s, p, oob)
 	m.hdr.Name = (*byte)(unsafe.Pointer(&m.name))
 	m.hdr.Namelen = uint32(unsafe.Sizeof(m.name))
-	c.sqe.OpFlags = uint32(flags)
+	s.OpFlags = uint32(flags)
 	c.kernelWrites = true
-	return submit1(r, c)
+	return submit1(r, c, &s)
 }
 
-func newMsg[T any](c *Completion[T], p, oob []byte) *msgState {
+func newMsg[T any](c *Completion[T], s *uring.SQE, p, oob []byte) *msgState {
 	m := new(msgState)
 	if len(p) > maxRW {
 		p = p[:maxRW]
@@ -167,8 +176,8 @@ func newMsg[T any](c *Completion[T], p, oob []byte) *msgState {
 		c.extra().bufs = [][]byte{oob}
 	}
 	c.obj = unsafe.Pointer(m)
-	c.sqe.Addr = uint64(uintptr(c.obj))
-	c.sqe.Len = 1
+	s.Addr = uint64(uintptr(c.obj))
+	s.Len = 1
 	return m
 }
 

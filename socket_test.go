@@ -104,7 +104,6 @@ func TestRecvMultishotBufferRing(t *testing.T) {
 	requireRing(t, r.Supported("SEND_ZC")) // multishot recv: 6.0
 	br, err := r.NewBufferRing(7, 4, 64)
 	requireRing(t, err)
-	defer br.Close()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	require.NoError(t, err)
 	defer unix.Close(fds[0])
@@ -155,6 +154,27 @@ func TestRecvMultishotBufferRing(t *testing.T) {
 	assert.Zero(t, b.N)
 	_, err = s.Next()
 	assert.ErrorIs(t, err, io.EOF)
+	assert.NoError(t, br.Close(), "no stream uses the ring any more")
+	assert.NoError(t, br.Close(), "Close is idempotent")
+	_, err = r.RecvMultishot(fds[0], br, 0).Next()
+	assert.ErrorIs(t, err, syscall.EINVAL, "closed buffer ring")
+}
+
+func TestBufferRingCloseWhileInUse(t *testing.T) {
+	r := newTestRing(t)
+	requireRing(t, r.Supported("SEND_ZC"))
+	br, err := r.NewBufferRing(3, 2, 16)
+	requireRing(t, err)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	s := r.RecvMultishot(fds[0], br, 0)
+	assert.ErrorIs(t, br.Close(), syscall.EBUSY)
+	s.Cancel()
+	_, err = s.Next()
+	assert.ErrorIs(t, err, syscall.ECANCELED)
+	assert.NoError(t, br.Close())
 }
 
 func TestSendmsgRecvmsg(t *testing.T) {

@@ -29,7 +29,14 @@ type Stream[T any] struct {
 	q     []streamItem
 	ended bool // the last CQE is in q
 	ready chan struct{}
-	taken atomic.Bool // the end has been returned by Next
+	onEnd func() // called once when the kernel ends the operation
+	once  sync.Once
+}
+
+func (s *Stream[T]) endOnce() {
+	if s.onEnd != nil {
+		s.once.Do(s.onEnd)
+	}
 }
 
 type streamItem struct {
@@ -37,24 +44,33 @@ type streamItem struct {
 	flags uint32
 }
 
-func submitStream[T any](r *Ring, o *op, conv func(int32, uint32) T) *Stream[T] {
-	s := &Stream[T]{conv: conv, ready: make(chan struct{}, 1)}
-	s.op.sqe, s.op.buf, s.op.obj, s.op.x = o.sqe, o.buf, o.obj, o.x
+// submitStream submits o as a multishot operation. onEnd, if not nil, is
+// called once when the operation has ended (or failed to start).
+func submitStream[T any](r *Ring, o *op, sqe *uring.SQE, conv func(int32, uint32) T, onEnd func()) *Stream[T] {
+	s := &Stream[T]{conv: conv, ready: make(chan struct{}, 1), onEnd: onEnd}
+	s.op.buf, s.op.obj, s.op.x, s.op.opcode, s.op.kernelWrites = o.buf, o.obj, o.x, o.opcode, o.kernelWrites
 	s.op.ring = r
 	s.op.extra().onCQE = func(res int32, flags uint32) (int32, uint32) {
 		s.mu.Lock()
 		s.q = append(s.q, streamItem{res, flags})
-		if flags&uring.CQEFMore == 0 {
+		end := flags&uring.CQEFMore == 0
+		if end {
 			s.ended = true
 		}
 		s.mu.Unlock()
+		if end {
+			s.endOnce()
+		}
 		select {
 		case s.ready <- struct{}{}:
 		default:
 		}
 		return res, flags
 	}
-	r.submit(&s.op, false)
+	r.submit(&s.op, sqe, false)
+	if s.op.prepErr() != nil {
+		s.endOnce() // failed before submission: no CQE will come
+	}
 	return s
 }
 
@@ -82,7 +98,7 @@ func (s *Stream[T]) NextContext(ctx context.Context) (T, error) {
 			s.q = s.q[1:]
 			s.mu.Unlock()
 			if it.res < 0 {
-				return zero, &os.SyscallError{Syscall: opName(s.op.sqe.Opcode), Err: syscall.Errno(-it.res)}
+				return zero, &os.SyscallError{Syscall: opName(s.op.opcode), Err: syscall.Errno(-it.res)}
 			}
 			return s.conv(it.res, it.flags), nil
 		}
@@ -159,6 +175,7 @@ type BufferRing struct {
 	mu     sync.Mutex
 	tail   uint16
 	closed bool
+	active int // RecvMultishot streams not yet ended
 }
 
 // NewBufferRing registers a ring of entries buffers (a power of two up to
@@ -178,13 +195,7 @@ func (r *Ring) NewBufferRing(group uint16, entries int, size int) (*BufferRing, 
 		return nil, os.NewSyscallError("mmap", err)
 	}
 	br := &BufferRing{r: r, group: group, entries: uint16(entries), size: size, ring: ring, bufs: bufs}
-	reg := struct {
-		ringAddr    uint64
-		ringEntries uint32
-		bgid        uint16
-		flags       uint16
-		resv        [3]uint64
-	}{uint64(uintptr(unsafe.Pointer(&ring[0]))), uint32(entries), group, 0, [3]uint64{}}
+	reg := uring.BufReg{RingAddr: uint64(uintptr(unsafe.Pointer(&ring[0]))), RingEntries: uint32(entries), Bgid: group}
 	r.regMu.Lock()
 	err = r.liveLocked()
 	if err == nil {
@@ -259,23 +270,21 @@ func (br *BufferRing) publishLocked() {
 	atomic.StoreUint32(w, atomic.LoadUint32(w)&0xffff|uint32(br.tail)<<16)
 }
 
-// Close unregisters the buffer ring and frees its memory. No operation
-// using the group may be in flight (end its Streams first), and no buffer
-// may be in use.
+// Close unregisters the buffer ring and frees its memory. It fails with
+// EBUSY while a RecvMultishot Stream using the ring has not ended (Cancel
+// it and drain it with Next first); buffers the caller still holds become
+// invalid.
 func (br *BufferRing) Close() error {
 	br.mu.Lock()
 	defer br.mu.Unlock()
 	if br.closed {
 		return nil
 	}
+	if br.active > 0 {
+		return argError("BufferRing.Close", fmt.Errorf("%d RecvMultishot streams still use buffer group %d: %w", br.active, br.group, syscall.EBUSY))
+	}
 	br.closed = true
-	reg := struct {
-		ringAddr    uint64
-		ringEntries uint32
-		bgid        uint16
-		flags       uint16
-		resv        [3]uint64
-	}{bgid: br.group}
+	reg := uring.BufReg{Bgid: br.group}
 	r := br.r
 	r.regMu.Lock()
 	var err error
@@ -301,15 +310,29 @@ type Buffer struct {
 // the Stream. The caller reads each result with br.Bytes(b.ID, b.N) and
 // must Release the buffer when done with it.
 func (r *Ring) RecvMultishot(fd int, br *BufferRing, flags int) *Stream[Buffer] {
-	c := newOp[int](uring.OpRecv, fd)
-	c.sqe.IOPrio |= uring.RecvMultishot
-	c.sqe.Flags |= uring.SQEBufferSelect
-	c.sqe.BufIndex = br.group
-	c.sqe.OpFlags = uint32(flags)
-	return submitStream(r, &c.op, func(res int32, f uint32) Buffer {
+	var s uring.SQE
+	c := initOp(new(Completion[int]), &s, uring.OpRecv, fd)
+	s.IOPrio |= uring.RecvMultishot
+	s.Flags |= uring.SQEBufferSelect
+	s.BufIndex = br.group
+	s.OpFlags = uint32(flags)
+	var onEnd func()
+	br.mu.Lock()
+	if br.closed {
+		c.setErr(argError("RecvMultishot", fmt.Errorf("buffer ring closed: %w", syscall.EINVAL)))
+	} else {
+		br.active++
+		onEnd = func() {
+			br.mu.Lock()
+			br.active--
+			br.mu.Unlock()
+		}
+	}
+	br.mu.Unlock()
+	return submitStream(r, &c.op, &s, func(res int32, f uint32) Buffer {
 		if f&uring.CQEFBuffer == 0 {
 			return Buffer{N: int(res)}
 		}
 		return Buffer{ID: uint16(f >> uring.CQEBufferShift), N: int(res)}
-	})
+	}, onEnd)
 }
