@@ -2,6 +2,7 @@ package rio
 
 import (
 	"errors"
+	"fmt"
 	"syscall"
 
 	"github.com/gorio/rio/internal/uring"
@@ -18,18 +19,32 @@ import (
 // A limit of 0 is RecvMultishot. Kernels before 6.17 refuse a non-zero limit:
 // the stream ends at once with EINVAL.
 func (r *Ring) RecvMultishotLimit(fd int, br *BufferRing, flags int, limit uint32) *Stream[Buffer] {
-	c := newOp[int](uring.OpRecv, fd)
-	c.sqe.IOPrio |= uring.RecvMultishot
-	c.sqe.Flags |= uring.SQEBufferSelect
-	c.sqe.BufIndex = br.group
-	c.sqe.OpFlags = uint32(flags)
-	c.sqe.FileIndex = limit // sqe->optlen shares the file_index slot
-	return submitStream(r, &c.op, func(res int32, f uint32) Buffer {
+	var s uring.SQE
+	c := initOp(new(Completion[int]), &s, uring.OpRecv, fd)
+	s.IOPrio |= uring.RecvMultishot
+	s.Flags |= uring.SQEBufferSelect
+	s.BufIndex = br.group
+	s.OpFlags = uint32(flags)
+	s.FileIndex = limit // sqe->optlen shares the file_index slot
+	var onEnd func()
+	br.mu.Lock()
+	if br.closed {
+		c.setErr(argError("RecvMultishotLimit", fmt.Errorf("buffer ring closed: %w", syscall.EINVAL)))
+	} else {
+		br.active++
+		onEnd = func() {
+			br.mu.Lock()
+			br.active--
+			br.mu.Unlock()
+		}
+	}
+	br.mu.Unlock()
+	return submitStream(r, &c.op, &s, func(res int32, f uint32) Buffer {
 		if f&uring.CQEFBuffer == 0 {
 			return Buffer{N: int(res)}
 		}
 		return Buffer{ID: uint16(f >> uring.CQEBufferShift), N: int(res)}
-	})
+	}, onEnd)
 }
 
 // WithCoopTaskrun sets up the ring with IORING_SETUP_COOP_TASKRUN (Linux
