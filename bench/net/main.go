@@ -310,8 +310,12 @@ func orchestrate(args []string) {
 		}
 		fmt.Fprintf(&b, "| %s | %.0f %s | %.0f %s | %.2f× | %s%s |\n", r.s.desc, r.std, r.s.unit, r.rio, r.s.unit, ratio, tgt, mark)
 	}
-	fmt.Fprintf(&b, "\nMedians of %d alternating runs of %v each; %s; GOMAXPROCS=%s; %s.\n",
-		*runs, dur, kernel(), os.Getenv("GOMAXPROCS"), time.Now().UTC().Format("2006-01-02"))
+	procs := os.Getenv("GOMAXPROCS")
+	if procs == "" {
+		procs = strconv.Itoa(runtime.NumCPU())
+	}
+	fmt.Fprintf(&b, "\nMedians of %d alternating runs of %v each; %s; %d CPUs, GOMAXPROCS %s; %s.\n",
+		*runs, dur, kernel(), runtime.NumCPU(), procs, time.Now().UTC().Format("2006-01-02"))
 	fmt.Print(b.String())
 	if *write != "" {
 		if err := rewriteSection(*write, b.String()); err != nil {
