@@ -21,14 +21,14 @@ var errNoPrevious = fmt.Errorf("no operation queued before it: %w", syscall.EINV
 // to nothing, and when the Batch is larger than the submission queue or than
 // the ring's capacity.
 func (b *Batch) Submit() error {
-	ops, flags, err := b.ops, b.flag, b.err
+	ops, sqes, err := b.ops, b.sqes, b.err
 	defer b.reset()
 	if len(ops) == 0 {
 		return err
 	}
 	r := b.r
 	if err == nil {
-		err = r.checkBatch(ops, flags)
+		err = r.checkBatch(ops, sqes)
 	}
 	if err != nil {
 		failAll(ops, err)
@@ -44,10 +44,10 @@ func (b *Batch) Submit() error {
 		return err
 	}
 
-	now := r.now()
+	var now int64
 	for i, o := range ops {
-		o.sqe.Flags |= flags[i]
-		r.claim(idx[i], o, now)
+		r.claim(idx[i], o, &now)
+		sqes[i].UserData = o.userData
 	}
 	r.mu.Lock()
 	if r.closed || r.dead {
@@ -60,9 +60,10 @@ func (b *Batch) Submit() error {
 		return ErrClosed
 	}
 	r.waitSQSpace(uint32(len(ops)))
-	for _, o := range ops {
-		r.rings.SQEs[r.sqTail&r.rings.SQMask] = o.sqe
+	for i, o := range ops {
+		r.rings.SQEs[r.sqTail&r.rings.SQMask] = sqes[i]
 		r.sqTail++
+		r.heavy = r.heavy || heavyOp(o)
 	}
 	uring.StoreRelease(r.rings.SQTail, r.sqTail)
 	r.stats.submitted.Add(uint64(len(ops)))
@@ -70,16 +71,16 @@ func (b *Batch) Submit() error {
 	return nil
 }
 
-func (r *Ring) checkBatch(ops []*op, flags []uint8) error {
+func (r *Ring) checkBatch(ops []*op, sqes []uring.SQE) error {
 	for _, o := range ops {
 		if err := o.prepErr(); err != nil {
 			return err
 		}
-		if !r.probe.Supported(o.sqe.Opcode) {
-			return opFeatureError(o.sqe.Opcode)
+		if !r.probe.Supported(o.opcode) {
+			return opFeatureError(o.opcode)
 		}
 	}
-	if flags[len(flags)-1]&(uring.SQEIOLink|uring.SQEIOHardlink) != 0 {
+	if sqes[len(sqes)-1].Flags&(uring.SQEIOLink|uring.SQEIOHardlink) != 0 {
 		return argError("Batch.Submit", fmt.Errorf("the last operation is linked to nothing: %w", syscall.EINVAL))
 	}
 	if n := len(ops); n > int(r.rings.SQEntries) || n > r.table.nuser {
@@ -102,5 +103,5 @@ func failAll(ops []*op, err error) {
 // reset empties the batch, keeping its storage.
 func (b *Batch) reset() {
 	clear(b.ops)
-	b.ops, b.flag, b.err = b.ops[:0], b.flag[:0], nil
+	b.ops, b.sqes, b.err = b.ops[:0], b.sqes[:0], nil
 }

@@ -3,6 +3,7 @@ package rio
 import (
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 
 	"golang.org/x/sys/unix"
@@ -11,15 +12,18 @@ import (
 // Benchmarks of the core. Compare with the C liburing figures from
 // bench/c (see docs/benchmarks.md for the side-by-side commands).
 
+// reapModes are the two ways of waking the reaper the benchmarks compare.
+var reapModes = []struct {
+	name string
+	opts []Option
+}{
+	{"armed-on-demand", nil},
+	{"always-armed", []Option{withAlwaysArmed()}},
+}
+
 // One NOP submitted and waited for at a time: the ring's round-trip cost.
 func BenchmarkNop(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		opts []Option
-	}{
-		{"armed-on-demand", nil},
-		{"always-armed", []Option{withAlwaysArmed()}},
-	} {
+	for _, mode := range reapModes {
 		b.Run(mode.name, func(b *testing.B) {
 			r := newBenchRing(b, mode.opts...)
 			b.ResetTimer()
@@ -37,6 +41,12 @@ func BenchmarkNop(b *testing.B) {
 // wait on all.
 func BenchmarkNopBatch32(b *testing.B) {
 	r := newBenchRing(b)
+	nopBatches(b, r)
+	reportEnters(b, r)
+}
+
+// nopBatches runs b.N NOPs through r in batches of 32.
+func nopBatches(b *testing.B, r *Ring) {
 	batch := r.NewBatch()
 	cs := make([]*Completion[struct{}], 32)
 	b.ResetTimer()
@@ -53,18 +63,11 @@ func BenchmarkNopBatch32(b *testing.B) {
 			}
 		}
 	}
-	reportEnters(b, r)
 }
 
 // NOPs from GOMAXPROCS*4 goroutines at once: how submissions combine.
 func BenchmarkNopParallel(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		opts []Option
-	}{
-		{"armed-on-demand", nil},
-		{"always-armed", []Option{withAlwaysArmed()}},
-	} {
+	for _, mode := range reapModes {
 		b.Run(mode.name, func(b *testing.B) {
 			r := newBenchRing(b, mode.opts...)
 			b.SetParallelism(4)
@@ -85,13 +88,7 @@ func BenchmarkNopParallel(b *testing.B) {
 // Reads that park: a pipe ping-pong between a writer goroutine and a
 // reader waiting on the ring, which exercises the reaper's wake-up path.
 func BenchmarkPipeWakeup(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		opts []Option
-	}{
-		{"armed-on-demand", nil},
-		{"always-armed", []Option{withAlwaysArmed()}},
-	} {
+	for _, mode := range reapModes {
 		b.Run(mode.name, func(b *testing.B) {
 			r := newBenchRing(b, mode.opts...)
 			pr, pw, err := os.Pipe()
@@ -196,4 +193,58 @@ func residentFile(b *testing.B, size int) *os.File {
 	_ = unix.Mlock(m) // best effort: the mapping alone keeps it resident here
 	b.Cleanup(func() { unix.Munmap(m) })
 	return f
+}
+
+// pinChild keeps file resident in the page cache until killed, for
+// benchmarks run by other programs (bench/hotread.sh runs fio on it).
+func pinChild(file string) int {
+	f, err := os.Open(file)
+	if err != nil {
+		println(err.Error())
+		return 1
+	}
+	st, err := f.Stat()
+	if err != nil {
+		println(err.Error())
+		return 1
+	}
+	m, err := unix.Mmap(int(f.Fd()), 0, int(st.Size()), unix.PROT_READ, unix.MAP_SHARED|unix.MAP_POPULATE)
+	if err != nil {
+		println(err.Error())
+		return 1
+	}
+	_ = unix.Mlock(m)
+	println("pinned", len(m), "bytes")
+	select {}
+}
+
+// 4 KiB hot reads from 64 goroutines sharing one ring, against pread from
+// 64 goroutines.
+func BenchmarkReadHot4KParallel(b *testing.B) {
+	const size = 64 << 20
+	f := residentFile(b, size)
+	fd := int(f.Fd())
+	offsets := func(i int) int64 { return int64((uint64(i)*2654435761)%(size/4096)) * 4096 }
+	run := func(b *testing.B, read func(buf []byte, off int64) error) {
+		b.SetBytes(4096)
+		b.SetParallelism(32) // 64 goroutines with GOMAXPROCS=2
+		var seq atomic.Int64
+		b.RunParallel(func(pb *testing.PB) {
+			buf := make([]byte, 4096)
+			for pb.Next() {
+				if err := read(buf, offsets(int(seq.Add(1)))); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.Run("rio", func(b *testing.B) {
+		r := newBenchRing(b)
+		run(b, func(buf []byte, off int64) error { _, err := r.ReadAt(fd, buf, off).Wait(); return err })
+		reportEnters(b, r)
+	})
+	b.Run("pread", func(b *testing.B) {
+		run(b, func(buf []byte, off int64) error { _, err := unix.Pread(fd, buf, off); return err })
+	})
 }

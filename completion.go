@@ -5,8 +5,6 @@ import (
 	"sync/atomic"
 	"syscall"
 	"unsafe"
-
-	"github.com/gorio/rio/internal/uring"
 )
 
 // Operation states.
@@ -22,7 +20,6 @@ const (
 // has been reaped, which is what keeps the memory reachable and pinned even
 // when the caller drops the Completion.
 type op struct {
-	sqe  uring.SQE
 	ring *Ring
 
 	// Memory the kernel reads or writes. Every non-nil pointer here and in
@@ -36,6 +33,7 @@ type op struct {
 	state    atomic.Uint32
 	res      int32
 	cflags   uint32
+	opcode   uint8 // IORING_OP_*
 	// kernelWrites says whether the kernel writes buf (reads) or only reads
 	// it (writes); the race detector hooks model the kernel's access.
 	kernelWrites bool
@@ -49,6 +47,10 @@ type opExtra struct {
 	obj2     unsafe.Pointer   // second object (the new path of a rename, a statx buffer)
 	okErrno  [2]syscall.Errno // negative results that mean success (ETIME for timeouts)
 	raceDone chan struct{}    // race builds: the simulated kernel access is recorded
+	// onCQE, if set, sees every CQE of the op and returns the result and
+	// flags the op completes with when the last one (without
+	// IORING_CQE_F_MORE) arrives.
+	onCQE func(res int32, flags uint32) (int32, uint32)
 }
 
 func (o *op) extra() *opExtra {
@@ -144,7 +146,7 @@ func (o *op) wait(ctx context.Context) error {
 func (o *op) error() error {
 	if o.x == nil {
 		if o.res < 0 {
-			return cqeError(opName(o.sqe.Opcode), o.res)
+			return cqeError(opName(o.opcode), o.res)
 		}
 		return nil
 	}
@@ -152,7 +154,7 @@ func (o *op) error() error {
 		return o.x.err
 	}
 	if e := syscall.Errno(-o.res); o.res < 0 && e != o.x.okErrno[0] && e != o.x.okErrno[1] {
-		return cqeError(opName(o.sqe.Opcode), o.res)
+		return cqeError(opName(o.opcode), o.res)
 	}
 	return nil
 }
@@ -238,6 +240,8 @@ func (c *Completion[T]) result() (T, error) {
 		*p = uint32(c.res)
 	case *bool: // LinkTimeout: did it fire?
 		*p = c.res == -int32(syscall.ETIME)
+	case *Msg:
+		*p = msgResult(&c.op)
 	}
 	return v, nil
 }

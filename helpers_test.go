@@ -1,6 +1,7 @@
 package rio
 
 import (
+	"context"
 	"errors"
 	"os"
 	"runtime"
@@ -96,4 +97,8 @@ func tempFile(t testing.TB, data []byte) *os.File {
 		t.Fatal(err)
 	}
 	return f
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
 }

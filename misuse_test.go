@@ -24,6 +24,8 @@ func TestMain(m *testing.M) {
 		os.Exit(raceChild(child == "race-misuse"))
 	case "seccomp":
 		os.Exit(seccompChild())
+	case "pin":
+		os.Exit(pinChild(os.Getenv("RIO_PIN_FILE")))
 	default:
 		fmt.Fprintln(os.Stderr, "unknown RIO_TEST_CHILD", child)
 		os.Exit(2)

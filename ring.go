@@ -53,12 +53,14 @@ type Ring struct {
 	probe  *uring.Probe
 	epoch  time.Time
 	sqpoll bool
+	short  shortEnterer // k, if it has a cheaper enter for short calls
 
 	// Submission side, guarded by mu.
 	mu         sync.Mutex
 	sqTail     uint32 // our copy of the SQ tail
 	submitting bool   // a goroutine is in the enter loop
 	again      bool   // SQEs were published while it was in enter
+	heavy      bool   // an unsubmitted SQE moves much data inline (see heavyOp)
 	closed     bool   // Close has begun: no new user operations
 	dead       bool   // torn down: no operations at all
 
@@ -79,6 +81,7 @@ type Ring struct {
 	reaperDone  chan struct{}
 
 	closedA   atomic.Bool   // closed, readable without mu
+	deadA     atomic.Bool   // dead, readable without mu
 	idle      chan struct{} // signalled when inflight drops to 0 while closing
 	closeDone chan struct{}
 	closeErr  error
@@ -105,12 +108,13 @@ func init() {
 type Option func(*config) error
 
 type config struct {
-	entries   uint32
-	cqEntries uint32
-	sqpoll    bool
-	sqIdle    time.Duration
-	alwaysArm bool
-	newKernel func(entries uint32, p *uring.Params) (kernel, error)
+	maxWorkers *[2]uint32
+	entries    uint32
+	cqEntries  uint32
+	sqpoll     bool
+	sqIdle     time.Duration
+	alwaysArm  bool
+	newKernel  func(entries uint32, p *uring.Params) (kernel, error)
 }
 
 // WithEntries sets the size of the submission queue, a power of two from 1
@@ -150,6 +154,19 @@ func WithSQPoll(idle time.Duration) Option {
 		}
 		c.sqpoll = true
 		c.sqIdle = idle
+		return nil
+	}
+}
+
+// WithMaxWorkers caps the kernel's io-wq worker threads for this ring:
+// bounded workers serve operations on regular files and block devices,
+// unbounded ones everything else (Linux 5.15). Operations the kernel cannot
+// complete without blocking are handed to these workers, and each OS
+// thread that submits gets its own pool, so without a cap a Go program
+// can end up with many of them. 0 leaves a limit unchanged.
+func WithMaxWorkers(bounded, unbounded uint32) Option {
+	return func(c *config) error {
+		c.maxWorkers = &[2]uint32{bounded, unbounded}
 		return nil
 	}
 }
@@ -205,6 +222,7 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 		closeDone:   make(chan struct{}),
 		reaperDone:  make(chan struct{}),
 	}
+	r.short, _ = k.(shortEnterer)
 	r.sqTail = *rg.SQTail
 	r.cqHead = *rg.CQHead
 
@@ -240,6 +258,16 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 	if _, err := k.Register(uring.RegisterEventfd, unsafe.Pointer(&fd32), 1); err != nil {
 		unix.Close(efd)
 		return nil, err
+	}
+	if cfg.maxWorkers != nil {
+		limits := *cfg.maxWorkers
+		if _, err := k.Register(uring.RegisterIOWQMaxWorkers, unsafe.Pointer(&limits), 2); err != nil {
+			unix.Close(efd)
+			if errnoIs(err, syscall.EINVAL) {
+				return nil, &FeatureError{Feature: "IORING_REGISTER_IOWQ_MAX_WORKERS", MinKernel: "5.15", Err: err}
+			}
+			return nil, err
+		}
 	}
 	r.efd = os.NewFile(uintptr(efd), "rio-eventfd")
 	if !r.alwaysArmed {
@@ -309,13 +337,13 @@ func (r *Ring) disarm() {
 
 // submit submits one operation. Failures before submission complete the op
 // with an error; submit itself never fails.
-func (r *Ring) submit(o *op, internal bool) {
+func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	if err := o.prepErr(); err != nil {
 		o.fail(err)
 		return
 	}
-	if !r.probe.Supported(o.sqe.Opcode) {
-		o.fail(opFeatureError(o.sqe.Opcode))
+	if !r.probe.Supported(o.opcode) {
+		o.fail(opFeatureError(o.opcode))
 		return
 	}
 	var buf [1]uint32
@@ -324,7 +352,8 @@ func (r *Ring) submit(o *op, internal bool) {
 		o.fail(err)
 		return
 	}
-	r.claim(idx[0], o, r.now())
+	var now int64
+	r.claim(idx[0], o, &now)
 	r.mu.Lock()
 	if r.dead || (r.closed && !internal) {
 		r.mu.Unlock()
@@ -334,9 +363,11 @@ func (r *Ring) submit(o *op, internal bool) {
 		return
 	}
 	r.waitSQSpace(1)
-	r.rings.SQEs[r.sqTail&r.rings.SQMask] = o.sqe
+	s.UserData = o.userData
+	r.rings.SQEs[r.sqTail&r.rings.SQMask] = *s
 	r.sqTail++
 	uring.StoreRelease(r.rings.SQTail, r.sqTail)
+	r.heavy = r.heavy || heavyOp(o)
 	r.stats.submitted.Add(1)
 	r.flushLocked()
 }
@@ -352,9 +383,11 @@ func (r *Ring) flushLocked() {
 		return
 	}
 	r.submitting = true
-	r.mu.Unlock()
 	for {
-		r.enter(0, 0)
+		short := !r.heavy
+		r.heavy = false
+		r.mu.Unlock()
+		r.enter(0, 0, short)
 		r.mu.Lock()
 		if !r.again {
 			r.submitting = false
@@ -362,9 +395,22 @@ func (r *Ring) flushLocked() {
 			break
 		}
 		r.again = false
-		r.mu.Unlock()
 	}
 	r.reap()
+}
+
+// heavyOp reports whether o may take long to submit, because the kernel
+// copies much data while issuing it: such a submission goes through the
+// scheduler's blocking-syscall path so that the P is handed off.
+func heavyOp(o *op) bool {
+	const limit = 16 << 10
+	n := len(o.buf)
+	if o.x != nil {
+		for _, b := range o.x.bufs {
+			n += len(b)
+		}
+	}
+	return n > limit
 }
 
 // waitSQSpace makes room for n SQEs, called with mu held. The kernel
@@ -372,27 +418,41 @@ func (r *Ring) flushLocked() {
 func (r *Ring) waitSQSpace(n uint32) {
 	for r.sqTail-uring.LoadAcquire(r.rings.SQHead)+n > r.rings.SQEntries {
 		if r.sqpoll {
-			r.enterFlags(0, 0, uring.EnterSQWait)
+			r.enterFlags(0, 0, uring.EnterSQWait, false)
 		} else {
-			r.enter(0, 0)
+			short := !r.heavy
+			r.heavy = false
+			r.enter(0, 0, short)
 		}
 	}
 }
 
-// enter submits every published SQE.
-func (r *Ring) enter(minComplete, flags uint32) {
+// enter submits every published SQE. short says that none of them moves
+// much data inline.
+func (r *Ring) enter(minComplete, flags uint32, short bool) {
 	if r.sqpoll {
 		if uring.LoadAcquire(r.rings.SQFlags)&uring.SQNeedWakeup == 0 && flags == 0 {
 			return
 		}
 		flags |= uring.EnterSQWakeup
 	}
-	r.enterFlags(r.rings.SQEntries, minComplete, flags)
+	r.enterFlags(r.rings.SQEntries, minComplete, flags, short)
 }
 
-func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32) {
+// shortEnterer is implemented by kernels with a cheaper io_uring_enter for
+// calls that neither wait nor do much work inline.
+type shortEnterer interface {
+	EnterShort(toSubmit, minComplete, flags uint32) (int, syscall.Errno)
+}
+
+func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 	for attempt := 0; ; attempt++ {
-		_, errno := r.k.Enter(toSubmit, minComplete, flags)
+		var errno syscall.Errno
+		if r.short != nil && short && flags&(uring.EnterGetEvents|uring.EnterSQWait) == 0 {
+			_, errno = r.short.EnterShort(toSubmit, minComplete, flags)
+		} else {
+			_, errno = r.k.Enter(toSubmit, minComplete, flags)
+		}
 		r.stats.enters.Add(1)
 		switch errno {
 		case 0:
@@ -434,15 +494,11 @@ func (r *Ring) reap() {
 	}
 }
 
-// drainLocked reaps every CQE in the CQ. It copies a batch out and releases
-// the CQ space to the kernel before completing the batch, so that the slots
-// it frees never outnumber the free CQ entries.
+// drainLocked reaps every CQE in the CQ. It completes the ops of a batch
+// of CQEs, then releases the CQ entries to the kernel, and only then frees
+// the ops' slots: the slots in use never outnumber the free CQ entries.
 func (r *Ring) drainLocked() {
-	var (
-		batch [64]uring.CQE
-		freed [64]uint32
-		lat   [64]uint32
-	)
+	var freed [64]uint32
 	rg := r.rings
 	for {
 		tail := uring.LoadAcquire(rg.CQTail)
@@ -458,31 +514,26 @@ func (r *Ring) drainLocked() {
 			}
 			return
 		}
-		n := 0
-		for ; r.cqHead != tail && n < len(batch); n++ {
-			batch[n] = rg.CQEs[r.cqHead&rg.CQMask]
-			r.cqHead++
-		}
-		uring.StoreRelease(rg.CQHead, r.cqHead)
-		now := r.now()
-		nfreed := 0
-		for i := range batch[:n] {
-			if idx, ok := r.complete(&batch[i], now, &lat); ok {
+		n, nfreed := 0, 0
+		var now int64
+		for ; r.cqHead != tail && nfreed < len(freed); n++ {
+			if idx, ok := r.complete(&rg.CQEs[r.cqHead&rg.CQMask], &now); ok {
 				freed[nfreed] = idx
 				nfreed++
 			}
+			r.cqHead++
 		}
+		uring.StoreRelease(rg.CQHead, r.cqHead)
 		if nfreed > 0 {
 			r.release(freed[:nfreed]...)
 		}
 		r.stats.completed.Add(uint64(n))
-		r.stats.latency.add(&lat)
 	}
 }
 
 // complete hands one CQE to its op and empties the op's slot, which the
-// caller releases.
-func (r *Ring) complete(c *uring.CQE, now int64, lat *[64]uint32) (uint32, bool) {
+// caller releases. now caches the time for the latency histogram.
+func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 	idx := uint32(c.UserData)
 	t := &r.table
 	if idx >= uint32(len(t.slots)) {
@@ -495,15 +546,30 @@ func (r *Ring) complete(c *uring.CQE, now int64, lat *[64]uint32) (uint32, bool)
 		r.stats.unknown.Add(1)
 		return 0, false
 	}
+	res, flags := c.Res, c.Flags
+	if x := o.x; x != nil && x.onCQE != nil {
+		// A multishot operation, or a zero-copy send: every CQE goes to
+		// the handler, and the op keeps its slot (and the kernel its
+		// memory) until the CQE without IORING_CQE_F_MORE.
+		res, flags = x.onCQE(res, flags)
+		if c.Flags&uring.CQEFMore != 0 {
+			return 0, false
+		}
+	}
 	s.op.Store(nil)
 	if s.pinned {
 		s.pin.Unpin()
 		s.pinned = false
 	}
-	lat[bucket(now-s.start)]++
+	if s.start != 0 {
+		if *now == 0 {
+			*now = r.now()
+		}
+		r.stats.latency[bucket(*now-s.start)].Add(1)
+	}
 	raceComplete(o)
-	o.res = c.Res
-	o.cflags = c.Flags
+	o.res = res
+	o.cflags = flags
 	o.finish()
 	return idx, true
 }
@@ -515,11 +581,12 @@ func (r *Ring) cancelOp(o *op) {
 	}
 	c := &Completion[int]{}
 	c.ring = r
-	c.sqe = uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, Addr: o.userData}
-	r.submit(&c.op, true)
+	c.opcode = uring.OpAsyncCancel
+	r.submit(&c.op, &uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, Addr: o.userData}, true)
 }
 
-func (r *Ring) now() int64 { return int64(time.Since(r.epoch)) }
+// now returns the time since the ring was created, never 0.
+func (r *Ring) now() int64 { return int64(time.Since(r.epoch)) | 1 }
 
 // Close cancels every operation in flight, waits until the kernel has
 // completed all of them and their completions have been reaped, then unmaps
@@ -554,15 +621,15 @@ func (r *Ring) Close() error {
 		if cancelAny {
 			c := &Completion[int]{}
 			c.ring = r
-			c.sqe = uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, OpFlags: uring.AsyncCancelAny | uring.AsyncCancelAll}
-			r.submit(&c.op, true)
+			c.opcode = uring.OpAsyncCancel
+			r.submit(&c.op, &uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, OpFlags: uring.AsyncCancelAny | uring.AsyncCancelAll}, true)
 			if _, err := c.Wait(); errors.Is(err, syscall.EINVAL) {
 				cancelAny = false // before Linux 5.19
 			}
 		}
 		if !cancelAny {
 			for i := range r.table.slots {
-				if o := r.table.slots[i].op.Load(); o != nil && o.sqe.Opcode != uring.OpAsyncCancel {
+				if o := r.table.slots[i].op.Load(); o != nil && o.opcode != uring.OpAsyncCancel {
 					r.cancelOp(o)
 				}
 			}
@@ -609,9 +676,12 @@ func (r *Ring) teardown() error {
 	r.cqMu.Lock()
 	r.armMu.Lock()
 	r.dead = true
+	r.deadA.Store(true)
 	r.armMu.Unlock()
 	r.cqMu.Unlock()
 	r.mu.Unlock()
+
+	r.wakeAcquirers()
 
 	r.regMu.Lock()
 	if kerr := r.k.Close(); err == nil {
@@ -665,6 +735,11 @@ func (k *realKernel) Params() *uring.Params { return &k.p }
 
 func (k *realKernel) Enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
 	return uring.Enter(k.fd, toSubmit, minComplete, flags)
+}
+
+// EnterShort implements shortEnterer.
+func (k *realKernel) EnterShort(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
+	return uring.EnterShort(k.fd, toSubmit, minComplete, flags)
 }
 
 func (k *realKernel) Register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error) {

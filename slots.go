@@ -31,7 +31,7 @@ type slot struct {
 	op     atomic.Pointer[op]
 	gen    uint32
 	pinned bool
-	start  int64 // submission time, for the latency histogram
+	start  int64 // submission time, if sampled for the latency histogram
 	pin    runtime.Pinner
 }
 
@@ -70,7 +70,7 @@ func (r *Ring) acquire(dst []uint32, n int, internal bool) ([]uint32, error) {
 			}
 			return dst, nil
 		}
-		if !internal && r.closedA.Load() {
+		if (!internal && r.closedA.Load()) || r.deadA.Load() {
 			t.mu.Unlock()
 			if armed {
 				r.disarm()
@@ -124,14 +124,25 @@ func (r *Ring) wakeAcquirers() {
 	r.table.mu.Unlock()
 }
 
+// sampleMask selects the operations whose latency Stats records: one use
+// of a slot in 8. Reading the clock twice per operation would cost more
+// than a NOP's round trip through the ring.
+const sampleMask = 7
+
 // claim puts o into slot idx: from here on, the in-flight table keeps its
-// memory reachable and pinned until its CQE is reaped.
-func (r *Ring) claim(idx uint32, o *op, now int64) {
+// memory reachable and pinned until its CQE is reaped. now caches the time
+// for the latency histogram.
+func (r *Ring) claim(idx uint32, o *op, now *int64) {
 	s := &r.table.slots[idx]
 	s.gen++
 	o.userData = uint64(idx) | uint64(s.gen)<<32
-	o.sqe.UserData = o.userData
-	s.start = now
+	s.start = 0
+	if s.gen&sampleMask == 0 {
+		if *now == 0 {
+			*now = r.now()
+		}
+		s.start = *now
+	}
 	if len(o.buf) > 0 {
 		s.pin.Pin(unsafe.SliceData(o.buf))
 		s.pinned = true

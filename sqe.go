@@ -31,10 +31,12 @@ func FixedFile(index int) int {
 	return fixedTag - index
 }
 
-func newOp[T any](opcode uint8, fd int) *Completion[T] {
-	c := &Completion[T]{}
-	c.sqe.Opcode = opcode
-	setFd(&c.sqe, fd)
+// initOp starts encoding an operation into c, a zeroed Completion, and s,
+// a zeroed SQE.
+func initOp[T any](c *Completion[T], s *uring.SQE, opcode uint8, fd int) *Completion[T] {
+	c.opcode = opcode
+	s.Opcode = opcode
+	setFd(s, fd)
 	return c
 }
 
@@ -53,59 +55,59 @@ func argError(op string, err error) error {
 
 func checkOffset[T any](c *Completion[T], off int64) {
 	if off < 0 {
-		c.setErr(argError(opName(c.sqe.Opcode), fmt.Errorf("negative offset %d: %w", off, syscall.EINVAL)))
+		c.setErr(argError(opName(c.opcode), fmt.Errorf("negative offset %d: %w", off, syscall.EINVAL)))
 	}
 }
 
-func setBuf[T any](c *Completion[T], b []byte) {
+func setBuf[T any](c *Completion[T], s *uring.SQE, b []byte) {
 	if len(b) > maxRW {
 		b = b[:maxRW]
 	}
 	c.buf = b
 	if len(b) > 0 {
-		c.sqe.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
+		s.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
 	}
-	c.sqe.Len = uint32(len(b))
+	s.Len = uint32(len(b))
 }
 
-func prepNop() *Completion[struct{}] {
-	return newOp[struct{}](uring.OpNop, -1)
+func prepNop(c *Completion[struct{}], s *uring.SQE) *Completion[struct{}] {
+	return initOp(c, s, uring.OpNop, -1)
 }
 
 // prepRW encodes read, write and their fixed-buffer forms. off -1 means the
 // file's current position (only via prepReadCur/prepWriteCur).
-func prepRW(opcode uint8, fd int, b []byte, off int64) *Completion[int] {
-	c := newOp[int](opcode, fd)
-	setBuf(c, b)
-	c.sqe.Off = uint64(off)
+func prepRW(c *Completion[int], s *uring.SQE, opcode uint8, fd int, b []byte, off int64) *Completion[int] {
+	initOp(c, s, opcode, fd)
+	setBuf(c, s, b)
+	s.Off = uint64(off)
 	c.kernelWrites = opcode == uring.OpRead || opcode == uring.OpReadFixed
 	return c
 }
 
-func prepRWAt(opcode uint8, fd int, b []byte, off int64) *Completion[int] {
-	c := prepRW(opcode, fd, b, off)
+func prepRWAt(c *Completion[int], s *uring.SQE, opcode uint8, fd int, b []byte, off int64) *Completion[int] {
+	prepRW(c, s, opcode, fd, b, off)
 	checkOffset(c, off)
 	return c
 }
 
-func prepRWFixed(r *Ring, opcode uint8, fd int, b []byte, off int64, index int) *Completion[int] {
-	c := prepRWAt(opcode, fd, b, off)
+func prepRWFixed(c *Completion[int], s *uring.SQE, r *Ring, opcode uint8, fd int, b []byte, off int64, index int) *Completion[int] {
+	prepRWAt(c, s, opcode, fd, b, off)
 	if err := r.checkFixedBuffer(opName(opcode), b, index); err != nil {
 		c.setErr(err)
 	}
-	c.sqe.BufIndex = uint16(index)
+	s.BufIndex = uint16(index)
 	return c
 }
 
-func prepRWV(opcode uint8, fd int, bufs [][]byte, off int64) *Completion[int] {
-	c := newOp[int](opcode, fd)
+func prepRWV(c *Completion[int], s *uring.SQE, opcode uint8, fd int, bufs [][]byte, off int64) *Completion[int] {
+	initOp(c, s, opcode, fd)
 	checkOffset(c, off)
 	c.kernelWrites = opcode == uring.OpReadv
 	if len(bufs) > 1024 {
 		c.setErr(argError(opName(opcode), fmt.Errorf("%d buffers exceed IOV_MAX (1024): %w", len(bufs), syscall.EINVAL)))
 		return c
 	}
-	c.sqe.Off = uint64(off)
+	s.Off = uint64(off)
 	if len(bufs) == 0 {
 		return c
 	}
@@ -123,44 +125,44 @@ func prepRWV(opcode uint8, fd int, bufs [][]byte, off int64) *Completion[int] {
 	}
 	c.extra().bufs = bufs
 	c.obj = unsafe.Pointer(&iov[0])
-	c.sqe.Addr = uint64(uintptr(c.obj))
-	c.sqe.Len = uint32(len(iov))
+	s.Addr = uint64(uintptr(c.obj))
+	s.Len = uint32(len(iov))
 	return c
 }
 
-func prepFsync(fd int, flags uint32) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpFsync, fd)
-	c.sqe.OpFlags = flags
+func prepFsync(c *Completion[struct{}], s *uring.SQE, fd int, flags uint32) *Completion[struct{}] {
+	initOp(c, s, uring.OpFsync, fd)
+	s.OpFlags = flags
 	return c
 }
 
-func prepSyncFileRange(fd int, off int64, n uint32, flags int) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpSyncFileRange, fd)
+func prepSyncFileRange(c *Completion[struct{}], s *uring.SQE, fd int, off int64, n uint32, flags int) *Completion[struct{}] {
+	initOp(c, s, uring.OpSyncFileRange, fd)
 	checkOffset(c, off)
-	c.sqe.Off = uint64(off)
-	c.sqe.Len = n
-	c.sqe.OpFlags = uint32(flags)
+	s.Off = uint64(off)
+	s.Len = n
+	s.OpFlags = uint32(flags)
 	return c
 }
 
-func prepFallocate(fd int, mode uint32, off, length int64) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpFallocate, fd)
+func prepFallocate(c *Completion[struct{}], s *uring.SQE, fd int, mode uint32, off, length int64) *Completion[struct{}] {
+	initOp(c, s, uring.OpFallocate, fd)
 	checkOffset(c, off)
 	if length <= 0 {
 		c.setErr(argError("fallocate", fmt.Errorf("length %d not positive: %w", length, syscall.EINVAL)))
 	}
-	c.sqe.Off = uint64(off)
-	c.sqe.Addr = uint64(length) // the kernel takes the length in addr
-	c.sqe.Len = mode
+	s.Off = uint64(off)
+	s.Addr = uint64(length) // the kernel takes the length in addr
+	s.Len = mode
 	return c
 }
 
-func prepFtruncate(fd int, length int64) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpFtruncate, fd)
+func prepFtruncate(c *Completion[struct{}], s *uring.SQE, fd int, length int64) *Completion[struct{}] {
+	initOp(c, s, uring.OpFtruncate, fd)
 	if length < 0 {
 		c.setErr(argError("ftruncate", fmt.Errorf("negative length %d: %w", length, syscall.EINVAL)))
 	}
-	c.sqe.Off = uint64(length)
+	s.Off = uint64(length)
 	return c
 }
 
@@ -177,66 +179,66 @@ func cpath(path string) (*byte, error) {
 func setPath[T any](c *Completion[T], path string, obj *unsafe.Pointer) uint64 {
 	p, err := cpath(path)
 	if err != nil {
-		c.setErr(argError(opName(c.sqe.Opcode), err))
+		c.setErr(argError(opName(c.opcode), err))
 		return 0
 	}
 	*obj = unsafe.Pointer(p)
 	return uint64(uintptr(*obj))
 }
 
-func prepOpenat(dirfd int, path string, flags int, mode uint32) *Completion[int] {
-	c := newOp[int](uring.OpOpenat, dirfd)
-	c.sqe.Addr = setPath(c, path, &c.obj)
-	c.sqe.Len = mode
-	c.sqe.OpFlags = uint32(flags | unix.O_CLOEXEC)
+func prepOpenat(c *Completion[int], s *uring.SQE, dirfd int, path string, flags int, mode uint32) *Completion[int] {
+	initOp(c, s, uring.OpOpenat, dirfd)
+	s.Addr = setPath(c, path, &c.obj)
+	s.Len = mode
+	s.OpFlags = uint32(flags | unix.O_CLOEXEC)
 	return c
 }
 
-func prepClose(fd int) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpClose, -1)
+func prepClose(c *Completion[struct{}], s *uring.SQE, fd int) *Completion[struct{}] {
+	initOp(c, s, uring.OpClose, -1)
 	if fd <= fixedTag {
-		c.sqe.FileIndex = uint32(fixedTag-fd) + 1 // closing a direct descriptor
-		c.sqe.Fd = 0
+		s.FileIndex = uint32(fixedTag-fd) + 1 // closing a direct descriptor
+		s.Fd = 0
 	} else {
-		c.sqe.Fd = int32(fd)
+		s.Fd = int32(fd)
 	}
 	return c
 }
 
-func prepStatx(dirfd int, path string, flags int, mask uint32, st *unix.Statx_t) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpStatx, dirfd)
-	c.sqe.Addr = setPath(c, path, &c.obj)
-	c.sqe.Len = mask
-	c.sqe.OpFlags = uint32(flags)
+func prepStatx(c *Completion[struct{}], s *uring.SQE, dirfd int, path string, flags int, mask uint32, st *unix.Statx_t) *Completion[struct{}] {
+	initOp(c, s, uring.OpStatx, dirfd)
+	s.Addr = setPath(c, path, &c.obj)
+	s.Len = mask
+	s.OpFlags = uint32(flags)
 	if st == nil {
 		c.setErr(argError("statx", fmt.Errorf("nil Statx_t: %w", syscall.EFAULT)))
 		return c
 	}
 	c.extra().obj2 = unsafe.Pointer(st)
-	c.sqe.Off = uint64(uintptr(c.x.obj2))
+	s.Off = uint64(uintptr(c.x.obj2))
 	return c
 }
 
-func prepRenameat(olddirfd int, oldpath string, newdirfd int, newpath string, flags int) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpRenameat, olddirfd)
-	c.sqe.Addr = setPath(c, oldpath, &c.obj)
-	c.sqe.Off = setPath(c, newpath, &c.extra().obj2)
-	c.sqe.Len = uint32(int32(newdirfd))
-	c.sqe.OpFlags = uint32(flags)
+func prepRenameat(c *Completion[struct{}], s *uring.SQE, olddirfd int, oldpath string, newdirfd int, newpath string, flags int) *Completion[struct{}] {
+	initOp(c, s, uring.OpRenameat, olddirfd)
+	s.Addr = setPath(c, oldpath, &c.obj)
+	s.Off = setPath(c, newpath, &c.extra().obj2)
+	s.Len = uint32(int32(newdirfd))
+	s.OpFlags = uint32(flags)
 	return c
 }
 
-func prepUnlinkat(dirfd int, path string, flags int) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpUnlinkat, dirfd)
-	c.sqe.Addr = setPath(c, path, &c.obj)
-	c.sqe.OpFlags = uint32(flags)
+func prepUnlinkat(c *Completion[struct{}], s *uring.SQE, dirfd int, path string, flags int) *Completion[struct{}] {
+	initOp(c, s, uring.OpUnlinkat, dirfd)
+	s.Addr = setPath(c, path, &c.obj)
+	s.OpFlags = uint32(flags)
 	return c
 }
 
-func prepMkdirat(dirfd int, path string, mode uint32) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpMkdirat, dirfd)
-	c.sqe.Addr = setPath(c, path, &c.obj)
-	c.sqe.Len = mode
+func prepMkdirat(c *Completion[struct{}], s *uring.SQE, dirfd int, path string, mode uint32) *Completion[struct{}] {
+	initOp(c, s, uring.OpMkdirat, dirfd)
+	s.Addr = setPath(c, path, &c.obj)
+	s.Len = mode
 	return c
 }
 
@@ -247,38 +249,38 @@ func timespec(d time.Duration) *uring.Timespec {
 	return &uring.Timespec{Sec: int64(d / time.Second), Nsec: int64(d % time.Second)}
 }
 
-func prepTimeout(d time.Duration) *Completion[struct{}] {
-	c := newOp[struct{}](uring.OpTimeout, -1)
+func prepTimeout(c *Completion[struct{}], s *uring.SQE, d time.Duration) *Completion[struct{}] {
+	initOp(c, s, uring.OpTimeout, -1)
 	c.obj = unsafe.Pointer(timespec(d))
-	c.sqe.Addr = uint64(uintptr(c.obj))
-	c.sqe.Len = 1
+	s.Addr = uint64(uintptr(c.obj))
+	s.Len = 1
 	c.extra().okErrno[0] = syscall.ETIME
 	return c
 }
 
-func prepLinkTimeout(d time.Duration) *Completion[bool] {
-	c := newOp[bool](uring.OpLinkTimeout, -1)
+func prepLinkTimeout(c *Completion[bool], s *uring.SQE, d time.Duration) *Completion[bool] {
+	initOp(c, s, uring.OpLinkTimeout, -1)
 	c.obj = unsafe.Pointer(timespec(d))
-	c.sqe.Addr = uint64(uintptr(c.obj))
-	c.sqe.Len = 1
+	s.Addr = uint64(uintptr(c.obj))
+	s.Len = 1
 	// ETIME: the timeout fired and cancelled the operation; ECANCELED: the
 	// operation completed first and the timeout was removed.
 	c.extra().okErrno = [2]syscall.Errno{syscall.ETIME, syscall.ECANCELED}
 	return c
 }
 
-func prepPoll(fd int, events uint32) *Completion[uint32] {
-	c := newOp[uint32](uring.OpPollAdd, fd)
-	c.sqe.OpFlags = events
+func prepPoll(c *Completion[uint32], s *uring.SQE, fd int, events uint32) *Completion[uint32] {
+	initOp(c, s, uring.OpPollAdd, fd)
+	s.OpFlags = events
 	return c
 }
 
-func prepCancelFd(fd int) *Completion[int] {
-	c := newOp[int](uring.OpAsyncCancel, fd)
-	c.sqe.OpFlags = uring.AsyncCancelFd | uring.AsyncCancelAll
-	if c.sqe.Flags&uring.SQEFixedFile != 0 {
-		c.sqe.Flags &^= uring.SQEFixedFile
-		c.sqe.OpFlags |= uring.AsyncCancelFdFixed
+func prepCancelFd(c *Completion[int], s *uring.SQE, fd int) *Completion[int] {
+	initOp(c, s, uring.OpAsyncCancel, fd)
+	s.OpFlags = uring.AsyncCancelFd | uring.AsyncCancelAll
+	if s.Flags&uring.SQEFixedFile != 0 {
+		s.Flags &^= uring.SQEFixedFile
+		s.OpFlags |= uring.AsyncCancelFdFixed
 	}
 	return c
 }

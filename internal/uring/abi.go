@@ -107,6 +107,15 @@ type Timespec struct {
 	Nsec int64
 }
 
+// BufReg is struct io_uring_buf_reg, for IORING_(UN)REGISTER_PBUF_RING.
+type BufReg struct {
+	RingAddr    uint64
+	RingEntries uint32
+	Bgid        uint16
+	Flags       uint16
+	Resv        [3]uint64
+}
+
 // FilesUpdate is struct io_uring_files_update.
 type FilesUpdate struct {
 	Offset uint32
@@ -267,24 +276,25 @@ const (
 
 // io_uring_register opcodes.
 const (
-	RegisterBuffers       = 0
-	UnregisterBuffers     = 1
-	RegisterFiles         = 2
-	UnregisterFiles       = 3
-	RegisterEventfd       = 4
-	UnregisterEventfd     = 5
-	RegisterFilesUpdate   = 6
-	RegisterEventfdAsync  = 7
-	RegisterProbe         = 8
-	RegisterPersonality   = 9
-	UnregisterPersonality = 10
-	RegisterRestrictions  = 11
-	RegisterEnableRings   = 12
-	RegisterRingFds       = 20
-	UnregisterRingFds     = 21
-	RegisterPbufRing      = 22
-	UnregisterPbufRing    = 23
-	RegisterSyncCancel    = 24
+	RegisterBuffers        = 0
+	UnregisterBuffers      = 1
+	RegisterFiles          = 2
+	UnregisterFiles        = 3
+	RegisterEventfd        = 4
+	UnregisterEventfd      = 5
+	RegisterFilesUpdate    = 6
+	RegisterEventfdAsync   = 7
+	RegisterProbe          = 8
+	RegisterPersonality    = 9
+	UnregisterPersonality  = 10
+	RegisterRestrictions   = 11
+	RegisterEnableRings    = 12
+	RegisterIOWQMaxWorkers = 19
+	RegisterRingFds        = 20
+	UnregisterRingFds      = 21
+	RegisterPbufRing       = 22
+	UnregisterPbufRing     = 23
+	RegisterSyncCancel     = 24
 )
 
 // Probe op flags.

@@ -1,0 +1,466 @@
+// Package file is file IO through io_uring that a Go program can use in
+// place of *os.File.
+//
+// A *File behaves like an *os.File: it implements io.Reader, io.Writer,
+// io.ReaderAt, io.WriterAt, io.Seeker, io.Closer, io.ReaderFrom and
+// io.WriterTo, and its errors have the same shapes (*fs.PathError, a bare
+// io.EOF at end of file, fs.ErrClosed after Close). Reads, writes, opens,
+// stats, syncs, truncates and closes go through an io_uring Ring of the rio
+// package instead of blocking system calls, so a goroutine waiting for the
+// disk never holds an OS thread, however many goroutines wait. (Two
+// exceptions: a buffered read first tries to copy the data from the page
+// cache with preadv2(RWF_NOWAIT), which never waits for the disk and is
+// cheaper than a ring round trip when the data is cached; and File-to-File
+// copies use copy_file_range, as os does.)
+//
+// ReadAtAsync and WriteAtAsync start an operation and return its
+// *rio.Completion at once, so that one goroutine can keep many operations
+// in flight.
+//
+// # Rings
+//
+// Open, Create and OpenFile use a Ring shared by the whole process, created
+// on first use and never closed. OpenFileRing uses a Ring of the caller's.
+//
+// # Fallback
+//
+// Where io_uring is unavailable (an old kernel, the kernel.io_uring_disabled
+// sysctl, a seccomp profile that blocks it), Open, Create and OpenFile
+// return Files that delegate to the os package, with the same behaviour and
+// errors, except that the asynchronous methods fail. SetFallback(false)
+// makes them fail instead, with an error matching rio.ErrNotSupported.
+//
+// # O_DIRECT
+//
+// A File opened with syscall.O_DIRECT checks the alignment of every buffer,
+// offset and length before it submits the operation, and reports a
+// misaligned one as an *AlignmentError (which matches syscall.EINVAL)
+// inside the *fs.PathError, rather than leaving the kernel to answer with a
+// bare EINVAL. Alignment reports what the file needs and AlignedBuffer
+// allocates suitable buffers.
+package file
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorio/rio"
+	"golang.org/x/sys/unix"
+)
+
+// File is an open file descriptor whose IO goes through an io_uring Ring.
+//
+// A File is safe for concurrent use. As with *os.File, Read, Write and Seek
+// share the file position, and are serialised with each other; ReadAt and
+// WriteAt do not use the position and run in parallel.
+//
+// The File owns its descriptor from Open to Close. The Ring it uses is not
+// owned: a Ring passed to OpenFileRing must outlive the File (operations
+// on a File whose Ring was closed fail with rio.ErrClosed, except reads
+// served from the page cache (see Read); Close still releases the
+// descriptor).
+type File struct {
+	name string
+	osf  *os.File // non-nil: fallback mode, every method delegates to it
+
+	ring   *rio.Ring
+	fd     int
+	append bool // opened with O_APPEND
+	direct bool // opened with O_DIRECT
+	align  Alignment
+
+	// posMu serialises the operations that use or move the file position:
+	// Read, Write, Seek, ReadFrom, WriteTo. It guards pos.
+	posMu sync.Mutex
+	// pos is the file position. The File keeps it, rather than the
+	// kernel's file offset, because io_uring does not advance the latter
+	// when a read or write at the current position completes short (seen
+	// on Linux 6.18 for an O_DIRECT read reaching end of file and for a
+	// write cut short by RLIMIT_FSIZE). Unused for streams.
+	pos int64
+	// stream: the descriptor cannot seek (a pipe, FIFO, socket or tty);
+	// reads and writes use the kernel's notion of the current position.
+	stream bool
+
+	// The page-cache fast path of reads (see nowait.go).
+	noNowait atomic.Bool  // never try it: O_DIRECT, a stream, or unsupported
+	misses   atomic.Int64 // consecutive RWF_NOWAIT misses
+
+	// life counts the operations in progress in its low bits; closedBit is
+	// set once Close has begun, after which no operation starts.
+	life    atomic.Int64
+	drained chan struct{} // closed when the count reaches zero after Close began
+
+	// Asynchronous operations started and possibly not yet reaped; Close
+	// waits for each before it closes the descriptor.
+	asyncMu   sync.Mutex
+	async     []*rio.Completion[int]
+	asyncNext int // prune the list when it grows to this length
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+const closedBit = int64(1) << 62
+
+// cancelRetry is how often Close repeats its cancellation while operations
+// are still in progress.
+const cancelRetry = 10 * time.Millisecond
+
+// Compile-time checks that File implements what it promises.
+var (
+	_ io.Reader          = (*File)(nil)
+	_ io.Writer          = (*File)(nil)
+	_ io.ReaderAt        = (*File)(nil)
+	_ io.WriterAt        = (*File)(nil)
+	_ io.Seeker          = (*File)(nil)
+	_ io.Closer          = (*File)(nil)
+	_ io.ReaderFrom      = (*File)(nil)
+	_ io.WriterTo        = (*File)(nil)
+	_ io.ReadWriteSeeker = (*File)(nil)
+)
+
+// ErrNoRing is returned, wrapped, by methods that need io_uring (the
+// asynchronous ones) on a File that fell back to the os package.
+var ErrNoRing = errors.New("file: no io_uring ring (the File fell back to the os package)")
+
+// errWriteAtInAppendMode mirrors os: WriteAt is not allowed with O_APPEND.
+var errWriteAtInAppendMode = errors.New("file: invalid use of WriteAt on file opened with O_APPEND")
+
+var errNegativeOffset = errors.New("negative offset")
+
+var fallback atomic.Bool
+
+func init() { fallback.Store(true) }
+
+// SetFallback says whether Open, Create and OpenFile fall back to the os
+// package when io_uring is unavailable (the default), or fail with the
+// error that made the shared Ring unavailable, which matches
+// rio.ErrNotSupported. It affects Files opened after the call; it is safe
+// to call at any time.
+func SetFallback(enabled bool) { fallback.Store(enabled) }
+
+var (
+	defaultOnce sync.Once
+	defaultRing *rio.Ring
+	defaultErr  error
+)
+
+// DefaultRing returns the Ring that Open, Create and OpenFile use, creating
+// it on first use. It belongs to the package and is never closed; callers
+// may submit their own operations to it but must not close it. If io_uring
+// is unavailable, the error matches rio.ErrNotSupported.
+func DefaultRing() (*rio.Ring, error) {
+	defaultOnce.Do(func() {
+		r, err := rio.New()
+		if err == nil {
+			err = checkRing(r)
+			if err != nil {
+				r.Close()
+				r = nil
+			}
+		}
+		defaultRing, defaultErr = r, err
+	})
+	return defaultRing, defaultErr
+}
+
+// requiredOps are the operations a File cannot do without. The others
+// (OPENAT, STATX, CLOSE, FSYNC, FTRUNCATE, ASYNC_CANCEL) fall back to
+// system calls when the kernel lacks them.
+var requiredOps = []string{"READ", "WRITE"}
+
+func checkRing(r *rio.Ring) error {
+	for _, op := range requiredOps {
+		if err := r.Supported(op); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Open opens the named file for reading, like os.Open, through the shared
+// Ring.
+func Open(name string) (*File, error) {
+	return OpenFile(name, os.O_RDONLY, 0)
+}
+
+// Create creates or truncates the named file, like os.Create, through the
+// shared Ring: mode 0666 before umask, opened for reading and writing.
+func Create(name string) (*File, error) {
+	return OpenFile(name, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0666)
+}
+
+// OpenFile is os.OpenFile through the shared Ring: flag is a combination
+// of os.O_* (and syscall.O_DIRECT) flags and perm the mode for a created
+// file, before umask. O_CLOEXEC is always added. If io_uring is
+// unavailable, it falls back to os.OpenFile unless SetFallback(false) was
+// called. Errors are *fs.PathError with Op "open".
+func OpenFile(name string, flag int, perm fs.FileMode) (*File, error) {
+	return openWith(DefaultRing, name, flag, perm)
+}
+
+// openWith is OpenFile with the shared Ring obtained from ring.
+func openWith(ring func() (*rio.Ring, error), name string, flag int, perm fs.FileMode) (*File, error) {
+	r, err := ring()
+	if err != nil {
+		if !fallback.Load() {
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+		osf, err := os.OpenFile(name, flag, perm)
+		if err != nil {
+			return nil, err
+		}
+		return &File{name: name, osf: osf, fd: -1}, nil
+	}
+	return OpenFileRing(r, name, flag, perm)
+}
+
+// OpenFileRing is OpenFile on a Ring of the caller's, which must stay open
+// as long as the File is used. It never falls back to the os package: if
+// the Ring lacks an operation a File needs, the error matches
+// rio.ErrNotSupported.
+func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, error) {
+	if r == nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("nil *rio.Ring")}
+	}
+	if err := checkRing(r); err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	if strings.IndexByte(name, 0) >= 0 {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: syscall.EINVAL}
+	}
+	var fd int
+	var err error
+	for {
+		if r.Supported("OPENAT") == nil {
+			fd, err = r.Openat(unix.AT_FDCWD, name, flag|unix.O_CLOEXEC, syscallMode(perm)).Wait()
+		} else {
+			fd, err = unix.Open(name, flag|unix.O_CLOEXEC, syscallMode(perm))
+		}
+		if !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: errnoOf(err)}
+	}
+	f := &File{
+		name:      name,
+		ring:      r,
+		fd:        fd,
+		append:    flag&os.O_APPEND != 0,
+		direct:    flag&syscall.O_DIRECT != 0,
+		drained:   make(chan struct{}),
+		asyncNext: 64,
+	}
+	// Seekable? Also picks up the starting position (0 after open).
+	if f.pos, err = unix.Seek(fd, 0, io.SeekCurrent); err != nil {
+		f.pos = 0
+		f.stream = true
+	}
+	f.noNowait.Store(f.direct || f.stream)
+	if f.direct {
+		f.align, err = f.statAlignment()
+		if err != nil {
+			f.closeFd()
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+	}
+	return f, nil
+}
+
+// syscallMode converts a fs.FileMode to open(2)'s mode bits, as os does.
+func syscallMode(m fs.FileMode) uint32 {
+	o := uint32(m.Perm())
+	if m&fs.ModeSetuid != 0 {
+		o |= syscall.S_ISUID
+	}
+	if m&fs.ModeSetgid != 0 {
+		o |= syscall.S_ISGID
+	}
+	if m&fs.ModeSticky != 0 {
+		o |= syscall.S_ISVTX
+	}
+	return o
+}
+
+// Name returns the name the file was opened with, as os.File.Name does.
+func (f *File) Name() string { return f.name }
+
+// Fd returns the file's descriptor. It stays owned by the File: it is valid
+// until Close, after which the number may be reused by another file. Unlike
+// os.File.Fd, it does not change the descriptor's mode. The File keeps the
+// position of Read, Write and Seek itself: the descriptor's own offset
+// (lseek) follows Seek but not Read and Write. On a File that fell back to
+// the os package, Fd is the *os.File's Fd.
+func (f *File) Fd() uintptr {
+	if f == nil {
+		return ^uintptr(0)
+	}
+	if f.osf != nil {
+		return f.osf.Fd()
+	}
+	return uintptr(f.fd)
+}
+
+// Ring returns the Ring the File's IO goes through, or nil if it fell back
+// to the os package. The File does not own it.
+func (f *File) Ring() *rio.Ring { return f.ring }
+
+// acquire registers an operation in progress; it fails once Close has
+// begun. Every successful acquire is paired with a release.
+func (f *File) acquire() bool {
+	for {
+		v := f.life.Load()
+		if v&closedBit != 0 {
+			return false
+		}
+		if f.life.CompareAndSwap(v, v+1) {
+			return true
+		}
+	}
+}
+
+func (f *File) release() {
+	if f.life.Add(-1) == closedBit {
+		close(f.drained)
+	}
+}
+
+func (f *File) closing() bool { return f.life.Load()&closedBit != 0 }
+
+// Close closes the File. Operations started afterwards fail with
+// fs.ErrClosed. Operations in progress on other goroutines, asynchronous
+// ones included, run to completion on a regular file or block device, so
+// no write is lost; a loop such as ReadAt's or Write's stops after its
+// current operation, with fs.ErrClosed. On a pipe, FIFO, socket or tty,
+// where an operation may wait forever, Close cancels them instead: they
+// fail with fs.ErrClosed (asynchronous ones with ECANCELED). Either way,
+// the descriptor is closed only after the last operation on it has been
+// reaped, so the kernel never reads or writes a descriptor number reused
+// by another file. Close waits for that.
+//
+// As with os.File, a second Close returns an error matching fs.ErrClosed.
+func (f *File) Close() error {
+	if f == nil {
+		return fs.ErrInvalid
+	}
+	if f.osf != nil {
+		return f.osf.Close()
+	}
+	first := false
+	f.closeOnce.Do(func() {
+		first = true
+		f.closeErr = f.close()
+	})
+	if !first {
+		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
+	}
+	return f.closeErr
+}
+
+func (f *File) close() error {
+	v := f.life.Add(closedBit)
+	if v != closedBit {
+		if f.stream {
+			// A read or write on a pipe, FIFO or socket may wait forever:
+			// cancel, and keep cancelling until they are all done, since
+			// an operation may be submitted just after a cancellation
+			// went through.
+			f.cancelUntilDrained()
+		} else {
+			<-f.drained
+		}
+	}
+	// No synchronous operation remains and no new one starts. Wait for the
+	// asynchronous ones.
+	f.asyncMu.Lock()
+	pending := f.async
+	f.async = nil
+	f.asyncMu.Unlock()
+	if len(pending) > 0 && f.stream {
+		f.cancelFd()
+	}
+	for _, c := range pending {
+		c.Wait()
+	}
+	if err := f.closeFd(); err != nil {
+		return &fs.PathError{Op: "close", Path: f.name, Err: err}
+	}
+	return nil
+}
+
+// cancelUntilDrained cancels operations on the descriptor until every
+// synchronous one has finished.
+func (f *File) cancelUntilDrained() {
+	for {
+		if !f.cancelFd() {
+			// No cancellation by descriptor (before Linux 5.19): the
+			// operations run to completion.
+			<-f.drained
+			return
+		}
+		select {
+		case <-f.drained:
+			return
+		case <-time.After(cancelRetry):
+		}
+	}
+}
+
+// cancelFd cancels every operation in flight on the descriptor. It
+// reports false if the kernel cannot.
+func (f *File) cancelFd() bool {
+	if f.ring.Supported("ASYNC_CANCEL") != nil {
+		return false
+	}
+	_, err := f.ring.CancelFd(f.fd).Wait()
+	return err == nil || errors.Is(err, syscall.ENOENT)
+}
+
+// closeFd closes the descriptor, through the ring where it can.
+func (f *File) closeFd() error {
+	if f.ring.Supported("CLOSE") == nil {
+		_, err := f.ring.CloseFd(f.fd).Wait()
+		if err == nil || !errors.Is(err, rio.ErrClosed) {
+			return errnoOf(err)
+		}
+		// The Ring was closed first: close the descriptor directly.
+	}
+	return errnoOf(unix.Close(f.fd))
+}
+
+// wrapErr turns an error of the core, or of a system call, into the error
+// os.File would return for op: nil and io.EOF unchanged, otherwise a
+// *fs.PathError wrapping the errno, with fs.ErrClosed for an operation the
+// File's Close cancelled.
+func (f *File) wrapErr(op string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	if errors.Is(err, syscall.ECANCELED) && f.closing() {
+		err = fs.ErrClosed
+	}
+	return &fs.PathError{Op: op, Path: f.name, Err: errnoOf(err)}
+}
+
+// errnoOf unwraps an *os.SyscallError to its errno, as os reports errors.
+func errnoOf(err error) error {
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		return se.Err
+	}
+	return err
+}
+
+func (f *File) closedErr(op string) error {
+	return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrClosed}
+}

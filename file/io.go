@@ -1,0 +1,373 @@
+package file
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"syscall"
+
+	"github.com/gorio/rio"
+	"golang.org/x/sys/unix"
+)
+
+// Read reads up to len(b) bytes from the file position, which it advances,
+// and returns the number of bytes read. At end of file it returns 0, io.EOF.
+// A zero-length b reads nothing and returns 0, nil. The kernel writes b
+// only until Read returns.
+func (f *File) Read(b []byte) (int, error) {
+	if f == nil {
+		return 0, fs.ErrInvalid
+	}
+	if f.osf != nil {
+		return f.osf.Read(b)
+	}
+	if !f.acquire() {
+		return 0, f.closedErr("read")
+	}
+	defer f.release()
+	if len(b) == 0 {
+		return 0, nil
+	}
+	f.posMu.Lock()
+	defer f.posMu.Unlock()
+	if f.direct {
+		if err := f.checkDirect(b, f.pos, !f.stream, false); err != nil {
+			return 0, &fs.PathError{Op: "read", Path: f.name, Err: err}
+		}
+	}
+	if !f.noNowait.Load() {
+		n, ok := f.readNowait(b, f.pos)
+		if ok && n == 0 {
+			return 0, io.EOF
+		}
+		if ok && n == len(b) {
+			f.pos += int64(n)
+			return n, nil
+		}
+		if ok {
+			// Part was cached. Read the rest through the ring, so that a
+			// Read returns as much as os.File's would; an error there
+			// will show on the next Read.
+			m, err := f.ring.ReadAt(f.fd, b[n:], f.pos+int64(n)).Wait()
+			if err == nil {
+				n += m
+			}
+			f.pos += int64(n)
+			return n, nil
+		}
+	}
+	var n int
+	var err error
+	for {
+		if f.stream {
+			n, err = f.ring.Read(f.fd, b).Wait()
+		} else {
+			n, err = f.ring.ReadAt(f.fd, b, f.pos).Wait()
+		}
+		if err == nil || !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
+	if err != nil {
+		return 0, f.wrapErr("read", err)
+	}
+	if n == 0 {
+		return 0, io.EOF
+	}
+	f.pos += int64(n)
+	return n, nil
+}
+
+// Write writes len(b) bytes at the file position (at the end of the file
+// with O_APPEND), which it advances. It returns the number of bytes
+// written, and an error if that is less than len(b), such as ENOSPC inside
+// an *fs.PathError. The kernel reads b only until Write returns.
+func (f *File) Write(b []byte) (int, error) {
+	if f == nil {
+		return 0, fs.ErrInvalid
+	}
+	if f.osf != nil {
+		return f.osf.Write(b)
+	}
+	if !f.acquire() {
+		return 0, f.closedErr("write")
+	}
+	defer f.release()
+	f.posMu.Lock()
+	defer f.posMu.Unlock()
+	if f.direct {
+		if err := f.checkDirect(b, f.pos, !f.stream && !f.append, true); err != nil {
+			return 0, &fs.PathError{Op: "write", Path: f.name, Err: err}
+		}
+	}
+	return f.writeCur(b)
+}
+
+// writeCur writes all of b at the file position; posMu is held.
+func (f *File) writeCur(b []byte) (int, error) {
+	nn := 0
+	defer func() {
+		if f.append && nn > 0 {
+			// The kernel wrote at the end of the file, which it alone
+			// knows: the position follows it there, as with os.
+			if end, err := unix.Seek(f.fd, 0, io.SeekEnd); err == nil {
+				f.pos = end
+			}
+		}
+	}()
+	for nn < len(b) {
+		if f.closing() {
+			return nn, f.closedErr("write")
+		}
+		var n int
+		var err error
+		if f.stream || f.append {
+			n, err = f.ring.Write(f.fd, b[nn:]).Wait()
+		} else {
+			n, err = f.ring.WriteAt(f.fd, b[nn:], f.pos).Wait()
+		}
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return nn, f.wrapErr("write", err)
+		}
+		if n == 0 {
+			return nn, f.wrapErr("write", io.ErrUnexpectedEOF)
+		}
+		nn += n
+		if !f.append {
+			f.pos += int64(n)
+		}
+	}
+	return nn, nil
+}
+
+// ReadAt reads len(b) bytes from offset off, without using or moving the
+// file position. Like os.File.ReadAt, it returns fewer bytes only with an
+// error, io.EOF if the file ends first. A negative off is an error. Any
+// number of ReadAt and WriteAt calls may run in parallel. The kernel writes
+// b only until ReadAt returns.
+func (f *File) ReadAt(b []byte, off int64) (int, error) {
+	if f == nil {
+		return 0, fs.ErrInvalid
+	}
+	if f.osf != nil {
+		return f.osf.ReadAt(b, off)
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "readat", Path: f.name, Err: errNegativeOffset}
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if !f.acquire() {
+		return 0, f.closedErr("read")
+	}
+	defer f.release()
+	if f.direct {
+		if err := f.checkDirect(b, off, true, false); err != nil {
+			return 0, &fs.PathError{Op: "read", Path: f.name, Err: err}
+		}
+	}
+	n := 0
+	for len(b) > 0 {
+		if !f.noNowait.Load() {
+			if m, ok := f.readNowait(b, off); ok {
+				if m == 0 {
+					return n, io.EOF
+				}
+				n += m
+				b = b[m:]
+				off += int64(m)
+				continue
+			}
+		}
+		m, err := f.ring.ReadAt(f.fd, b, off).Wait()
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			if n > 0 && f.direct && errors.Is(err, syscall.EINVAL) {
+				// The previous read stopped at an unaligned end of file,
+				// where O_DIRECT cannot continue.
+				return n, io.EOF
+			}
+			return n, f.wrapErr("read", err)
+		}
+		if m == 0 {
+			return n, io.EOF
+		}
+		n += m
+		b = b[m:]
+		off += int64(m)
+		if len(b) > 0 && f.closing() {
+			return n, f.closedErr("read")
+		}
+	}
+	return n, nil
+}
+
+// WriteAt writes len(b) bytes at offset off, without using or moving the
+// file position. It returns fewer bytes only with an error. Like
+// os.File.WriteAt, it fails on a file opened with O_APPEND, and for a
+// negative off. The kernel reads b only until WriteAt returns.
+func (f *File) WriteAt(b []byte, off int64) (int, error) {
+	if f == nil {
+		return 0, fs.ErrInvalid
+	}
+	if f.osf != nil {
+		return f.osf.WriteAt(b, off)
+	}
+	if f.append {
+		return 0, errWriteAtInAppendMode
+	}
+	if off < 0 {
+		return 0, &fs.PathError{Op: "writeat", Path: f.name, Err: errNegativeOffset}
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	if !f.acquire() {
+		return 0, f.closedErr("write")
+	}
+	defer f.release()
+	if f.direct {
+		if err := f.checkDirect(b, off, true, true); err != nil {
+			return 0, &fs.PathError{Op: "write", Path: f.name, Err: err}
+		}
+	}
+	n := 0
+	for len(b) > 0 {
+		m, err := f.ring.WriteAt(f.fd, b, off).Wait()
+		if err != nil {
+			if errors.Is(err, syscall.EINTR) {
+				continue
+			}
+			return n, f.wrapErr("write", err)
+		}
+		if m == 0 {
+			return n, f.wrapErr("write", io.ErrUnexpectedEOF)
+		}
+		n += m
+		b = b[m:]
+		off += int64(m)
+		if len(b) > 0 && f.closing() {
+			return n, f.closedErr("write")
+		}
+	}
+	return n, nil
+}
+
+// ReadAtAsync starts one read of up to len(b) bytes at offset off and
+// returns its completion at once. Wait on it returns the number of bytes
+// read, which may be short, and 0 at or past end of file (not io.EOF);
+// errors are the core's (*os.SyscallError wrapping the errno). b belongs
+// to the kernel from the call until Wait on the completion has returned:
+// the caller must not touch it before. The file position is not used.
+//
+// An operation that cannot start (the File is closed, off is negative,
+// O_DIRECT alignment is wrong, the File fell back to the os package) is
+// reported by the error, as an *fs.PathError, and the completion is nil.
+//
+// Close waits for the operations started this way (on a pipe, FIFO or
+// socket it cancels them first; they then complete with ECANCELED).
+func (f *File) ReadAtAsync(b []byte, off int64) (*rio.Completion[int], error) {
+	return f.startAsync(false, b, off)
+}
+
+// WriteAtAsync starts one write of b at offset off and returns its
+// completion at once. Wait on it returns the number of bytes written,
+// which may be fewer than len(b) without an error; errors are the core's.
+// b belongs to the kernel until Wait has returned. Otherwise it is like
+// ReadAtAsync; it fails on a file opened with O_APPEND, as WriteAt does.
+func (f *File) WriteAtAsync(b []byte, off int64) (*rio.Completion[int], error) {
+	return f.startAsync(true, b, off)
+}
+
+func (f *File) startAsync(write bool, b []byte, off int64) (*rio.Completion[int], error) {
+	op, atOp := "read", "readat"
+	if write {
+		op, atOp = "write", "writeat"
+	}
+	if f == nil {
+		return nil, fs.ErrInvalid
+	}
+	if f.osf != nil {
+		return nil, &fs.PathError{Op: op, Path: f.name, Err: ErrNoRing}
+	}
+	if write && f.append {
+		return nil, errWriteAtInAppendMode
+	}
+	if off < 0 {
+		return nil, &fs.PathError{Op: atOp, Path: f.name, Err: errNegativeOffset}
+	}
+	if !f.acquire() {
+		return nil, f.closedErr(op)
+	}
+	defer f.release()
+	if f.direct {
+		if err := f.checkDirect(b, off, true, write); err != nil {
+			return nil, &fs.PathError{Op: op, Path: f.name, Err: err}
+		}
+	}
+	var c *rio.Completion[int]
+	if write {
+		c = f.ring.WriteAt(f.fd, b, off)
+	} else {
+		c = f.ring.ReadAt(f.fd, b, off)
+	}
+	f.track(c)
+	return c, nil
+}
+
+// track remembers an asynchronous operation for Close. Called between
+// acquire and release, so Close cannot miss it.
+func (f *File) track(c *rio.Completion[int]) {
+	f.asyncMu.Lock()
+	if len(f.async) >= f.asyncNext {
+		keep := f.async[:0]
+		for _, p := range f.async {
+			if !p.Done() {
+				keep = append(keep, p)
+			}
+		}
+		clear(f.async[len(keep):])
+		f.async = keep
+		f.asyncNext = max(64, 2*len(keep))
+	}
+	f.async = append(f.async, c)
+	f.asyncMu.Unlock()
+}
+
+// Seek sets the file position for the next Read or Write to offset,
+// interpreted according to whence (io.SeekStart, io.SeekCurrent,
+// io.SeekEnd), and returns the new position, as os.File.Seek does.
+func (f *File) Seek(offset int64, whence int) (int64, error) {
+	if f == nil {
+		return 0, fs.ErrInvalid
+	}
+	if f.osf != nil {
+		return f.osf.Seek(offset, whence)
+	}
+	if !f.acquire() {
+		return 0, f.closedErr("seek")
+	}
+	defer f.release()
+	f.posMu.Lock()
+	defer f.posMu.Unlock()
+	abs, whenceK := offset, whence
+	if !f.stream && whence == io.SeekCurrent {
+		// The kernel's offset is not the File's: make it absolute.
+		abs, whenceK = f.pos+offset, io.SeekStart
+		if (offset > 0 && abs < f.pos) || (offset < 0 && abs > f.pos) {
+			return 0, f.wrapErr("seek", syscall.EINVAL) // overflow
+		}
+	}
+	r, err := unix.Seek(f.fd, abs, whenceK)
+	if err != nil {
+		return 0, f.wrapErr("seek", err)
+	}
+	f.pos = r
+	return r, nil
+}
