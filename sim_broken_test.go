@@ -114,8 +114,12 @@ func TestSimCatchesBrokenCancelHandling(t *testing.T) {
 			cancel()
 			buf := make([]byte, 7)
 			for i := 0; i < 40; i++ {
-				n, _ := readWithin(gaveUp, r, int(pr.Fd()), buf, broken)
-				got = append(got, buf[:n]...)
+				// A fresh buffer each time: the broken variant would
+				// otherwise also reuse a buffer that a read it gave up on
+				// still owns, which -race reports.
+				b := make([]byte, 7)
+				n, _ := readWithin(gaveUp, r, int(pr.Fd()), b, broken)
+				got = append(got, b[:n]...)
 			}
 			for {
 				n, err := r.Read(int(pr.Fd()), buf).Wait()

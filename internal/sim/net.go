@@ -18,7 +18,7 @@ func netSpecs() {
 	data := fIOPrio | fAddr | fLen | fOpFlags | fBufIndex
 	specs[uring.OpSend] = opSpec{exec: execSend, fields: data | fOff | fFileIndex, needsFile: true}
 	specs[uring.OpSendZC] = opSpec{exec: execSend, fields: data | fOff | fFileIndex, needsFile: true}
-	specs[uring.OpRecv] = opSpec{exec: execRecv, fields: data, needsFile: true, bufSelect: true}
+	specs[uring.OpRecv] = opSpec{exec: execRecv, fields: data | fFileIndex, needsFile: true, bufSelect: true}
 	specs[uring.OpSendmsg] = opSpec{exec: execMsg, fields: data, needsFile: true}
 	specs[uring.OpRecvmsg] = opSpec{exec: execMsg, fields: data, needsFile: true}
 	specs[uring.OpAccept] = opSpec{exec: execAccept, fields: fAddr | fOff | fOpFlags | fIOPrio, needsFile: true}
@@ -139,21 +139,12 @@ func execRemove(k *Kernel, r *req) (int32, uint32, bool) {
 	return int32(n), 0, false
 }
 
-// bufReg is struct io_uring_buf_reg.
-type bufReg struct {
-	RingAddr    uint64
-	RingEntries uint32
-	Bgid        uint16
-	Flags       uint16
-	Resv        [3]uint64
-}
-
 func (k *Kernel) registerPbufRing(arg unsafe.Pointer, nr uint32) (int, error) {
 	fail := func(e syscall.Errno) (int, error) { return -1, os.NewSyscallError("io_uring_register", e) }
 	if nr != 1 || arg == nil {
 		return fail(syscall.EINVAL)
 	}
-	reg := (*bufReg)(arg)
+	reg := (*uring.BufReg)(arg)
 	if reg.RingAddr == 0 || reg.RingEntries == 0 || reg.RingEntries&(reg.RingEntries-1) != 0 || reg.RingEntries > 32768 || reg.Flags != 0 {
 		return fail(syscall.EINVAL)
 	}
@@ -171,7 +162,7 @@ func (k *Kernel) unregisterPbufRing(arg unsafe.Pointer, nr uint32) (int, error) 
 	if nr != 1 || arg == nil {
 		return -1, os.NewSyscallError("io_uring_register", syscall.EINVAL)
 	}
-	reg := (*bufReg)(arg)
+	reg := (*uring.BufReg)(arg)
 	g := k.pbufs[reg.Bgid]
 	if g == nil || g.ring == 0 {
 		return -1, os.NewSyscallError("io_uring_register", syscall.EINVAL)
@@ -213,6 +204,12 @@ func execRecv(k *Kernel, r *req) (int32, uint32, bool) {
 	if multi && s.Flags&uring.SQEBufferSelect == 0 {
 		return errno(syscall.EINVAL), 0, false
 	}
+	// A multishot receive may cap the bytes it receives in all (its
+	// limit shares the file_index slot, Linux 6.17).
+	limit := int64(s.FileIndex)
+	if limit != 0 && !multi {
+		return errno(syscall.EINVAL), 0, false
+	}
 	for {
 		addr, n := s.Addr, s.Len
 		var sel *pbuf
@@ -229,6 +226,9 @@ func execRecv(k *Kernel, r *req) (int32, uint32, bool) {
 				n = b.len
 			}
 		}
+		if limit > 0 {
+			n = uint32(min(int64(n), limit-r.received))
+		}
 		m := k.shorten(r, int(n))
 		v, _, en := unix.Syscall6(unix.SYS_RECVFROM, uintptr(fd), uintptr(addr), uintptr(m),
 			uintptr(s.OpFlags|unix.MSG_DONTWAIT), 0, 0)
@@ -242,7 +242,8 @@ func execRecv(k *Kernel, r *req) (int32, uint32, bool) {
 		if sel != nil && v > 0 {
 			flags = k.consumeBuf(sel, int(v))
 		}
-		if !multi || v == 0 {
+		r.received += int64(v)
+		if !multi || v == 0 || (limit > 0 && r.received >= limit) {
 			return int32(v), flags, false
 		}
 		// Multishot: post this one and keep receiving.

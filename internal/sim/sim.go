@@ -181,8 +181,9 @@ type req struct {
 	want     int64 // bytes a read or write asked for, -1 for other ops
 
 	// Blocked ops.
-	pollFd int32
-	pollEv int16
+	received int64 // bytes a multishot receive has delivered
+	pollFd   int32
+	pollEv   int16
 }
 
 // Kernel is a simulated io_uring instance. Create it with New; package rio
@@ -229,7 +230,11 @@ func New(cfg Config, entries uint32, p *uring.Params) (*Kernel, error) {
 	if entries == 0 {
 		return nil, os.NewSyscallError("io_uring_setup", syscall.EINVAL)
 	}
-	if p.Flags&^(uring.SetupCQSize|uring.SetupClamp|uring.SetupSQPoll|uring.SetupSubmitAll) != 0 {
+	// Task-running modes only change when the kernel runs completion work,
+	// which the simulated kernel does in its worker anyway.
+	const known = uring.SetupCQSize | uring.SetupClamp | uring.SetupSQPoll | uring.SetupSubmitAll |
+		uring.SetupCoopTaskrun | uring.SetupTaskrunFlag | uring.SetupSingleIssuer
+	if p.Flags&^known != 0 {
 		return nil, os.NewSyscallError("io_uring_setup", syscall.EINVAL)
 	}
 	if entries > 32768 {
@@ -1104,6 +1109,15 @@ func (k *Kernel) Register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, er
 			k.files[slot] = d
 		}
 		return int(nr), nil
+	case uring.RegisterIOWQMaxWorkers:
+		if nr != 2 || arg == nil {
+			return fail(syscall.EINVAL)
+		}
+		// No workers to limit; report the previous limits as unlimited
+		// (0), and remember nothing.
+		lim := (*[2]uint32)(arg)
+		lim[0], lim[1] = 0, 0
+		return 0, nil
 	case uring.RegisterPbufRing:
 		return k.registerPbufRing(arg, nr)
 	case uring.UnregisterPbufRing:
