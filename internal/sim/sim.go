@@ -874,7 +874,7 @@ func (k *Kernel) worker() {
 				hasTimed = true
 			}
 		}
-		if atomic.LoadUint32(k.rg.SQTail) != atomic.LoadUint32(k.rg.SQHead) {
+		if atomic.LoadUint32(k.rg.SQTail) != atomic.LoadUint32(k.rg.SQHead) || len(k.overflow) > 0 {
 			wait = minWait(wait, max(strandedAfter-now.Sub(k.lastAct), 100*time.Millisecond))
 		}
 		if hasTimed {
@@ -1194,10 +1194,18 @@ func ptr(addr uint64) unsafe.Pointer {
 const strandedAfter = 2 * time.Second
 
 // checkStranded detects a ring that published SQEs and then waits for them
-// without ever entering to submit them: it would hang forever. The kernel
-// records a violation and submits them itself, so that the test fails with
-// a message instead of hanging.
+// without ever entering to submit them, or that waits for completions stuck
+// in the overflow list without ever asking for them: it would hang forever.
+// The kernel records a violation and submits or flushes them itself, so
+// that the test fails with a message instead of hanging.
 func (k *Kernel) checkStranded(now time.Time) {
+	if len(k.overflow) > 0 && k.armed() && now.Sub(k.lastAct) >= strandedAfter &&
+		atomic.LoadUint32(k.rg.CQHead) == atomic.LoadUint32(k.rg.CQTail) {
+		k.violation("%d completions left in the overflow list for %v while the ring waits, with the CQ empty and no IORING_ENTER_GETEVENTS to flush them",
+			len(k.overflow), now.Sub(k.lastAct).Round(time.Millisecond))
+		k.lastAct = now
+		k.flushOverflow()
+	}
 	head := atomic.LoadUint32(k.rg.SQHead)
 	n := atomic.LoadUint32(k.rg.SQTail) - head
 	if n == 0 || n > k.rg.SQEntries || !k.armed() || now.Sub(k.lastAct) < strandedAfter {
