@@ -17,18 +17,23 @@ import (
 // row is one line of the results: the rounds of one implementation in one
 // group, their median, and the ratio of that median to the baseline's.
 type row struct {
-	Workload string             `json:"workload"`
-	Param    string             `json:"param"`
-	Impl     string             `json:"impl"`
-	Unit     string             `json:"unit"`
-	Values   []float64          `json:"values"`
-	Median   float64            `json:"median"`
-	Min      float64            `json:"min"`
-	Max      float64            `json:"max"`
-	Baseline string             `json:"baseline"`
-	Ratio    float64            `json:"ratio,omitempty"` // Median / the baseline's Median; 0 if no baseline
-	X        int                `json:"x,omitempty"`     // depth or connections, for charts
-	Extra    map[string]float64 `json:"extra,omitempty"` // medians of extra metrics (peak OS threads)
+	Workload string    `json:"workload"`
+	Param    string    `json:"param"`
+	Impl     string    `json:"impl"`
+	Unit     string    `json:"unit"`
+	Values   []float64 `json:"values"`
+	Median   float64   `json:"median"`
+	Min      float64   `json:"min"`
+	Max      float64   `json:"max"`
+	Baseline string    `json:"baseline"`
+	// Ratio is the median over rounds of Values[i] / the baseline's
+	// Values[i]: the rounds are paired because they ran next to each other,
+	// so drift of the machine between rounds cancels. 0 if no baseline.
+	Ratio float64 `json:"ratio,omitempty"`
+	// RatioOfMedians is Median / the baseline's Median.
+	RatioOfMedians float64            `json:"ratio_of_medians,omitempty"`
+	X              int                `json:"x,omitempty"`     // depth or connections, for charts
+	Extra          map[string]float64 `json:"extra,omitempty"` // medians of extra metrics (peak OS threads)
 }
 
 type report struct {
@@ -113,8 +118,9 @@ func (b *bench) report() *report {
 				}
 			}
 			base := 0.0
-			if v, ok := b.results[rowKey{g.workload, p, g.baseline}]; ok {
-				base = median(v)
+			baseVals := b.results[rowKey{g.workload, p, g.baseline}]
+			if len(baseVals) > 0 {
+				base = median(baseVals)
 			}
 			for _, n := range names {
 				k := rowKey{g.workload, p, n}
@@ -129,7 +135,15 @@ func (b *bench) report() *report {
 				}
 				if base > 0 {
 					r.Baseline = g.baseline
-					r.Ratio = r.Median / base
+					r.RatioOfMedians = r.Median / base
+					r.Ratio = r.RatioOfMedians
+					if len(v) == len(baseVals) {
+						ratios := make([]float64, len(v))
+						for i := range v {
+							ratios[i] = v[i] / baseVals[i]
+						}
+						r.Ratio = median(ratios)
+					}
 				}
 				for name, xs := range b.extras[k] {
 					if r.Extra == nil {
@@ -192,7 +206,7 @@ func (rep *report) printTable(w io.Writer) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", title, param, r.Impl, human(r.Median), r.Unit, ratio, spread, note)
 	}
 	tw.Flush()
-	fmt.Fprintln(w, "\nmedian: of the rounds; vs base: median / the baseline's median (higher is better); spread: (max-min)/median.")
+	fmt.Fprintln(w, "\nmedian: of the rounds. vs base: median over rounds of this row / the baseline row in the same round (higher is better).\nspread: (max-min)/median over the rounds; a large spread means a noisy machine: rerun with more -rounds.")
 	if len(rep.Notes) > 0 {
 		fmt.Fprintln(w, "\nnotes:")
 		for _, n := range rep.Notes {
