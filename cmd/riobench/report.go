@@ -267,7 +267,7 @@ func (rep *report) writeSVG(path string) error {
 	if len(panels) == 0 {
 		return fmt.Errorf("svg: no echo or O_DIRECT results to chart")
 	}
-	const pw, ph, ml, mr, mt, mb = 460, 320, 70, 20, 40, 90
+	const pw, ph, ml, mr, mt, mb = 460, 320, 70, 30, 40, 90
 	W := pw * len(panels)
 	var sb strings.Builder
 	fmt.Fprintf(&sb, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="12">`+"\n", W, ph+30, W, ph+30)
