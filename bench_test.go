@@ -12,15 +12,18 @@ import (
 // Benchmarks of the core. Compare with the C liburing figures from
 // bench/c (see docs/benchmarks.md for the side-by-side commands).
 
+// reapModes are the two ways of waking the reaper the benchmarks compare.
+var reapModes = []struct {
+	name string
+	opts []Option
+}{
+	{"armed-on-demand", nil},
+	{"always-armed", []Option{withAlwaysArmed()}},
+}
+
 // One NOP submitted and waited for at a time: the ring's round-trip cost.
 func BenchmarkNop(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		opts []Option
-	}{
-		{"armed-on-demand", nil},
-		{"always-armed", []Option{withAlwaysArmed()}},
-	} {
+	for _, mode := range reapModes {
 		b.Run(mode.name, func(b *testing.B) {
 			r := newBenchRing(b, mode.opts...)
 			b.ResetTimer()
@@ -38,6 +41,12 @@ func BenchmarkNop(b *testing.B) {
 // wait on all.
 func BenchmarkNopBatch32(b *testing.B) {
 	r := newBenchRing(b)
+	nopBatches(b, r)
+	reportEnters(b, r)
+}
+
+// nopBatches runs b.N NOPs through r in batches of 32.
+func nopBatches(b *testing.B, r *Ring) {
 	batch := r.NewBatch()
 	cs := make([]*Completion[struct{}], 32)
 	b.ResetTimer()
@@ -54,18 +63,11 @@ func BenchmarkNopBatch32(b *testing.B) {
 			}
 		}
 	}
-	reportEnters(b, r)
 }
 
 // NOPs from GOMAXPROCS*4 goroutines at once: how submissions combine.
 func BenchmarkNopParallel(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		opts []Option
-	}{
-		{"armed-on-demand", nil},
-		{"always-armed", []Option{withAlwaysArmed()}},
-	} {
+	for _, mode := range reapModes {
 		b.Run(mode.name, func(b *testing.B) {
 			r := newBenchRing(b, mode.opts...)
 			b.SetParallelism(4)
@@ -86,13 +88,7 @@ func BenchmarkNopParallel(b *testing.B) {
 // Reads that park: a pipe ping-pong between a writer goroutine and a
 // reader waiting on the ring, which exercises the reaper's wake-up path.
 func BenchmarkPipeWakeup(b *testing.B) {
-	for _, mode := range []struct {
-		name string
-		opts []Option
-	}{
-		{"armed-on-demand", nil},
-		{"always-armed", []Option{withAlwaysArmed()}},
-	} {
+	for _, mode := range reapModes {
 		b.Run(mode.name, func(b *testing.B) {
 			r := newBenchRing(b, mode.opts...)
 			pr, pw, err := os.Pipe()

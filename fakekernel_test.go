@@ -71,20 +71,5 @@ func BenchmarkOverheadNop(b *testing.B) {
 }
 
 func BenchmarkOverheadNopBatch32(b *testing.B) {
-	r := newBenchRing(b, withNopKernel())
-	batch := r.NewBatch()
-	cs := make([]*Completion[struct{}], 32)
-	for i := 0; i < b.N; i += 32 {
-		for j := range cs {
-			cs[j] = batch.Nop()
-		}
-		if err := batch.Submit(); err != nil {
-			b.Fatal(err)
-		}
-		for _, c := range cs {
-			if _, err := c.Wait(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	nopBatches(b, newBenchRing(b, withNopKernel()))
 }

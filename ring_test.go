@@ -571,3 +571,29 @@ func TestWithMaxWorkers(t *testing.T) {
 	_, err := r.Nop().Wait()
 	require.NoError(t, err)
 }
+
+func TestSQPoll(t *testing.T) {
+	r := newTestRing(t, WithSQPoll(10*time.Millisecond))
+	f := tempFile(t, []byte("sqpoll"))
+	for i := 0; i < 200; i++ {
+		_, err := r.Nop().Wait()
+		require.NoError(t, err)
+		if i == 100 {
+			time.Sleep(30 * time.Millisecond) // let the SQ thread go to sleep
+		}
+	}
+	buf := make([]byte, 6)
+	n, err := r.ReadAt(int(f.Fd()), buf, 0).Wait()
+	require.NoError(t, err)
+	assert.Equal(t, "sqpoll", string(buf[:n]))
+	b := r.NewBatch()
+	var cs []*Completion[struct{}]
+	for i := 0; i < 32; i++ {
+		cs = append(cs, b.Nop())
+	}
+	require.NoError(t, b.Submit())
+	for _, c := range cs {
+		_, err := c.Wait()
+		require.NoError(t, err)
+	}
+}

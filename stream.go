@@ -195,13 +195,7 @@ func (r *Ring) NewBufferRing(group uint16, entries int, size int) (*BufferRing, 
 		return nil, os.NewSyscallError("mmap", err)
 	}
 	br := &BufferRing{r: r, group: group, entries: uint16(entries), size: size, ring: ring, bufs: bufs}
-	reg := struct {
-		ringAddr    uint64
-		ringEntries uint32
-		bgid        uint16
-		flags       uint16
-		resv        [3]uint64
-	}{uint64(uintptr(unsafe.Pointer(&ring[0]))), uint32(entries), group, 0, [3]uint64{}}
+	reg := uring.BufReg{RingAddr: uint64(uintptr(unsafe.Pointer(&ring[0]))), RingEntries: uint32(entries), Bgid: group}
 	r.regMu.Lock()
 	err = r.liveLocked()
 	if err == nil {
@@ -290,13 +284,7 @@ func (br *BufferRing) Close() error {
 		return argError("BufferRing.Close", fmt.Errorf("%d RecvMultishot streams still use buffer group %d: %w", br.active, br.group, syscall.EBUSY))
 	}
 	br.closed = true
-	reg := struct {
-		ringAddr    uint64
-		ringEntries uint32
-		bgid        uint16
-		flags       uint16
-		resv        [3]uint64
-	}{bgid: br.group}
+	reg := uring.BufReg{Bgid: br.group}
 	r := br.r
 	r.regMu.Lock()
 	var err error

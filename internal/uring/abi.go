@@ -107,6 +107,15 @@ type Timespec struct {
 	Nsec int64
 }
 
+// BufReg is struct io_uring_buf_reg, for IORING_(UN)REGISTER_PBUF_RING.
+type BufReg struct {
+	RingAddr    uint64
+	RingEntries uint32
+	Bgid        uint16
+	Flags       uint16
+	Resv        [3]uint64
+}
+
 // FilesUpdate is struct io_uring_files_update.
 type FilesUpdate struct {
 	Offset uint32

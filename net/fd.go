@@ -1,0 +1,210 @@
+package rionet
+
+import (
+	"errors"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+
+	"github.com/gorio/rio"
+	"golang.org/x/sys/unix"
+)
+
+// netFD is a socket owned by this package: its descriptor, the reference
+// count that keeps the descriptor open while operations use it, and the
+// state of reads, writes and deadlines. Conn and Listener wrap one.
+type netFD struct {
+	e      *engine
+	sysfd  int
+	family int
+	net    string // "tcp", "tcp4", "tcp6" or "unix"
+
+	// state is refs<<1 | closing. Every method that uses sysfd holds a
+	// reference; Close sets closing and drops the reference the netFD was
+	// born with. Whoever drops the last one destroys the netFD, so the
+	// descriptor is closed only once nothing uses it any more.
+	state  atomic.Uint64
+	closed chan struct{} // closed by destroy
+
+	addrMu       sync.Mutex
+	laddr, raddr net.Addr
+	unlink       string // a unix socket path to remove on close
+
+	rd, wd deadline
+
+	// Read side, guarded by rmu (one Read at a time, as in package net).
+	rmu     sync.Mutex
+	stream  *rio.Stream[rio.Buffer] // the multishot receive, if armed
+	cur     rio.Buffer              // a received buffer being consumed
+	curOff  int
+	hasCur  bool
+	rerr    error // io.EOF once the peer has closed its side
+	pendErr error // an error received behind data, for the next Read
+	direct  bool  // the buffer ring ran dry: the next Read receives directly
+
+	// Write side: one Write at a time, so that concurrent Writes do not
+	// interleave their bytes.
+	wmu sync.Mutex
+
+	// onDestroy runs after the descriptor is closed (listeners: unlink).
+	onDestroy func()
+	// drain takes over the rest of destroy's cleanup (listeners: close
+	// the accepted descriptors still queued).
+	drain func()
+}
+
+func newNetFD(e *engine, sysfd, family int, network string) *netFD {
+	fd := &netFD{e: e, sysfd: sysfd, family: family, net: network, closed: make(chan struct{})}
+	fd.state.Store(2)
+	fd.rd.init()
+	fd.wd.init()
+	return fd
+}
+
+// incref takes a reference, or reports false if the netFD is closing.
+func (fd *netFD) incref() bool {
+	for {
+		s := fd.state.Load()
+		if s&1 != 0 {
+			return false
+		}
+		if fd.state.CompareAndSwap(s, s+2) {
+			return true
+		}
+	}
+}
+
+func (fd *netFD) decref() {
+	if fd.state.Add(^uint64(1)) == 1 { // subtracts 2; closing with no references
+		fd.destroy()
+	}
+}
+
+// close marks the netFD closing, wakes every blocked operation, and waits
+// until the last of them has dropped its reference and the descriptor has
+// been closed. It reports false if the netFD was already closing.
+func (fd *netFD) close() bool {
+	for {
+		s := fd.state.Load()
+		if s&1 != 0 {
+			return false
+		}
+		if fd.state.CompareAndSwap(s, s|1) {
+			break
+		}
+	}
+	fd.rd.close()
+	fd.wd.close()
+	fd.decref()
+	<-fd.closed
+	return true
+}
+
+func (fd *netFD) isClosing() bool { return fd.state.Load()&1 != 0 }
+
+// destroy ends the multishot receive, gives back every buffer the netFD
+// holds, and closes the descriptor. It runs once, when the netFD is closing
+// and nothing holds a reference, so nothing else touches the read state.
+func (fd *netFD) destroy() {
+	fd.rmu.Lock()
+	if fd.stream != nil {
+		fd.stream.Cancel()
+		drainRecv(fd.e, fd.stream)
+		fd.stream = nil
+	}
+	if fd.hasCur {
+		fd.e.br.Release(fd.cur.ID)
+		fd.hasCur = false
+	}
+	fd.rmu.Unlock()
+	if fd.drain != nil {
+		fd.drain()
+	}
+	unix.Close(fd.sysfd)
+	if fd.onDestroy != nil {
+		fd.onDestroy()
+	}
+	close(fd.closed)
+}
+
+// drainRecv takes the remaining results of a cancelled receive stream,
+// giving back their buffers, until the kernel has ended it.
+func drainRecv(e *engine, s *rio.Stream[rio.Buffer]) {
+	for !(s.Ended() && s.Buffered() == 0) {
+		b, err := s.Next()
+		if err == io.EOF {
+			return
+		}
+		if err == nil && b.N > 0 {
+			e.br.Release(b.ID)
+		}
+	}
+}
+
+// addrs returns the local and remote addresses, asking the kernel the first
+// time. They are looked up lazily because most servers never ask.
+func (fd *netFD) addrs() (laddr, raddr net.Addr) {
+	fd.addrMu.Lock()
+	defer fd.addrMu.Unlock()
+	if fd.laddr == nil || fd.raddr == nil {
+		if fd.incref() {
+			if fd.laddr == nil {
+				if sa, err := unix.Getsockname(fd.sysfd); err == nil {
+					fd.laddr = sockaddrToAddr(fd.net, sa)
+				}
+			}
+			if fd.raddr == nil {
+				if sa, err := unix.Getpeername(fd.sysfd); err == nil {
+					fd.raddr = sockaddrToAddr(fd.net, sa)
+				}
+			}
+			fd.decref()
+		}
+	}
+	return fd.laddr, fd.raddr
+}
+
+// opError wraps err as package net does: io.EOF bare, everything else in a
+// *net.OpError, system call failures as *os.SyscallError named after the
+// system call package net would have made.
+func (fd *netFD) opError(op string, err error) error {
+	if err == nil || err == io.EOF {
+		return err
+	}
+	var se *os.SyscallError
+	if errors.As(err, &se) {
+		name := se.Syscall
+		switch name {
+		case "recv":
+			name = "read"
+		case "send":
+			name = "write"
+		}
+		err = &os.SyscallError{Syscall: name, Err: se.Err}
+	}
+	laddr, raddr := fd.addrs()
+	return &net.OpError{Op: op, Net: fd.net, Source: laddr, Addr: raddr, Err: err}
+}
+
+func errnoOf(err error) syscall.Errno {
+	var errno syscall.Errno
+	if errors.As(err, &errno) {
+		return errno
+	}
+	return 0
+}
+
+// waitErr tells why a wait on d was woken: the netFD closed, or the deadline
+// passed. It returns nil for a spurious wake (the deadline moved).
+func waitErr(d *deadline) error {
+	if d.closed.Load() {
+		return net.ErrClosed
+	}
+	if d.expired.Load() {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
