@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"strconv"
 	"strings"
@@ -48,6 +49,7 @@ type bench struct {
 	cBin    string // C liburing NOP program, if built
 	fioBin  string
 	peerBin string // go-uring peer program, if built
+	wrkBin  string // wrk, if it is the HTTP client
 	notes   []string
 	groups  []group
 	results map[rowKey][]float64
@@ -132,6 +134,11 @@ func (b *bench) setup() error {
 	if b.o.useFio && (w["direct"] || w["hot"]) {
 		if b.fioBin = lookPath("fio"); b.fioBin == "" {
 			b.note("fio reference rows: fio is not installed (apt-get install -y fio)")
+		}
+	}
+	if w["http"] && b.o.httpClient == "wrk" {
+		if b.wrkBin = lookPath("wrk"); b.wrkBin == "" {
+			return errors.New("-http-client wrk: wrk is not installed (apt-get install -y wrk)")
 		}
 	}
 	if b.o.usePeers && (w["nop"] || w["direct"] || w["hot"]) {
@@ -354,6 +361,10 @@ func (b *bench) addGroups() {
 		g := group{workload: "http", key: fmt.Sprintf("conns=%d", o.httpConns), x: o.httpConns, baseline: label["std"]}
 		for _, n := range netImpls {
 			srv := spec{Role: "http-server", Impl: n, CPUs: b.srvCPU, MaxLife: 3*dur + time.Minute}
+			if b.wrkBin != "" {
+				g.impls = append(g.impls, impl{label[n], b.serverAnd(srv, b.wrk)})
+				continue
+			}
 			cli := spec{Role: "http-client", Dur: dur, Conns: o.httpConns, CPUs: b.cliCPU}
 			g.impls = append(g.impls, impl{label[n], b.netPair(srv, cli)})
 		}
@@ -546,9 +557,17 @@ func (b *bench) fio(path string, direct bool, depth int) func(ctx context.Contex
 	}
 }
 
-// netPair starts a server child, then a client child against it, and
-// stops the server when the client is done. Both are bounded in time.
+// netPair starts a server child, then a client child against it.
 func (b *bench) netPair(srv, cli spec) func(ctx context.Context) ([]sample, error) {
+	return b.serverAnd(srv, func(ctx context.Context, addr string) ([]sample, error) {
+		cli.Addr = addr
+		return b.self1(cli)(ctx)
+	})
+}
+
+// serverAnd starts a server child, runs client against its address, and
+// stops the server when the client is done. Both are bounded in time.
+func (b *bench) serverAnd(srv spec, client func(ctx context.Context, addr string) ([]sample, error)) func(ctx context.Context) ([]sample, error) {
 	return func(ctx context.Context) ([]sample, error) {
 		arg, _ := json.Marshal(srv)
 		cmd := exec.CommandContext(ctx, b.self, "child", string(arg))
@@ -587,18 +606,52 @@ func (b *bench) netPair(srv, cli spec) func(ctx context.Context) ([]sample, erro
 			}
 			io.Copy(io.Discard, stdout)
 		}()
+		var a string
 		select {
-		case a := <-addr:
-			cli.Addr = a
+		case a = <-addr:
 		case <-time.After(10 * time.Second):
 			return nil, fmt.Errorf("server did not start: %s", firstLine(stderr.Bytes(), errors.New("timeout")))
 		case <-ctx.Done():
 			return nil, ctx.Err()
 		}
-		res, err := b.self1(cli)(ctx)
+		res, err := client(ctx, a)
 		if err != nil && stderr.Len() > 0 {
 			err = fmt.Errorf("%v (server: %s)", err, firstLine(stderr.Bytes(), nil))
 		}
 		return res, err
 	}
+}
+
+var wrkRPS = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+
+// wrk drives the HTTP server with wrk (one thread, -http-conns
+// connections, pinned like the Go client) instead of riobench's own client.
+func (b *bench) wrk(ctx context.Context, addr string) ([]sample, error) {
+	secs := max(1, int(b.o.dur.Round(time.Second).Seconds()))
+	argv := []string{b.wrkBin, "-t1", fmt.Sprintf("-c%d", b.o.httpConns), fmt.Sprintf("-d%ds", secs), "http://" + addr + "/"}
+	taskset := lookPath("taskset")
+	if len(b.cliCPU) > 0 && taskset != "" {
+		argv = append([]string{taskset, "-c", cpuList(b.cliCPU)}, argv...)
+	}
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	if len(b.cliCPU) > 0 && taskset == "" {
+		setAffinity(cmd.Process.Pid, b.cliCPU) // best effort: wrk's threads may start first
+	}
+	if err := cmd.Wait(); err != nil {
+		return nil, fmt.Errorf("wrk: %v: %s", err, firstLine(stderr.Bytes(), err))
+	}
+	m := wrkRPS.FindSubmatch(stdout.Bytes())
+	if m == nil {
+		return nil, fmt.Errorf("wrk: no Requests/sec in its output")
+	}
+	rps, err := strconv.ParseFloat(string(m[1]), 64)
+	if err != nil {
+		return nil, err
+	}
+	return []sample{{Param: fmt.Sprintf("conns=%d", b.o.httpConns), Value: rps, Unit: "req/s"}}, nil
 }

@@ -48,6 +48,7 @@ type options struct {
 	useFio     bool
 	usePeers   bool
 	verbose    bool
+	httpClient string
 }
 
 var allWorkloads = []string{"nop", "direct", "hot", "copy", "echo", "http"}
@@ -76,6 +77,7 @@ func main() {
 	flag.BoolVar(&o.useC, "c", true, "build and run the C liburing NOP reference (bench/c) if cc and liburing are available")
 	flag.BoolVar(&o.useFio, "fio", true, "run fio reference rows if fio is installed")
 	flag.BoolVar(&o.usePeers, "peers", true, "build and run the go-uring peer (bench/peers) if Go can build it")
+	flag.StringVar(&o.httpClient, "http-client", "go", "HTTP load generator: go (riobench's own keep-alive client) or wrk (must be installed)")
 	flag.BoolVar(&o.verbose, "v", false, "print every child command and its error output")
 	flag.Usage = func() {
 		fmt.Fprintf(flag.CommandLine.Output(), "usage: riobench [flags]\n\nRuns rio side by side with os.File, Go's netpoller and reference programs, and prints medians and ratios.\n\n")
@@ -104,6 +106,9 @@ func main() {
 	}
 	if o.depths, err = intList(depths); err != nil {
 		fatalf("-depths: %v", err)
+	}
+	if o.httpClient != "go" && o.httpClient != "wrk" {
+		fatalf("-http-client must be go or wrk")
 	}
 	if o.rounds < 1 || o.dur <= 0 || o.fileMiB < 1 || o.batch < 1 || o.hotWorkers < 1 || o.httpConns < 1 || o.msg < 1 {
 		fatalf("-rounds, -dur, -file-mib, -batch, -hot-workers, -http-conns and -msg must be positive")

@@ -79,7 +79,7 @@ func TestSmoke(t *testing.T) {
 		}
 	}
 	for _, want := range []string{"nop/rio", "direct/os.File", "direct/rio file", "direct/rio file async", "hot/rio ring",
-		"copy/rio file", "echo/net (epoll)", "http/net (epoll)"} {
+		"copy/rio file", "echo/net (epoll)", "http/net (epoll)", "echo/rio net", "http/rio net"} {
 		if !impls[want] {
 			t.Errorf("no %s rows in the JSON", want)
 		}

@@ -47,18 +47,19 @@ type report struct {
 		GOMAXPROCS int    `json:"gomaxprocs"`
 	} `json:"host"`
 	Config struct {
-		Workloads []string `json:"workloads"`
-		Dur       string   `json:"dur"`
-		Rounds    int      `json:"rounds"`
-		Conns     []int    `json:"conns"`
-		HTTPConns int      `json:"http_conns"`
-		Msg       int      `json:"msg"`
-		Depths    []int    `json:"depths"`
-		HotDepth  int      `json:"hot_workers"`
-		Batch     int      `json:"batch"`
-		FileMiB   int      `json:"file_mib"`
-		Dir       string   `json:"dir"`
-		Pinned    bool     `json:"pinned"`
+		Workloads  []string `json:"workloads"`
+		Dur        string   `json:"dur"`
+		Rounds     int      `json:"rounds"`
+		Conns      []int    `json:"conns"`
+		HTTPConns  int      `json:"http_conns"`
+		HTTPClient string   `json:"http_client"`
+		Msg        int      `json:"msg"`
+		Depths     []int    `json:"depths"`
+		HotDepth   int      `json:"hot_workers"`
+		Batch      int      `json:"batch"`
+		FileMiB    int      `json:"file_mib"`
+		Dir        string   `json:"dir"`
+		Pinned     bool     `json:"pinned"`
 	} `json:"config"`
 	Rows  []row    `json:"rows"`
 	Notes []string `json:"notes"`
@@ -99,7 +100,7 @@ func (b *bench) report() *report {
 			c.Workloads = append(c.Workloads, w)
 		}
 	}
-	c.Dur, c.Rounds, c.Conns, c.HTTPConns, c.Msg = b.o.dur.String(), b.o.rounds, b.o.conns, b.o.httpConns, b.o.msg
+	c.Dur, c.Rounds, c.Conns, c.HTTPConns, c.HTTPClient, c.Msg = b.o.dur.String(), b.o.rounds, b.o.conns, b.o.httpConns, b.o.httpClient, b.o.msg
 	c.Depths, c.HotDepth, c.Batch, c.FileMiB, c.Dir, c.Pinned = b.o.depths, b.o.hotWorkers, b.o.batch, b.o.fileMiB, b.o.dir, b.o.pin
 
 	// Rows in group order, the baseline first within each group.
