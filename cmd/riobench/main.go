@@ -66,7 +66,7 @@ func main() {
 	flag.StringVar(&conns, "conns", "1,16,256", "TCP echo connection counts")
 	flag.IntVar(&o.httpConns, "http-conns", 64, "HTTP hello client connections")
 	flag.IntVar(&o.msg, "msg", 64, "TCP echo message size in bytes")
-	flag.StringVar(&depths, "depths", "32,256", "O_DIRECT random read queue depths (goroutines or operations in flight)")
+	flag.StringVar(&depths, "depths", "32", "O_DIRECT random read queue depths (goroutines or operations in flight), e.g. 1,32,256 for the chart")
 	flag.IntVar(&o.hotWorkers, "hot-workers", 64, "goroutines (or queue depth) for page-cache-hot random reads")
 	flag.IntVar(&o.batch, "batch", 32, "NOPs per batch in the batched NOP row")
 	flag.IntVar(&o.fileMiB, "file-mib", 256, "size of the data files for the read and copy workloads, in MiB")
