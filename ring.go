@@ -308,19 +308,22 @@ func (r *Ring) Supported(opname string) error {
 	return errors.New("rio: unknown operation " + opname)
 }
 
-// reaper drains the CQ whenever the kernel signals the eventfd.
+// reaper drains the CQ whenever the kernel signals the eventfd. It never
+// reads the eventfd's counter: the runtime's poller registers fds
+// edge-triggered, and every signal is a new edge, so waiting for
+// readability is enough, and a wake-up costs no read system call.
 func (r *Ring) reaper() {
 	defer close(r.reaperDone)
-	var buf [8]byte
-	for {
-		if _, err := r.efd.Read(buf[:]); err != nil {
-			if errors.Is(err, syscall.EAGAIN) || errors.Is(err, syscall.EINTR) {
-				continue
-			}
-			return // the eventfd was closed by Close
-		}
-		r.reap()
+	rc, err := r.efd.SyscallConn()
+	if err != nil {
+		return
 	}
+	// Read calls the function, and waits for the next edge whenever it
+	// returns false, until Close closes the eventfd.
+	_ = rc.Read(func(uintptr) bool {
+		r.reap()
+		return false
+	})
 }
 
 // arm makes the kernel signal the eventfd for new completions, for as long
