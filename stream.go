@@ -310,12 +310,24 @@ type Buffer struct {
 // the Stream. The caller reads each result with br.Bytes(b.ID, b.N) and
 // must Release the buffer when done with it.
 func (r *Ring) RecvMultishot(fd int, br *BufferRing, flags int) *Stream[Buffer] {
+	return r.RecvMultishotLimit(fd, br, flags, 0)
+}
+
+// RecvMultishotLimit is RecvMultishot with a cap on the bytes the stream
+// receives in all (Linux 6.17): once limit bytes have arrived, the kernel
+// ends the stream with its last result, and the rest of the data waits in
+// the socket until the stream is submitted again. That bounds how many
+// buffers of br one connection can hold while its reader is not reading.
+// A limit of 0 means no cap. Kernels before 6.17 refuse a non-zero limit:
+// the stream ends at once with EINVAL.
+func (r *Ring) RecvMultishotLimit(fd int, br *BufferRing, flags int, limit uint32) *Stream[Buffer] {
 	var s uring.SQE
 	c := initOp(new(Completion[int]), &s, uring.OpRecv, fd)
 	s.IOPrio |= uring.RecvMultishot
 	s.Flags |= uring.SQEBufferSelect
 	s.BufIndex = br.group
 	s.OpFlags = uint32(flags)
+	s.FileIndex = limit // sqe->optlen shares the file_index slot
 	var onEnd func()
 	br.mu.Lock()
 	if br.closed {

@@ -1,0 +1,364 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gorio/rio"
+	"github.com/gorio/rio/file"
+)
+
+// A measurement runs in a child process: riobench re-executes itself as
+//
+//	riobench child '<spec as JSON>'
+//
+// and the child prints one line "RESULT <json []sample>" (or, for a server,
+// "ADDR host:port" and then serves until its standard input closes).
+// Separate processes keep one side's heap, threads and rings from
+// disturbing the other's, and let each be pinned to its own CPUs.
+
+// spec says what a child measures.
+type spec struct {
+	Role    string        `json:"role"` // nop, direct, hot, copy, echo-server, echo-client, http-server, http-client
+	Impl    string        `json:"impl"`
+	Dur     time.Duration `json:"dur"`
+	CPUs    []int         `json:"cpus,omitempty"`
+	File    string        `json:"file,omitempty"`
+	Dst     string        `json:"dst,omitempty"`
+	Depth   int           `json:"depth,omitempty"` // in flight (goroutines or async handles)
+	Batch   int           `json:"batch,omitempty"`
+	Conns   int           `json:"conns,omitempty"`
+	Msg     int           `json:"msg,omitempty"`
+	Addr    string        `json:"addr,omitempty"`
+	MaxLife time.Duration `json:"max_life,omitempty"` // servers exit after this, whatever happens
+}
+
+// sample is one measured number.
+type sample struct {
+	Param string             `json:"param"`
+	Value float64            `json:"value"`
+	Unit  string             `json:"unit"`
+	Extra map[string]float64 `json:"extra,omitempty"`
+}
+
+func childMain(arg string) {
+	var s spec
+	if err := json.Unmarshal([]byte(arg), &s); err != nil {
+		fatalf("child: bad spec: %v", err)
+	}
+	if err := pinSelf(s.CPUs); err != nil {
+		fatalf("child: pin to CPUs %v: %v", s.CPUs, err)
+	}
+	var (
+		res []sample
+		err error
+	)
+	switch s.Role {
+	case "nop":
+		res, err = childNop(s)
+	case "direct", "hot":
+		res, err = childRandRead(s)
+	case "copy":
+		res, err = childCopy(s)
+	case "echo-server", "http-server":
+		err = childServer(s)
+	case "echo-client":
+		res, err = childEchoClient(s)
+	case "http-client":
+		res, err = childHTTPClient(s)
+	default:
+		err = fmt.Errorf("unknown role %q", s.Role)
+	}
+	if err != nil {
+		fatalf("%s/%s: %v", s.Role, s.Impl, err)
+	}
+	if res != nil {
+		b, _ := json.Marshal(res)
+		fmt.Printf("RESULT %s\n", b)
+	}
+}
+
+func fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "riobench: "+format+"\n", args...)
+	os.Exit(1)
+}
+
+// stopAfter returns a flag that turns true after d.
+func stopAfter(d time.Duration) *atomic.Bool {
+	var stop atomic.Bool
+	time.AfterFunc(d, func() { stop.Store(true) })
+	return &stop
+}
+
+// childNop: NOP round trips on a rio Ring, one at a time (single) and in
+// batches (queue Batch NOPs, one Submit, wait on all), as bench/c/nopbench
+// does with liburing.
+func childNop(s spec) ([]sample, error) {
+	r, err := rio.New()
+	if err != nil {
+		return nil, err
+	}
+	defer r.Close()
+	batch := max(s.Batch, 1)
+	single := func(d time.Duration) (int, time.Duration, error) {
+		stop := stopAfter(d)
+		start := time.Now()
+		n := 0
+		for !stop.Load() {
+			for k := 0; k < 256; k++ {
+				if _, err := r.Nop().Wait(); err != nil {
+					return n, 0, err
+				}
+			}
+			n += 256
+		}
+		return n, time.Since(start), nil
+	}
+	b := r.NewBatch()
+	cs := make([]*rio.Completion[struct{}], batch)
+	batched := func(d time.Duration) (int, time.Duration, error) {
+		stop := stopAfter(d)
+		start := time.Now()
+		n := 0
+		for !stop.Load() {
+			for k := 0; k < 16; k++ {
+				for j := range cs {
+					cs[j] = b.Nop()
+				}
+				if err := b.Submit(); err != nil {
+					return n, 0, err
+				}
+				for _, c := range cs {
+					if _, err := c.Wait(); err != nil {
+						return n, 0, err
+					}
+				}
+				n += batch
+			}
+		}
+		return n, time.Since(start), nil
+	}
+	// Warm up, as nopbench does.
+	if _, _, err := batched(min(s.Dur/20, 100*time.Millisecond)); err != nil {
+		return nil, err
+	}
+	var out []sample
+	n, el, err := single(s.Dur)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, sample{Param: "single", Value: float64(n) / el.Seconds(), Unit: "ops/s"})
+	n, el, err = batched(s.Dur)
+	if err != nil {
+		return nil, err
+	}
+	out = append(out, sample{Param: fmt.Sprintf("batch%d", batch), Value: float64(n) / el.Seconds(), Unit: "ops/s"})
+	return out, nil
+}
+
+// childRandRead: 4 KiB reads at random aligned offsets of s.File.
+//
+//	impl "os":        *os.File ReadAt from s.Depth goroutines
+//	impl "rio":       *file.File ReadAt from s.Depth goroutines
+//	impl "rio-async": one goroutine keeping s.Depth file.ReadAtAsync in flight
+//	impl "rio-ring":  rio.Ring ReadAt+Wait from s.Depth goroutines (no file/)
+//
+// Role "direct" opens with O_DIRECT, "hot" reads through the page cache
+// (the parent keeps the file resident).
+func childRandRead(s spec) ([]sample, error) {
+	const bs = 4096
+	flag := os.O_RDONLY
+	if s.Role == "direct" {
+		flag |= syscall.O_DIRECT
+	}
+	fi, err := os.Stat(s.File)
+	if err != nil {
+		return nil, err
+	}
+	blocks := fi.Size() / bs
+	depth := max(s.Depth, 1)
+
+	var read func(buf []byte, off int64) (int, error)
+	switch s.Impl {
+	case "os":
+		f, err := os.OpenFile(s.File, flag, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		read = f.ReadAt
+	case "rio", "rio-async":
+		f, err := file.OpenFile(s.File, flag, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		if f.Ring() == nil {
+			return nil, fmt.Errorf("file/ fell back to the os package (io_uring unavailable)")
+		}
+		if s.Impl == "rio-async" {
+			return asyncReads(s, f, blocks, depth)
+		}
+		read = f.ReadAt
+	case "rio-ring":
+		f, err := os.OpenFile(s.File, flag, 0)
+		if err != nil {
+			return nil, err
+		}
+		defer f.Close()
+		r, err := rio.New()
+		if err != nil {
+			return nil, err
+		}
+		defer r.Close()
+		fd := int(f.Fd())
+		read = func(buf []byte, off int64) (int, error) { return r.ReadAt(fd, buf, off).Wait() }
+	default:
+		return nil, fmt.Errorf("unknown impl %q", s.Impl)
+	}
+
+	var (
+		total   atomic.Int64
+		failed  atomic.Value
+		wg      sync.WaitGroup
+		maxThr  atomic.Int64
+		started = make(chan struct{})
+	)
+	stop := stopAfter(s.Dur)
+	go sampleThreads(stop, &maxThr)
+	for w := 0; w < depth; w++ {
+		wg.Add(1)
+		go func(seed uint64) {
+			defer wg.Done()
+			rng := rand.New(rand.NewPCG(seed, 7))
+			buf, _ := file.AlignedBuffer(bs, 4096)
+			n := int64(0)
+			<-started
+			for !stop.Load() {
+				off := rng.Int64N(blocks) * bs
+				if k, err := read(buf, off); err != nil || k != bs {
+					failed.Store(fmt.Errorf("read at %d: %d, %v", off, k, err))
+					break
+				}
+				n++
+			}
+			total.Add(n)
+		}(uint64(w))
+	}
+	start := time.Now()
+	close(started)
+	wg.Wait()
+	el := time.Since(start)
+	if err, _ := failed.Load().(error); err != nil {
+		return nil, err
+	}
+	return []sample{{Value: float64(total.Load()) / el.Seconds(), Unit: "IOPS",
+		Extra: map[string]float64{"threads": float64(max(maxThr.Load(), int64(threadCount())))}}}, nil
+}
+
+// asyncReads keeps depth ReadAtAsync operations in flight from one
+// goroutine, reissuing each slot as its read completes.
+func asyncReads(s spec, f *file.File, blocks int64, depth int) ([]sample, error) {
+	const bs = 4096
+	rng := rand.New(rand.NewPCG(1, 7))
+	bufs := make([][]byte, depth)
+	cs := make([]*rio.Completion[int], depth)
+	for i := range bufs {
+		bufs[i], _ = file.AlignedBuffer(bs, 4096)
+	}
+	var maxThr atomic.Int64
+	stop := stopAfter(s.Dur)
+	go sampleThreads(stop, &maxThr)
+	start := time.Now()
+	for i := range cs {
+		c, err := f.ReadAtAsync(bufs[i], rng.Int64N(blocks)*bs)
+		if err != nil {
+			return nil, err
+		}
+		cs[i] = c
+	}
+	n := 0
+	for i := 0; ; i = (i + 1) % depth {
+		if cs[i] == nil {
+			break // draining: every slot has been waited on
+		}
+		if k, err := cs[i].Wait(); err != nil || k != bs {
+			return nil, fmt.Errorf("read: %d, %v", k, err)
+		}
+		n++
+		cs[i] = nil
+		if !stop.Load() {
+			c, err := f.ReadAtAsync(bufs[i], rng.Int64N(blocks)*bs)
+			if err != nil {
+				return nil, err
+			}
+			cs[i] = c
+		}
+	}
+	el := time.Since(start)
+	return []sample{{Value: float64(n) / el.Seconds(), Unit: "IOPS",
+		Extra: map[string]float64{"threads": float64(max(maxThr.Load(), int64(threadCount())))}}}, nil
+}
+
+// sampleThreads records the peak OS thread count until stop.
+func sampleThreads(stop *atomic.Bool, peak *atomic.Int64) {
+	for !stop.Load() {
+		if n := int64(threadCount()); n > peak.Load() {
+			peak.Store(n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// childCopy: io.Copy of s.File to s.Dst, repeated until s.Dur has passed
+// (at least once), with *file.File (rio) or *os.File (os) on both sides.
+func childCopy(s spec) ([]sample, error) {
+	type rwc interface {
+		io.ReadWriteCloser
+	}
+	open := func(name string, flag int) (rwc, error) { return os.OpenFile(name, flag, 0o644) }
+	if s.Impl == "rio" {
+		open = func(name string, flag int) (rwc, error) {
+			f, err := file.OpenFile(name, flag, 0o644)
+			if err == nil && f.Ring() == nil {
+				f.Close()
+				return nil, fmt.Errorf("file/ fell back to the os package (io_uring unavailable)")
+			}
+			return f, err
+		}
+	}
+	var bytes int64
+	var el time.Duration
+	for el == 0 || el < s.Dur {
+		os.Remove(s.Dst)
+		start := time.Now()
+		src, err := open(s.File, os.O_RDONLY)
+		if err != nil {
+			return nil, err
+		}
+		dst, err := open(s.Dst, os.O_RDWR|os.O_CREATE|os.O_TRUNC)
+		if err != nil {
+			src.Close()
+			return nil, err
+		}
+		n, err := io.Copy(dst, src)
+		src.Close()
+		if cerr := dst.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil, err
+		}
+		el += time.Since(start)
+		bytes += n
+	}
+	os.Remove(s.Dst)
+	return []sample{{Value: float64(bytes) / el.Seconds() / (1 << 20), Unit: "MiB/s"}}, nil
+}
