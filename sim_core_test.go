@@ -32,45 +32,12 @@ import (
 // operation, buffers held until their CQE, Close returning with nothing in
 // flight and nothing leaked, chain semantics, backpressure, cancellation.
 
-// noShortSubmit drops the ShortSubmit fault while the core cannot cope
-// with short submissions (docs/core-patches/short-submit.patch). With
-// RIO_SIM_KNOWN_BUGS=1 it is kept, to show the bug.
-func noShortSubmit(f sim.Faults) sim.Faults {
-	if os.Getenv("RIO_SIM_KNOWN_BUGS") == "" && !coreHandlesShortSubmit() {
-		f.ShortSubmit = 0
-	}
-	return f
-}
-
-// coreHandlesShortSubmit reports whether the core's enter loop resubmits
-// what a short submission left in the SQ: it submits a batch of two Nops
-// over a kernel that submits only the first, and looks whether the second
-// was submitted too before anything else is.
-var coreHandlesShortSubmit = sync.OnceValue(func() bool {
-	var k *sim.Kernel
-	r, err := rio.New(simKernel(sim.Config{Seed: 1, Faults: sim.Faults{ShortSubmit: 1}}, &k))
-	if err != nil {
-		return false
-	}
-	defer r.Close()
-	b := r.NewBatch()
-	b.Nop()
-	b.Nop()
-	if b.Submit() != nil {
-		return false
-	}
-	ok := k.Stats().SQEs == 2
-	k.SetFaults(sim.Faults{})
-	r.Nop().Wait() // submits what was left behind
-	return ok
-})
-
 // Every operation gets exactly one result, the right one, whatever the
 // faults: the kernel posts one CQE per SQE, the ring reaps each, and each
 // result reaches the operation it belongs to.
 func TestSimEveryOpOneResult(t *testing.T) {
 	forSeeds(t, 8, func(t *testing.T, seed uint64) {
-		r, k := simRing(t, sim.Config{Seed: seed, Faults: noShortSubmit(allFaults())}, rio.WithEntries(4))
+		r, k := simRing(t, sim.Config{Seed: seed, Faults: allFaults()}, rio.WithEntries(4))
 		content := make([]byte, 64<<10)
 		for i := range content {
 			content[i] = byte(i * 31 / 7)
@@ -218,7 +185,7 @@ func TestSimBuffersHeldUntilCQE(t *testing.T) {
 				}
 			}
 		}
-		cfg := sim.Config{Seed: seed, Faults: noShortSubmit(allFaults())}
+		cfg := sim.Config{Seed: seed, Faults: allFaults()}
 		cfg.Faults.MaxDelay = 64
 		cfg.BeforeExec = func(s uring.SQE) {
 			switch s.Opcode {
@@ -276,7 +243,7 @@ func TestSimBuffersHeldUntilCQE(t *testing.T) {
 // delayed writes, chains, with cancellations racing running operations.
 func TestSimCloseAlwaysReturns(t *testing.T) {
 	forSeeds(t, 10, func(t *testing.T, seed uint64) {
-		cfg := sim.Config{Seed: seed, Faults: noShortSubmit(allFaults())}
+		cfg := sim.Config{Seed: seed, Faults: allFaults()}
 		cfg.Faults.CancelRace = 0.5
 		cfg.Faults.MaxDelay = 32
 		r, _ := simRing(t, cfg, rio.WithEntries(8))
@@ -359,7 +326,7 @@ func TestSimCloseAlwaysReturns(t *testing.T) {
 // predecessor).
 func TestSimChains(t *testing.T) {
 	forSeeds(t, 8, func(t *testing.T, seed uint64) {
-		r, k := simRing(t, sim.Config{Seed: seed, Faults: noShortSubmit(allFaults())}, rio.WithEntries(16))
+		r, k := simRing(t, sim.Config{Seed: seed, Faults: allFaults()}, rio.WithEntries(16))
 		var wg sync.WaitGroup
 		for g := 0; g < 4; g++ {
 			wg.Add(1)
@@ -428,7 +395,7 @@ func TestSimChains(t *testing.T) {
 func TestSimBackpressure(t *testing.T) {
 	forSeeds(t, 6, func(t *testing.T, seed uint64) {
 		entries := uint32(1) << (seed % 3) // 1, 2, 4
-		cfg := sim.Config{Seed: seed, Faults: noShortSubmit(allFaults())}
+		cfg := sim.Config{Seed: seed, Faults: allFaults()}
 		cfg.Faults.MaxDelay = 16
 		r, k := simRing(t, cfg, rio.WithEntries(entries))
 		var wg sync.WaitGroup
@@ -460,7 +427,7 @@ func TestSimBackpressure(t *testing.T) {
 // cancelled left no data, a write reported done left all it said.
 func TestSimWaitContextCancel(t *testing.T) {
 	forSeeds(t, 8, func(t *testing.T, seed uint64) {
-		cfg := sim.Config{Seed: seed, Faults: noShortSubmit(allFaults())}
+		cfg := sim.Config{Seed: seed, Faults: allFaults()}
 		cfg.Faults.MaxDelay = 16
 		cfg.Faults.CancelRace = 0.5
 		r, _ := simRing(t, cfg, rio.WithEntries(8))
@@ -524,7 +491,7 @@ func TestSimWaitContextCancel(t *testing.T) {
 func TestSimIndexWrapAround(t *testing.T) {
 	for _, start := range []uint32{1<<32 - 1, 1<<32 - 3, 1<<32 - 100, 1 << 31} {
 		t.Run(fmt.Sprint(start), func(t *testing.T) {
-			r, k := simRing(t, sim.Config{Seed: uint64(start), StartIndex: start, Faults: noShortSubmit(allFaults())}, rio.WithEntries(4))
+			r, k := simRing(t, sim.Config{Seed: uint64(start), StartIndex: start, Faults: allFaults()}, rio.WithEntries(4))
 			var wg sync.WaitGroup
 			for g := 0; g < 4; g++ {
 				wg.Add(1)
@@ -558,7 +525,7 @@ func TestSimDeterministic(t *testing.T) {
 		_, err := src.Write(bytes.Repeat([]byte("0123456789abcdef"), 512))
 		require.NoError(t, err)
 		run := func() ([]sim.Completion, sim.Stats) {
-			cfg := sim.Config{Seed: seed, Faults: noShortSubmit(allFaults()), Record: true}
+			cfg := sim.Config{Seed: seed, Faults: allFaults(), Record: true}
 			r, k := simRing(t, cfg, rio.WithEntries(8))
 			dst := tempFiles(t, 1)[0]
 			rng := rand.New(rand.NewPCG(seed, 9))

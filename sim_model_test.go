@@ -59,7 +59,7 @@ func TestModelProgramsRealKernel(t *testing.T) {
 // The same programs on the simulated kernel with every fault class on.
 func TestModelProgramsSimFaults(t *testing.T) {
 	forSeeds(t, 12, func(t *testing.T, seed uint64) {
-		cfg := sim.Config{Seed: seed, Faults: noShortSubmit(allFaults())}
+		cfg := sim.Config{Seed: seed, Faults: allFaults()}
 		if seed%2 == 0 {
 			cfg.StartIndex = uint32(1<<32 - seed%64) // wraps around in the test
 		}

@@ -92,7 +92,7 @@ func recvMultishot(t *testing.T, r *rio.Ring, fd int, nbuf int, broken bool) []b
 
 func TestSimSocketStream(t *testing.T) {
 	forSeeds(t, 6, func(t *testing.T, seed uint64) {
-		f := noShortSubmit(allFaults())
+		f := allFaults()
 		f.CancelRace = 0
 		r, k := simRing(t, sim.Config{Seed: seed, Faults: f}, rio.WithEntries(8))
 		a, b := socketPair(t)

@@ -1,7 +1,6 @@
 package fuzz
 
 import (
-	"os"
 	"testing"
 	"unsafe"
 
@@ -33,19 +32,13 @@ func newRing(t testing.TB, cfg sim.Config, opts ...rio.Option) (*rio.Ring, *sim.
 	return r, k
 }
 
-// faults is every fault class, except short submissions unless
-// RIO_SIM_KNOWN_BUGS=1: the core does not resubmit what a short submission
-// left behind yet (docs/core-patches/short-submit.patch).
+// faults is every fault class but NoBufs (no provided buffers here).
 func faults() sim.Faults {
-	f := sim.Faults{
+	return sim.Faults{
 		MaxDelay: 8, ShortIO: 0.3, OpEINTR: 0.05, OpEAGAIN: 0.05,
-		EnterEINTR: 0.05, EnterEAGAIN: 0.05, EnterEBUSY: 0.05,
+		EnterEINTR: 0.05, EnterEAGAIN: 0.05, EnterEBUSY: 0.05, ShortSubmit: 0.2,
 		Overflow: 0.1, CancelRace: 0.2,
 	}
-	if os.Getenv("RIO_SIM_KNOWN_BUGS") != "" {
-		f.ShortSubmit = 0.2
-	}
-	return f
 }
 
 // ptr turns an address from an SQE back into a pointer.
