@@ -502,10 +502,15 @@ func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 			}
 			continue
 		default:
-			// Not something a caller can cause. The SQEs stay queued and
-			// the next enter submits them; count it for Stats.
+			// Not something a caller can cause. Count it for Stats and
+			// try a few more times; after that the SQEs stay queued for
+			// the next enter.
 			r.stats.enterErrors.Add(1)
-			return
+			if attempt >= 3 {
+				return
+			}
+			time.Sleep(time.Millisecond)
+			continue
 		}
 	}
 }
