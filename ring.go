@@ -76,7 +76,7 @@ type Ring struct {
 	// EVENTFD_DISABLED flag is set, which it is while nobody waits.
 	efd         *os.File
 	armMu       sync.Mutex
-	armed       int
+	armed       atomic.Int32 // goroutines waiting
 	alwaysArmed bool
 	reaperDone  chan struct{}
 
@@ -327,16 +327,28 @@ func (r *Ring) reaper() {
 }
 
 // arm makes the kernel signal the eventfd for new completions, for as long
-// as at least one goroutine waits. It reaps what was posted while unarmed.
-// It returns false if the ring is torn down.
+// as at least one goroutine waits. It returns false if the ring is torn
+// down.
+//
+// Only the transitions between nobody and somebody waiting take armMu and
+// touch the CQ flags; the goroutine that arms the eventfd then reaps what
+// was posted while it was disarmed. The flag is set from the count read
+// under the lock, so concurrent transitions cannot leave it disarmed while
+// somebody waits.
 func (r *Ring) arm() bool {
+	if r.deadA.Load() {
+		return false
+	}
+	if r.armed.Add(1) != 1 || r.alwaysArmed {
+		return true
+	}
 	r.armMu.Lock()
 	if r.dead {
 		r.armMu.Unlock()
+		r.armed.Add(-1)
 		return false
 	}
-	r.armed++
-	if r.armed == 1 && !r.alwaysArmed {
+	if r.armed.Load() > 0 {
 		atomic.AndUint32(r.rings.CQFlags, ^uint32(uring.CQEventfdDisabled))
 	}
 	r.armMu.Unlock()
@@ -345,9 +357,11 @@ func (r *Ring) arm() bool {
 }
 
 func (r *Ring) disarm() {
+	if r.armed.Add(-1) != 0 || r.alwaysArmed {
+		return
+	}
 	r.armMu.Lock()
-	r.armed--
-	if r.armed == 0 && !r.alwaysArmed && !r.dead {
+	if !r.dead && r.armed.Load() == 0 {
 		atomic.OrUint32(r.rings.CQFlags, uring.CQEventfdDisabled)
 	}
 	r.armMu.Unlock()
