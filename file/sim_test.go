@@ -978,8 +978,12 @@ func acceptanceRun(t *testing.T, seed uint64, faults riotest.Faults, adapt func(
 			if err == io.EOF {
 				err = nil
 			}
-			if err != nil || !bytes.Equal(b[:n], w) {
-				diff = fmt.Sprintf("op %d: ReadAt(%d, %d) = %d, %v; model has %d bytes there", i, len(b), off, n, err, len(w))
+			if err != nil || n != len(w) {
+				diff = fmt.Sprintf("op %d: ReadAt(%d, %d) = %d, %v; the model has %d bytes there", i, len(b), off, n, err, len(w))
+				return
+			}
+			if !bytes.Equal(b[:n], w) {
+				diff = fmt.Sprintf("op %d: ReadAt(%d, %d): the bytes read differ from the model's (a write was lost)", i, len(b), off)
 				return
 			}
 		}
