@@ -64,7 +64,7 @@ func (f *File) Read(b []byte) (int, error) {
 		} else {
 			n, err = f.ring.ReadAt(f.fd, b, f.pos).Wait()
 		}
-		if err == nil || !errors.Is(err, syscall.EINTR) {
+		if err == nil || !f.again(err, unix.POLLIN) {
 			break
 		}
 	}
@@ -127,7 +127,7 @@ func (f *File) writeCur(b []byte) (int, error) {
 			n, err = f.ring.WriteAt(f.fd, b[nn:], f.pos).Wait()
 		}
 		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
+			if f.again(err, unix.POLLOUT) {
 				continue
 			}
 			return nn, f.wrapErr("write", err)
@@ -185,7 +185,7 @@ func (f *File) ReadAt(b []byte, off int64) (int, error) {
 		}
 		m, err := f.ring.ReadAt(f.fd, b, off).Wait()
 		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
+			if f.again(err, unix.POLLIN) {
 				continue
 			}
 			if n > 0 && f.direct && errors.Is(err, syscall.EINVAL) {
@@ -241,7 +241,7 @@ func (f *File) WriteAt(b []byte, off int64) (int, error) {
 	for len(b) > 0 {
 		m, err := f.ring.WriteAt(f.fd, b, off).Wait()
 		if err != nil {
-			if errors.Is(err, syscall.EINTR) {
+			if f.again(err, unix.POLLOUT) {
 				continue
 			}
 			return n, f.wrapErr("write", err)
@@ -370,4 +370,22 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 	}
 	f.pos = r
 	return r, nil
+}
+
+// again reports whether an operation that failed with err should be tried
+// again: after EINTR always, and after EAGAIN too (which the ring reports
+// for a stream opened O_NONBLOCK that is not ready), once a stream is ready
+// for events.
+func (f *File) again(err error, events uint32) bool {
+	switch {
+	case errors.Is(err, syscall.EINTR):
+		return true
+	case errors.Is(err, syscall.EAGAIN):
+		if f.stream {
+			_, perr := f.ring.Poll(f.fd, events).Wait()
+			return perr == nil || errors.Is(perr, syscall.EINTR)
+		}
+		return true
+	}
+	return false
 }

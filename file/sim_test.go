@@ -76,21 +76,10 @@ func forSimSeeds(t *testing.T, n int, f func(t *testing.T, seed uint64)) {
 	}
 }
 
-// knownBug skips t, unless RIO_SIM_KNOWN_BUGS is set, for a bug that the
-// test demonstrates and that is not fixed yet.
-func knownBug(t *testing.T, what string) {
-	t.Helper()
-	if os.Getenv("RIO_SIM_KNOWN_BUGS") == "" {
-		t.Skip("known bug: " + what + " (set RIO_SIM_KNOWN_BUGS=1 to run)")
-	}
-}
-
-// simFaults is riotest.AllFaults without OpEAGAIN, which File does not
-// handle yet (TestSimFileEAGAINKnownBug), and without NoBufs, which File
-// never meets (it does not use provided buffers).
+// simFaults is riotest.AllFaults without NoBufs, which File never meets
+// (it does not use provided buffers).
 func simFaults() riotest.Faults {
 	f := riotest.AllFaults()
-	f.OpEAGAIN = 0
 	f.NoBufs = 0
 	return f
 }
@@ -516,12 +505,10 @@ func TestSimFileEAGAINTruthful(t *testing.T) {
 	t.Logf("%d EAGAIN errors surfaced from File methods", eagains)
 }
 
-// TestSimFileEAGAINKnownBug: with OpEAGAIN on, File methods return EAGAIN
-// (as "write: resource temporarily unavailable" and the like), where
-// os.File, and the prog.Runner that docs/testing.md calls the correct
-// adapter, would retry: Read, ReadAt, Write, WriteAt retry only EINTR.
-func TestSimFileEAGAINKnownBug(t *testing.T) {
-	knownBug(t, "File's Read/ReadAt/Write/WriteAt return EAGAIN from the ring instead of retrying it (e.g. seed 1)")
+// TestSimFileEAGAIN: with OpEAGAIN frequent, File methods retry EAGAIN as
+// os.File would never return it on a regular file. (Found by this test,
+// seed 1: File used to retry only EINTR.)
+func TestSimFileEAGAIN(t *testing.T) {
 	faults := simFaults()
 	faults.OpEAGAIN = 0.05
 	forSimSeeds(t, 8, func(t *testing.T, seed uint64) {

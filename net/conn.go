@@ -133,7 +133,7 @@ func (fd *netFD) took(b rio.Buffer, err error) error {
 	case syscall.ENOBUFS:
 		fd.direct = true // the shared buffers are all in use
 		return nil
-	case syscall.ECANCELED:
+	case syscall.ECANCELED, syscall.EINTR, syscall.EAGAIN:
 		return waitErr(&fd.rd) // nil: re-arm
 	case syscall.EINVAL:
 		if !fd.e.noLimit.Load() {
@@ -178,7 +178,7 @@ func (fd *netFD) recvDirect(p []byte) (int, error) {
 			}
 			return n, nil
 		}
-		if errnoOf(err) != syscall.ECANCELED {
+		if errnoOf(err) != syscall.ECANCELED && !isTransient(err) {
 			return 0, err
 		}
 		if err := waitErr(&fd.rd); err != nil {
@@ -237,7 +237,9 @@ func (fd *netFD) write(p []byte) (int, error) {
 		if n > 0 {
 			nn += n
 		}
-		if err != nil && errnoOf(err) != syscall.ECANCELED {
+		// ECANCELED: a deadline or Close woke us (waitErr says which);
+		// EINTR, EAGAIN: try again.
+		if err != nil && errnoOf(err) != syscall.ECANCELED && !isTransient(err) {
 			return nn, err
 		}
 	}

@@ -61,7 +61,7 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 		}
 		if err != nil {
 			switch errnoOf(err) {
-			case syscall.ECANCELED, syscall.EINTR, syscall.ECONNABORTED:
+			case syscall.ECANCELED, syscall.EINTR, syscall.EAGAIN, syscall.ECONNABORTED:
 				continue
 			}
 			return nil, l.opError(err)

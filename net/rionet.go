@@ -50,6 +50,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/gorio/rio"
@@ -317,13 +318,16 @@ func (d *Dialer) connect(ctx context.Context, e *engine, network string, family 
 			return nil, err
 		}
 	}
-	op := e.ring.Connect(s, sa)
-	_, err = op.WaitContext(ctx)
-	if err != nil && ctx.Err() != nil && err == ctx.Err() {
-		if _, err2 := op.Wait(); err2 == nil {
-			err = nil // connected before the cancellation took
-		} else {
-			err = mapCtxErr(ctx.Err())
+	err = connectWait(ctx, e.ring.Connect(s, sa))
+	// An interrupted connect goes on in the kernel; asking again tells
+	// how it went (EISCONN: done; EALREADY: still in progress).
+	for retries := 0; err != nil && isTransient(err) && retries < 100; retries++ {
+		err = connectWait(ctx, e.ring.Connect(s, sa))
+		switch errnoOf(err) {
+		case syscall.EISCONN:
+			err = nil
+		case syscall.EALREADY:
+			err = waitConnected(ctx, e, s)
 		}
 	}
 	if err != nil {
@@ -332,6 +336,51 @@ func (d *Dialer) connect(ctx context.Context, e *engine, network string, family 
 	}
 	fd := newNetFD(e, s, family, network)
 	return newConn(fd), nil
+}
+
+// connectWait waits for a connect, giving up when ctx is done.
+func connectWait(ctx context.Context, op *rio.Completion[struct{}]) error {
+	_, err := op.WaitContext(ctx)
+	if err != nil && ctx.Err() != nil && err == ctx.Err() {
+		if _, err2 := op.Wait(); err2 == nil {
+			return nil // connected before the cancellation took
+		}
+		return mapCtxErr(ctx.Err())
+	}
+	return err
+}
+
+// waitConnected waits until the connection attempt in progress on s ends,
+// and returns its outcome (SO_ERROR).
+func waitConnected(ctx context.Context, e *engine, s int) error {
+	for {
+		p := e.ring.Poll(s, unix.POLLOUT)
+		if _, err := p.WaitContext(ctx); err != nil {
+			if ctx.Err() != nil && err == ctx.Err() {
+				p.Wait()
+				return mapCtxErr(ctx.Err())
+			}
+			if isTransient(err) || errnoOf(err) == syscall.ECANCELED {
+				continue
+			}
+			return err
+		}
+		soerr, err := unix.GetsockoptInt(s, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			return os.NewSyscallError("getsockopt", err)
+		}
+		if soerr != 0 {
+			return os.NewSyscallError("connect", syscall.Errno(soerr))
+		}
+		return nil
+	}
+}
+
+// isTransient reports whether err is an EINTR or EAGAIN that the
+// operation should simply be tried again for.
+func isTransient(err error) bool {
+	e := errnoOf(err)
+	return e == syscall.EINTR || e == syscall.EAGAIN
 }
 
 // mapCtxErr turns a context's error into what package net reports for a

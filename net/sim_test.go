@@ -551,14 +551,11 @@ func TestSimConnCloseBlocked(t *testing.T) {
 	simConnCloseBlocked(t, f)
 }
 
-// Known bug: with OpEINTR/OpEAGAIN, Dial fails with "connect: interrupted
-// system call" and a blocked Write returns "write: interrupted system
-// call" rather than retrying (seed 1 and 2 of this test); with CancelRace,
-// a Write blocked across Close returns EINTR instead of net.ErrClosed
-// (unix/send=ring/seed=3, with OpEINTR and OpEAGAIN off). Close still
-// returns and nothing leaks.
-func TestSimKnownBugCloseBlockedEINTR(t *testing.T) {
-	knownBug(t, "Dial, Read and Write report injected EINTR/EAGAIN instead of retrying")
+// With every fault on: Dial, Accept, Read and Write retry EINTR and
+// EAGAIN, and a Write blocked across Close whose cancelled send lost the
+// race (EINTR) still ends with net.ErrClosed. (Found by this test, seeds 1
+// to 3: they used to report the errno.)
+func TestSimCloseBlockedAllFaults(t *testing.T) {
 	simConnCloseBlocked(t, riotest.AllFaults())
 }
 
@@ -619,14 +616,10 @@ func simConnCloseBlocked(t *testing.T, faults riotest.Faults) {
 	}
 }
 
-// Known bug: an EAGAIN (or EINTR) result of a ring send makes Conn.Write
-// fail with "write: resource temporarily unavailable" after a partial
-// write, and one of the multishot or direct receive makes Read fail,
-// instead of retrying; the byte stream is broken off. The simulated kernel
-// injects them with OpEAGAIN (and OpEINTR; CancelRace turns a cancelled
-// operation that would block into EINTR).
-func TestSimKnownBugEAGAIN(t *testing.T) {
-	knownBug(t, "Conn.Write and Conn.Read report an EAGAIN result of a ring send or receive instead of retrying")
+// An EAGAIN (or EINTR) result of a ring send or receive is retried: the
+// byte stream stays whole. (Found by this test, seed 1: Conn.Write used to
+// fail part-way with "resource temporarily unavailable".)
+func TestSimConnEAGAIN(t *testing.T) {
 	f := netFaults()
 	f.OpEAGAIN = 0.05
 	simConnStream(t, f, 4)
