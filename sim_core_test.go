@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/gorio/rio/riotest"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -36,7 +37,7 @@ import (
 // faults: the kernel posts one CQE per SQE, the ring reaps each, and each
 // result reaches the operation it belongs to.
 func TestSimEveryOpOneResult(t *testing.T) {
-	forSeeds(t, 8, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 8, func(t *testing.T, seed uint64) {
 		r, k := simRing(t, sim.Config{Seed: seed, Faults: allFaults()}, rio.WithEntries(4))
 		content := make([]byte, 64<<10)
 		for i := range content {
@@ -168,7 +169,7 @@ func pipePair(t testing.TB) (*os.File, *os.File) {
 // nobody waits for, and that the kernel executes late, are still alive when
 // the kernel touches them, however often the GC runs meanwhile.
 func TestSimBuffersHeldUntilCQE(t *testing.T) {
-	forSeeds(t, 6, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 6, func(t *testing.T, seed uint64) {
 		var (
 			mu      sync.Mutex
 			tracked = map[uintptr]*atomic.Bool{} // buffer address -> freed
@@ -242,7 +243,7 @@ func TestSimBuffersHeldUntilCQE(t *testing.T) {
 // leaks, whatever is in flight: blocked reads and polls, long timeouts,
 // delayed writes, chains, with cancellations racing running operations.
 func TestSimCloseAlwaysReturns(t *testing.T) {
-	forSeeds(t, 10, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 10, func(t *testing.T, seed uint64) {
 		cfg := sim.Config{Seed: seed, Faults: allFaults()}
 		cfg.Faults.CancelRace = 0.5
 		cfg.Faults.MaxDelay = 32
@@ -325,7 +326,7 @@ func TestSimCloseAlwaysReturns(t *testing.T) {
 // goroutine's operation (which would let a member run despite its failed
 // predecessor).
 func TestSimChains(t *testing.T) {
-	forSeeds(t, 8, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 8, func(t *testing.T, seed uint64) {
 		r, k := simRing(t, sim.Config{Seed: seed, Faults: allFaults()}, rio.WithEntries(16))
 		var wg sync.WaitGroup
 		for g := 0; g < 4; g++ {
@@ -393,7 +394,7 @@ func TestSimChains(t *testing.T) {
 // Backpressure: many goroutines through tiny rings, with delays, get every
 // result; the ring never lets more operations in flight than the CQ holds.
 func TestSimBackpressure(t *testing.T) {
-	forSeeds(t, 6, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 6, func(t *testing.T, seed uint64) {
 		entries := uint32(1) << (seed % 3) // 1, 2, 4
 		cfg := sim.Config{Seed: seed, Faults: allFaults()}
 		cfg.Faults.MaxDelay = 16
@@ -426,7 +427,7 @@ func TestSimBackpressure(t *testing.T) {
 // it), and a later Wait reports which, truthfully: a write reported
 // cancelled left no data, a write reported done left all it said.
 func TestSimWaitContextCancel(t *testing.T) {
-	forSeeds(t, 8, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 8, func(t *testing.T, seed uint64) {
 		cfg := sim.Config{Seed: seed, Faults: allFaults()}
 		cfg.Faults.MaxDelay = 16
 		cfg.Faults.CancelRace = 0.5
@@ -520,7 +521,7 @@ func TestSimIndexWrapAround(t *testing.T) {
 // unless the scheduler stalls it for longer than the simulated kernel's
 // quiet period, the same completion order (which is not asserted).
 func TestSimDeterministic(t *testing.T) {
-	forSeeds(t, 4, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 4, func(t *testing.T, seed uint64) {
 		src := tempFiles(t, 1)[0]
 		_, err := src.Write(bytes.Repeat([]byte("0123456789abcdef"), 512))
 		require.NoError(t, err)

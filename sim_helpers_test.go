@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -18,44 +17,6 @@ import (
 
 // Helpers of the simulation tests (sim_*_test.go), which test the core
 // through its public API over the simulated kernel of internal/sim.
-
-// soak reports whether RIO_SOAK is set: tests then run thousands of seeds.
-func soak() bool { return os.Getenv("RIO_SOAK") != "" }
-
-// seeds returns the seeds a simulation test runs: RIO_SEED alone if it is
-// set, else 1..n (100 times as many under RIO_SOAK) and one random seed, so
-// that every run also explores a new one. Subtests are named seed=N, which
-// the test binary prints if a seed hangs until -timeout.
-func seeds(n int) []uint64 {
-	if s, err := strconv.ParseUint(os.Getenv("RIO_SEED"), 0, 64); err == nil {
-		return []uint64{s}
-	}
-	if soak() {
-		n *= 100
-	}
-	out := make([]uint64, 0, n+1)
-	for i := 1; i <= n; i++ {
-		out = append(out, uint64(i))
-	}
-	return append(out, riotest.SeedFromEnv())
-}
-
-// forSeeds runs f as a subtest per seed, reporting the seed on failure.
-func forSeeds(t *testing.T, n int, f func(t *testing.T, seed uint64)) {
-	for _, seed := range seeds(n) {
-		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			defer func() {
-				if t.Failed() {
-					t.Logf("replay: RIO_SEED=%d go test -run '%s' .", seed, t.Name())
-				}
-			}()
-			f(t, seed)
-		})
-		if !ok && !soak() {
-			return
-		}
-	}
-}
 
 // simRing returns a ring over a simulated kernel, its kernel, and registers
 // the ring's Close (which must succeed: the kernel reports protocol

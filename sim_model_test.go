@@ -2,6 +2,7 @@ package rio_test
 
 import (
 	"bytes"
+	"github.com/gorio/rio/riotest"
 	"math/rand/v2"
 	"os"
 	"testing"
@@ -50,7 +51,7 @@ func checkProgram(t *testing.T, x *prog.Runner, p []prog.Op) {
 // The same programs on the running kernel's io_uring.
 func TestModelProgramsRealKernel(t *testing.T) {
 	r := realRing(t, rio.WithEntries(8))
-	forSeeds(t, 6, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 6, func(t *testing.T, seed uint64) {
 		p := prog.Gen(rand.New(rand.NewPCG(seed, 1)), progFiles, progLen())
 		checkProgram(t, &prog.Runner{Ring: r, Files: tempFiles(t, progFiles)}, p)
 	})
@@ -58,7 +59,7 @@ func TestModelProgramsRealKernel(t *testing.T) {
 
 // The same programs on the simulated kernel with every fault class on.
 func TestModelProgramsSimFaults(t *testing.T) {
-	forSeeds(t, 12, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 12, func(t *testing.T, seed uint64) {
 		cfg := sim.Config{Seed: seed, Faults: allFaults()}
 		if seed%2 == 0 {
 			cfg.StartIndex = uint32(1<<32 - seed%64) // wraps around in the test

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"github.com/gorio/rio/riotest"
 	"io"
 	"syscall"
 	"testing"
@@ -91,7 +92,7 @@ func recvMultishot(t *testing.T, r *rio.Ring, fd int, nbuf int, broken bool) []b
 }
 
 func TestSimSocketStream(t *testing.T) {
-	forSeeds(t, 6, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 6, func(t *testing.T, seed uint64) {
 		f := allFaults()
 		f.CancelRace = 0
 		r, k := simRing(t, sim.Config{Seed: seed, Faults: f}, rio.WithEntries(8))

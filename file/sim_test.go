@@ -13,7 +13,6 @@ import (
 	"reflect"
 	"runtime"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -37,44 +36,6 @@ import (
 // (RWF_NOWAIT), which bypasses the ring and so the simulated kernel: the
 // tests switch that off (noNowait) for most seeds so that reads meet the
 // faults too.
-
-// simSoak reports whether RIO_SOAK is set.
-func simSoak() bool { return os.Getenv("RIO_SOAK") != "" }
-
-// simSeeds returns RIO_SEED alone if set, else 1..n (100n under RIO_SOAK)
-// and one random seed.
-func simSeeds(n int) []uint64 {
-	if s, err := strconv.ParseUint(os.Getenv("RIO_SEED"), 0, 64); err == nil && s != 0 {
-		return []uint64{s}
-	}
-	if simSoak() {
-		n *= 100
-	}
-	out := make([]uint64, 0, n+1)
-	for i := 1; i <= n; i++ {
-		out = append(out, uint64(i))
-	}
-	return append(out, riotest.SeedFromEnv())
-}
-
-// forSimSeeds runs f as a subtest per seed; it stops at the first failing
-// seed unless soaking.
-func forSimSeeds(t *testing.T, n int, f func(t *testing.T, seed uint64)) {
-	t.Helper()
-	for _, seed := range simSeeds(n) {
-		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			defer func() {
-				if t.Failed() {
-					t.Logf("replay: RIO_SEED=%d go test -run '%s' ./file/", seed, t.Name())
-				}
-			}()
-			f(t, seed)
-		})
-		if !ok && !simSoak() {
-			return
-		}
-	}
-}
 
 // simFaults is riotest.AllFaults without NoBufs, which File never meets
 // (it does not use provided buffers).
@@ -477,7 +438,7 @@ func runSimModel(t *testing.T, seed uint64, faults riotest.Faults, ops int, eaga
 // out as an error.
 func TestSimFileModel(t *testing.T) {
 	var total riotest.Stats
-	forSimSeeds(t, 40, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 40, func(t *testing.T, seed uint64) {
 		st, _ := runSimModel(t, seed, simFaults(), 120, false)
 		total.ShortIO += st.ShortIO
 		total.OpErrors += st.OpErrors
@@ -498,7 +459,7 @@ func TestSimFileEAGAINTruthful(t *testing.T) {
 	faults := simFaults()
 	faults.OpEAGAIN = 0.05
 	eagains := 0
-	forSimSeeds(t, 15, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 15, func(t *testing.T, seed uint64) {
 		_, n := runSimModel(t, seed, faults, 120, true)
 		eagains += n
 	})
@@ -511,7 +472,7 @@ func TestSimFileEAGAINTruthful(t *testing.T) {
 func TestSimFileEAGAIN(t *testing.T) {
 	faults := simFaults()
 	faults.OpEAGAIN = 0.05
-	forSimSeeds(t, 8, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 8, func(t *testing.T, seed uint64) {
 		runSimModel(t, seed, faults, 120, false)
 	})
 }
@@ -531,7 +492,7 @@ func TestSimFileConcurrentDisjoint(t *testing.T) {
 		ops     = 40
 	)
 	faults := riotest.AllFaults()
-	forSimSeeds(t, 12, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 12, func(t *testing.T, seed uint64) {
 		simLeakCheck(t)
 		r := riotest.NewRing(t, riotest.Config{Seed: seed, Faults: faults}, rio.WithEntries(8))
 		name := simTemp(t, nil)
@@ -659,7 +620,7 @@ type asyncWrite struct {
 func TestSimFileCloseRacesAsync(t *testing.T) {
 	faults := riotest.Faults{MaxDelay: 16, CancelRace: 0.5, ShortIO: 0.3, OpEINTR: 0.05, Overflow: 0.1, ShortSubmit: 0.2, EnterEINTR: 0.05}
 	const workers, slot = 4, 512
-	forSimSeeds(t, 16, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 16, func(t *testing.T, seed uint64) {
 		simLeakCheck(t)
 		r := riotest.NewRing(t, riotest.Config{Seed: seed, Faults: faults}, rio.WithEntries(8))
 		rng := rand.New(rand.NewPCG(seed, 3))
@@ -807,7 +768,7 @@ func TestSimFileCloseRacesAsync(t *testing.T) {
 // when the cancellation lost the race); Close returns; nothing leaks.
 func TestSimFileCloseRacesFIFO(t *testing.T) {
 	faults := riotest.Faults{MaxDelay: 16, CancelRace: 0.5, ShortIO: 0.3, OpEINTR: 0.05, Overflow: 0.1, ShortSubmit: 0.2}
-	forSimSeeds(t, 12, func(t *testing.T, seed uint64) {
+	riotest.ForSeeds(t, 12, func(t *testing.T, seed uint64) {
 		simLeakCheck(t)
 		r := riotest.NewRing(t, riotest.Config{Seed: seed, Faults: faults}, rio.WithEntries(8))
 		rng := rand.New(rand.NewPCG(seed, 4))

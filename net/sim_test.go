@@ -10,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -37,44 +36,6 @@ import (
 // with RIONET_SEND=ring) and the default direct send first with ring sends
 // when the socket is full (send=direct; the tests shrink the socket
 // buffers so that the ring path is taken often).
-
-// simSoak reports whether RIO_SOAK is set.
-func simSoak() bool { return os.Getenv("RIO_SOAK") != "" }
-
-// simSeeds returns RIO_SEED alone if set, else 1..n (100n under RIO_SOAK)
-// and one random seed.
-func simSeeds(n int) []uint64 {
-	if s, err := strconv.ParseUint(os.Getenv("RIO_SEED"), 0, 64); err == nil {
-		return []uint64{s}
-	}
-	if simSoak() {
-		n *= 100
-	}
-	out := make([]uint64, 0, n+1)
-	for i := 1; i <= n; i++ {
-		out = append(out, uint64(i))
-	}
-	return append(out, riotest.SeedFromEnv())
-}
-
-// forSimSeeds runs f as subtest seed=N for each seed, printing how to
-// replay a failing one; it stops at the first failure unless soaking.
-func forSimSeeds(t *testing.T, n int, f func(t *testing.T, seed uint64)) {
-	t.Helper()
-	for _, seed := range simSeeds(n) {
-		ok := t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			defer func() {
-				if t.Failed() {
-					t.Logf("replay: RIO_SEED=%d go test -run '%s' ./net/", seed, t.Name())
-				}
-			}()
-			f(t, seed)
-		})
-		if !ok && !simSoak() {
-			return
-		}
-	}
-}
 
 // netFaults are the fault classes that matter to a Conn's byte stream,
 // except OpEAGAIN, which rionet does not handle yet (see
@@ -293,7 +254,7 @@ func simConnStream(t *testing.T, faults riotest.Faults, nseeds int) {
 		t.Run(network, func(t *testing.T) {
 			ringSendModes(t, func(t *testing.T, ringSend bool) {
 				var ft faultTotals
-				forSimSeeds(t, nseeds, func(t *testing.T, seed uint64) {
+				riotest.ForSeeds(t, nseeds, func(t *testing.T, seed uint64) {
 					s := newSimNet(t, seed, faults, network)
 					defer ft.add(s.k)
 					client, server := s.pair()
@@ -376,7 +337,7 @@ func simConnStream(t *testing.T, faults riotest.Faults, nseeds int) {
 func TestSimConnEOFMidStream(t *testing.T) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {
-			forSimSeeds(t, 6, func(t *testing.T, seed uint64) {
+			riotest.ForSeeds(t, 6, func(t *testing.T, seed uint64) {
 				s := newSimNet(t, seed, netFaults(), network)
 				client, server := s.pair()
 				rng := rand.New(rand.NewPCG(seed, 1))
@@ -453,7 +414,7 @@ func simConnDeadlines(t *testing.T, writeDeadline bool) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {
 			ringSendModes(t, func(t *testing.T, ringSend bool) {
-				forSimSeeds(t, 3, func(t *testing.T, seed uint64) {
+				riotest.ForSeeds(t, 3, func(t *testing.T, seed uint64) {
 					s := newSimNet(t, seed, f, network)
 					client, server := s.pair()
 					rng := rand.New(rand.NewPCG(seed, 1))
@@ -563,7 +524,7 @@ func simConnCloseBlocked(t *testing.T, faults riotest.Faults) {
 	for _, network := range []string{"tcp", "unix"} {
 		t.Run(network, func(t *testing.T) {
 			ringSendModes(t, func(t *testing.T, ringSend bool) {
-				forSimSeeds(t, 4, func(t *testing.T, seed uint64) {
+				riotest.ForSeeds(t, 4, func(t *testing.T, seed uint64) {
 					s := newSimNet(t, seed, faults, network)
 					c1, s1 := s.pair()
 					c2, s2 := s.pair()
