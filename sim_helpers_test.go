@@ -1,12 +1,11 @@
 package rio_test
 
 import (
-	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"testing"
-	"time"
+
+	"github.com/gorio/rio/internal/testutil"
 
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/internal/hooks"
@@ -60,36 +59,10 @@ func allFaults() sim.Faults {
 	}
 }
 
-// checkNoLeaks fails t if, when it ends, more goroutines or fds exist than
-// now. Cleanups run last-in first-out: register it before what it checks.
+// checkNoLeaks is testutil.CheckLeaks.
 func checkNoLeaks(t testing.TB) {
 	t.Helper()
-	g0, fd0 := runtime.NumGoroutine(), numFds(t)
-	t.Cleanup(func() {
-		// Goroutines and fds of a closed ring go away at once; the loop
-		// only absorbs the scheduler's delay in noticing, and is no
-		// timing assertion.
-		for i := 0; ; i++ {
-			g, fd := runtime.NumGoroutine(), numFds(t)
-			if g <= g0 && fd <= fd0 {
-				return
-			}
-			if i == 500 {
-				buf := make([]byte, 1<<16)
-				t.Errorf("leak: goroutines %d -> %d, fds %d -> %d\n%s", g0, g, fd0, fd, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
-func numFds(t testing.TB) int {
-	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
-	return len(ents)
+	testutil.CheckLeaks(t)
 }
 
 // realRing returns a ring on the running kernel, skipping t if io_uring is
@@ -98,12 +71,7 @@ func realRing(t testing.TB, opts ...rio.Option) *rio.Ring {
 	t.Helper()
 	checkNoLeaks(t)
 	r, err := rio.New(opts...)
-	if err != nil {
-		if errors.Is(err, rio.ErrNotSupported) && os.Getenv("RIO_REQUIRE_URING") != "1" {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
+	testutil.RequireRing(t, err)
 	t.Cleanup(func() {
 		if err := r.Close(); err != nil {
 			t.Errorf("Close: %v", err)
