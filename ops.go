@@ -208,7 +208,7 @@ type Batch struct {
 	idx  []uint32
 	err  error
 
-	// Completions are allocated 32 at a time, one slab per result type:
+	// Completions are allocated 64 at a time, one slab per result type:
 	// a slab stays alive while any of its Completions is referenced.
 	none  slab[struct{}]
 	ints  slab[int]
@@ -380,7 +380,7 @@ type slab[T any] struct{ free []Completion[T] }
 
 func (s *slab[T]) next() *Completion[T] {
 	if len(s.free) == 0 {
-		s.free = make([]Completion[T], 32)
+		s.free = make([]Completion[T], 64)
 	}
 	c := &s.free[0]
 	s.free = s.free[1:]
