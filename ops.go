@@ -201,6 +201,10 @@ func submit1[T any](r *Ring, c *Completion[T], s *uring.SQE) *Completion[T] {
 // The operations' memory belongs to the kernel from Submit on, as for the
 // Ring's methods. Waiting on an operation of a Batch that was not submitted
 // returns an error.
+//
+// A Batch allocates its Completions 64 at a time, which makes each cheaper;
+// keeping one Completion referenced keeps its group of 64 (about 5 KB)
+// alive.
 type Batch struct {
 	r    *Ring
 	ops  []*op
