@@ -12,18 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorio/rio/internal/testutil"
+
 	"github.com/gorio/rio"
 )
 
-// The test binary is riobench: run with RIOBENCH_TEST_MAIN=1 it runs main
-// with the arguments it was given (its children inherit the variable).
-func TestMain(m *testing.M) {
-	if os.Getenv("RIOBENCH_TEST_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+// The test binary is the program when run by testutil.RunMain.
+func TestMain(m *testing.M) { testutil.MainOrTests(m, main) }
 
 // A tiny run of every workload: the table, the JSON and the SVG come out.
 func TestSmoke(t *testing.T) {
@@ -42,7 +37,7 @@ func TestSmoke(t *testing.T) {
 		"-peers=false", "-fio=false", "-c=false", "-json", jsonOut, "-svg", svgOut)
 	// Race-enabled binaries sleep 1s at exit unless told otherwise, and
 	// every measurement is a child process.
-	cmd.Env = append(os.Environ(), "RIOBENCH_TEST_MAIN=1", "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
+	cmd.Env = append(os.Environ(), "RIO_TEST_AS_MAIN=1", "GORACE=atexit_sleep_ms=0 "+os.Getenv("GORACE"))
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	start := time.Now()
@@ -103,7 +98,7 @@ func TestSmoke(t *testing.T) {
 func TestBadFlags(t *testing.T) {
 	for _, args := range [][]string{{"-workloads", "nope"}, {"-conns", "0"}, {"extra"}} {
 		cmd := exec.Command(os.Args[0], args...)
-		cmd.Env = append(os.Environ(), "RIOBENCH_TEST_MAIN=1")
+		cmd.Env = append(os.Environ(), "RIO_TEST_AS_MAIN=1")
 		if out, err := cmd.CombinedOutput(); err == nil {
 			t.Errorf("%v: no error\n%s", args, out)
 		}

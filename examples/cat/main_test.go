@@ -1,33 +1,22 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/gorio/rio/internal/testutil"
 )
 
-// The test binary is the program: run with RIO_EXAMPLE_MAIN=1 it runs
-// main with the arguments it was given.
-func TestMain(m *testing.M) {
-	if os.Getenv("RIO_EXAMPLE_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+// The test binary is the program when run by testutil.RunMain.
+func TestMain(m *testing.M) { testutil.MainOrTests(m, main) }
 
 func run(t *testing.T, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
-	cmd := exec.Command(os.Args[0], args...)
-	cmd.Env = append(os.Environ(), "RIO_EXAMPLE_MAIN=1")
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	err = cmd.Run()
-	return o.String(), e.String(), err
+	return testutil.RunMain(t, nil, args...)
 }
 
 func TestCat(t *testing.T) {

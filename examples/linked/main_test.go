@@ -1,26 +1,19 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/gorio/rio/internal/testutil"
+
 	"github.com/gorio/rio"
 )
 
-// The test binary is the program: run with RIO_EXAMPLE_MAIN=1 it runs
-// main with the arguments it was given.
-func TestMain(m *testing.M) {
-	if os.Getenv("RIO_EXAMPLE_MAIN") == "1" {
-		main()
-		os.Exit(0)
-	}
-	os.Exit(m.Run())
-}
+// The test binary is the program when run by testutil.RunMain.
+func TestMain(m *testing.M) { testutil.MainOrTests(m, main) }
 
 func TestLinked(t *testing.T) {
 	r, err := rio.New()
@@ -33,14 +26,10 @@ func TestLinked(t *testing.T) {
 	r.Close()
 
 	path := filepath.Join(t.TempDir(), "out")
-	cmd := exec.Command(os.Args[0], "-file", path, "-timeout", "5s")
-	cmd.Env = append(os.Environ(), "RIO_EXAMPLE_MAIN=1")
-	var o, e bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &o, &e
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("%v: %s", err, e.String())
+	out, stderr, err := testutil.RunMain(t, nil, "-file", path, "-timeout", "5s")
+	if err != nil {
+		t.Fatalf("%v: %s", err, stderr)
 	}
-	out := o.String()
 	for _, want := range []string{
 		"write:  48 bytes, err=<nil>\n",
 		"fsync:  err=<nil> (link timeout fired: false)\n",
