@@ -41,6 +41,8 @@ type FeatureError struct {
 	Err error
 }
 
+// Error says what is missing, the kernel that brought it and, if set, the
+// error the kernel returned.
 func (e *FeatureError) Error() string {
 	s := fmt.Sprintf("rio: %s not supported (requires Linux %s or later)", e.Feature, e.MinKernel)
 	if e.Err != nil {

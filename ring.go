@@ -32,6 +32,7 @@ package rio
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"runtime"
 	"sync"
@@ -124,7 +125,7 @@ type config struct {
 func WithEntries(n uint32) Option {
 	return func(c *config) error {
 		if n == 0 || n > 32768 || n&(n-1) != 0 {
-			return errors.New("rio: WithEntries: entries must be a power of two from 1 to 32768")
+			return argError("WithEntries", fmt.Errorf("%d entries: not a power of two from 1 to 32768: %w", n, syscall.EINVAL))
 		}
 		c.entries = n
 		return nil
@@ -137,7 +138,7 @@ func WithEntries(n uint32) Option {
 func WithCQEntries(n uint32) Option {
 	return func(c *config) error {
 		if n < 2 || n > 65536 || n&(n-1) != 0 {
-			return errors.New("rio: WithCQEntries: entries must be a power of two from 2 to 65536")
+			return argError("WithCQEntries", fmt.Errorf("%d entries: not a power of two from 2 to 65536: %w", n, syscall.EINVAL))
 		}
 		c.cqEntries = n
 		return nil
@@ -151,7 +152,7 @@ func WithCQEntries(n uint32) Option {
 func WithSQPoll(idle time.Duration) Option {
 	return func(c *config) error {
 		if idle < 0 {
-			return errors.New("rio: WithSQPoll: negative idle time")
+			return argError("WithSQPoll", fmt.Errorf("negative idle time %v: %w", idle, syscall.EINVAL))
 		}
 		c.sqpoll = true
 		c.sqIdle = idle
@@ -202,7 +203,7 @@ func New(opts ...Option) (*Ring, error) {
 		cfg.cqEntries = 2 * cfg.entries
 	}
 	if cfg.cqEntries < cfg.entries {
-		return nil, errors.New("rio: WithCQEntries: completion queue smaller than submission queue")
+		return nil, argError("WithCQEntries", fmt.Errorf("completion queue (%d) smaller than submission queue (%d): %w", cfg.cqEntries, cfg.entries, syscall.EINVAL))
 	}
 	p := uring.Params{Flags: uring.SetupCQSize | uring.SetupClamp, CQEntries: cfg.cqEntries}
 	if cfg.sqpoll {
@@ -247,7 +248,7 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 	n := rg.CQEntries
 	reserve := min(max(n/8, 1), 64)
 	if reserve >= n {
-		return nil, errors.New("rio: completion queue too small")
+		return nil, argError("New", fmt.Errorf("completion queue of %d entries too small: %w", n, syscall.EINVAL))
 	}
 	r.table.init(n, reserve)
 
@@ -305,7 +306,7 @@ func (r *Ring) Supported(opname string) error {
 			return nil
 		}
 	}
-	return errors.New("rio: unknown operation " + opname)
+	return argError("Supported", fmt.Errorf("unknown operation %q: %w", opname, syscall.EINVAL))
 }
 
 // reaper drains the CQ whenever the kernel signals the eventfd. It never
@@ -471,6 +472,18 @@ func (r *Ring) enter(minComplete, flags uint32, short bool) {
 	r.enterFlags(r.rings.SQEntries, minComplete, flags, short)
 }
 
+// backoff reaps, to free what the kernel may be waiting on, and gives way
+// before attempt number attempt of an enter: a yield at first, then sleeps
+// growing to 1 ms.
+func (r *Ring) backoff(attempt int) {
+	r.reap()
+	if attempt < 10 {
+		runtime.Gosched()
+		return
+	}
+	time.Sleep(time.Duration(min(attempt, 100)) * 10 * time.Microsecond)
+}
+
 // shortEnterer is implemented by kernels with a cheaper io_uring_enter for
 // calls that neither wait nor do much work inline.
 type shortEnterer interface {
@@ -496,24 +509,14 @@ func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 			if toSubmit == 0 || r.sqpoll || uring.LoadAcquire(r.rings.SQHead) == uring.LoadAcquire(r.rings.SQTail) {
 				return
 			}
-			r.reap()
-			if attempt < 10 {
-				runtime.Gosched()
-			} else {
-				time.Sleep(time.Duration(min(attempt, 100)) * 10 * time.Microsecond)
-			}
+			r.backoff(attempt)
 			continue
 		case syscall.EINTR:
 			continue
 		case syscall.EAGAIN, syscall.EBUSY:
 			// The kernel is short of memory, or has completions it could
-			// not post: reap, back off, retry.
-			r.reap()
-			if attempt < 10 {
-				runtime.Gosched()
-			} else {
-				time.Sleep(time.Duration(min(attempt, 100)) * 10 * time.Microsecond)
-			}
+			// not post.
+			r.backoff(attempt)
 			continue
 		default:
 			// Not something a caller can cause. Count it for Stats and

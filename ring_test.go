@@ -41,10 +41,10 @@ func TestNop(t *testing.T) {
 func TestOptionsValidation(t *testing.T) {
 	for _, opt := range []Option{WithEntries(0), WithEntries(3), WithEntries(1 << 16), WithCQEntries(5), WithSQPoll(-time.Second)} {
 		_, err := New(opt)
-		assert.Error(t, err)
+		assert.ErrorIs(t, err, syscall.EINVAL)
 	}
 	_, err := New(WithEntries(64), WithCQEntries(32))
-	assert.Error(t, err, "CQ smaller than SQ")
+	assert.ErrorIs(t, err, syscall.EINVAL, "CQ smaller than SQ")
 }
 
 func TestReadWriteAt(t *testing.T) {
@@ -242,7 +242,7 @@ func TestFixedBuffersAndFiles(t *testing.T) {
 func TestFeatureProbe(t *testing.T) {
 	r := newTestRing(t)
 	assert.NoError(t, r.Supported("NOP"))
-	assert.Error(t, r.Supported("NO_SUCH_OP"))
+	assert.ErrorIs(t, r.Supported("NO_SUCH_OP"), syscall.EINVAL)
 
 	// Pretend the kernel lacks ftruncate, as one before 6.9 does.
 	r.probe.Ops[uring.OpFtruncate].Flags = 0

@@ -51,12 +51,7 @@ func simKernel(cfg sim.Config, k **sim.Kernel) rio.Option {
 
 // allFaults is riotest.AllFaults in the simulator's terms.
 func allFaults() sim.Faults {
-	f := riotest.AllFaults()
-	return sim.Faults{
-		MaxDelay: f.MaxDelay, ShortIO: f.ShortIO, OpEINTR: f.OpEINTR, OpEAGAIN: f.OpEAGAIN,
-		EnterEINTR: f.EnterEINTR, EnterEAGAIN: f.EnterEAGAIN, EnterEBUSY: f.EnterEBUSY,
-		ShortSubmit: f.ShortSubmit, Overflow: f.Overflow, CancelRace: f.CancelRace, NoBufs: f.NoBufs,
-	}
+	return sim.Faults(riotest.AllFaults())
 }
 
 // checkNoLeaks is testutil.CheckLeaks.

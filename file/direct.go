@@ -90,10 +90,10 @@ func alignmentOf(st *unix.Statx_t) Alignment {
 // not a positive power of two or size is negative.
 func AlignedBuffer(size, align int) ([]byte, error) {
 	if align <= 0 || align&(align-1) != 0 {
-		return nil, fmt.Errorf("file.AlignedBuffer: alignment %d is not a positive power of two", align)
+		return nil, fmt.Errorf("file.AlignedBuffer: alignment %d is not a positive power of two: %w", align, syscall.EINVAL)
 	}
 	if size < 0 {
-		return nil, fmt.Errorf("file.AlignedBuffer: negative size %d", size)
+		return nil, fmt.Errorf("file.AlignedBuffer: negative size %d: %w", size, syscall.EINVAL)
 	}
 	b := make([]byte, size+align-1)
 	skip := 0
@@ -112,6 +112,7 @@ type AlignmentError struct {
 	Align int    // the alignment required
 }
 
+// Error says which value is misaligned and the alignment it needs.
 func (e *AlignmentError) Error() string {
 	if e.What == "buffer address" {
 		return fmt.Sprintf("O_DIRECT %s %#x is not a multiple of %d", e.What, e.Value, e.Align)

@@ -42,6 +42,7 @@ package file
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"os"
@@ -229,7 +230,7 @@ func openWith(ring func() (*rio.Ring, error), name string, flag int, perm fs.Fil
 // rio.ErrNotSupported.
 func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, error) {
 	if r == nil {
-		return nil, &fs.PathError{Op: "open", Path: name, Err: errors.New("nil *rio.Ring")}
+		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("nil *rio.Ring: %w", syscall.EINVAL)}
 	}
 	if err := checkRing(r); err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: err}

@@ -747,9 +747,9 @@ func TestDirect(t *testing.T) {
 	assert.Equal(t, buf[:n], got[:n])
 
 	_, err = AlignedBuffer(10, 3)
-	assert.Error(t, err)
+	assert.ErrorIs(t, err, syscall.EINVAL)
 	_, err = AlignedBuffer(-1, 512)
-	assert.Error(t, err)
+	assert.ErrorIs(t, err, syscall.EINVAL)
 }
 
 func TestCopy(t *testing.T) {

@@ -137,14 +137,8 @@ func simFill(rng *rand.Rand, b []byte) {
 // ---------------------------------------------------------------------------
 // 1. A File against an in-memory model, under faults.
 
-// simObs is what one operation was seen to do.
-type simObs struct {
-	Op   string
-	N    int64
-	Err  string
-	Data []byte
-}
-
+// simErrText describes err as the model expects it: a PathError as
+// "op: err", unlike errText, since the model builds some of its own.
 func simErrText(err error) string {
 	if err == nil {
 		return ""
@@ -232,7 +226,7 @@ func (r *simModelRun) isEAGAIN(err error) bool {
 
 // step runs operation i on the File and the model and returns what the
 // File did and what the model says it should have done.
-func (r *simModelRun) step(i int) (got, want simObs) {
+func (r *simModelRun) step(i int) (got, want step) {
 	rng, f, m := r.rng, r.f, r.m
 	n := rng.IntN(16 << 10)
 	if rng.IntN(10) == 0 {
@@ -245,33 +239,33 @@ func (r *simModelRun) step(i int) (got, want simObs) {
 	case 0, 1: // Write
 		op := fmt.Sprintf("Write(%d)", n)
 		k, err := f.Write(data)
-		got = simObs{Op: op, N: int64(k), Err: simErrText(err)}
+		got = step{Op: op, N: int64(k), Err: simErrText(err)}
 		if err != nil && r.isEAGAIN(err) && k < n {
 			m.write(data[:k])
-			return got, simObs{Op: op, N: int64(k), Err: got.Err}
+			return got, step{Op: op, N: int64(k), Err: got.Err}
 		}
 		m.write(data)
-		return got, simObs{Op: op, N: int64(n)}
+		return got, step{Op: op, N: int64(n)}
 	case 2, 3: // WriteAt
 		op := fmt.Sprintf("WriteAt(%d, %d)", n, off)
 		k, err := f.WriteAt(data, off)
-		got = simObs{Op: op, N: int64(k), Err: simErrText(err)}
+		got = step{Op: op, N: int64(k), Err: simErrText(err)}
 		if m.append {
-			return got, simObs{Op: op, Err: errWriteAtInAppendMode.Error()}
+			return got, step{Op: op, Err: errWriteAtInAppendMode.Error()}
 		}
 		if err != nil && r.isEAGAIN(err) && k < n {
 			m.writeAt(data[:k], off)
-			return got, simObs{Op: op, N: int64(k), Err: got.Err}
+			return got, step{Op: op, N: int64(k), Err: got.Err}
 		}
 		m.writeAt(data, off)
-		return got, simObs{Op: op, N: int64(n)}
+		return got, step{Op: op, N: int64(n)}
 	case 4, 5: // ReadAt
 		op := fmt.Sprintf("ReadAt(%d, %d)", n, off)
 		b := make([]byte, n)
 		k, err := f.ReadAt(b, off)
-		got = simObs{Op: op, N: int64(k), Err: simErrText(err), Data: b[:max(k, 0)]}
+		got = step{Op: op, N: int64(k), Err: simErrText(err), Data: b[:max(k, 0)]}
 		w := m.from(off, int64(n))
-		want = simObs{Op: op, N: int64(len(w)), Data: w}
+		want = step{Op: op, N: int64(len(w)), Data: w}
 		if err != nil && k <= len(w) && k < n && r.isEAGAIN(err) {
 			want.N, want.Data, want.Err = int64(k), w[:k], got.Err
 		} else if len(w) < n {
@@ -282,20 +276,20 @@ func (r *simModelRun) step(i int) (got, want simObs) {
 		op := fmt.Sprintf("Read(%d) at %d", n, m.pos)
 		b := make([]byte, n)
 		k, err := f.Read(b)
-		got = simObs{Op: op, N: int64(k), Err: simErrText(err), Data: b[:max(k, 0)]}
+		got = step{Op: op, N: int64(k), Err: simErrText(err), Data: b[:max(k, 0)]}
 		w := m.from(m.pos, int64(n))
 		switch {
 		case n == 0:
-			return got, simObs{Op: op, Data: []byte{}}
+			return got, step{Op: op, Data: []byte{}}
 		case err != nil && k == 0 && r.isEAGAIN(err):
-			return got, simObs{Op: op, Err: got.Err, Data: []byte{}}
+			return got, step{Op: op, Err: got.Err, Data: []byte{}}
 		case len(w) == 0:
-			return got, simObs{Op: op, Err: "EOF", Data: []byte{}}
+			return got, step{Op: op, Err: "EOF", Data: []byte{}}
 		case k >= 1 && k <= len(w):
 			w = w[:k]
 		}
 		m.pos += int64(len(w))
-		return got, simObs{Op: op, N: int64(len(w)), Data: w}
+		return got, step{Op: op, N: int64(len(w)), Data: w}
 	case 8: // Seek, to a non-negative position.
 		whence := rng.IntN(3)
 		var o int64
@@ -309,7 +303,7 @@ func (r *simModelRun) step(i int) (got, want simObs) {
 		}
 		op := fmt.Sprintf("Seek(%d, %d)", o, whence)
 		p, err := f.Seek(o, whence)
-		got = simObs{Op: op, N: p, Err: simErrText(err)}
+		got = step{Op: op, N: p, Err: simErrText(err)}
 		switch whence {
 		case io.SeekStart:
 			m.pos = o
@@ -318,34 +312,34 @@ func (r *simModelRun) step(i int) (got, want simObs) {
 		case io.SeekEnd:
 			m.pos = int64(len(m.data)) + o
 		}
-		return got, simObs{Op: op, N: m.pos}
+		return got, step{Op: op, N: m.pos}
 	case 9: // Truncate, which leaves the position alone.
 		size := rng.Int64N(56 << 10)
 		op := fmt.Sprintf("Truncate(%d)", size)
 		err := f.Truncate(size)
 		m.truncate(size)
-		return simObs{Op: op, Err: simErrText(err)}, simObs{Op: op}
+		return step{Op: op, Err: simErrText(err)}, step{Op: op}
 	case 10: // Sync, and Stat's size.
 		err := f.Sync()
 		var size int64 = -1
 		if fi, err := f.Stat(); err == nil {
 			size = fi.Size()
 		}
-		return simObs{Op: "Sync+Stat", N: size, Err: simErrText(err)}, simObs{Op: "Sync+Stat", N: int64(len(m.data))}
+		return step{Op: "Sync+Stat", N: size, Err: simErrText(err)}, step{Op: "Sync+Stat", N: int64(len(m.data))}
 	case 11: // ReadFrom a plain reader: Write in a loop.
 		op := fmt.Sprintf("ReadFrom(%d bytes)", n)
 		k, err := f.ReadFrom(bytes.NewReader(data))
-		got = simObs{Op: op, N: k, Err: simErrText(err)}
+		got = step{Op: op, N: k, Err: simErrText(err)}
 		if err != nil && r.isEAGAIN(err) && k < int64(n) {
 			m.write(data[:k])
-			return got, simObs{Op: op, N: k, Err: got.Err}
+			return got, step{Op: op, N: k, Err: got.Err}
 		}
 		m.write(data)
-		return got, simObs{Op: op, N: int64(n)}
+		return got, step{Op: op, N: int64(n)}
 	default: // WriteTo a buffer: Read to end of file.
 		var buf bytes.Buffer
 		k, err := f.WriteTo(&buf)
-		got = simObs{Op: "WriteTo", N: k, Err: simErrText(err), Data: buf.Bytes()}
+		got = step{Op: "WriteTo", N: k, Err: simErrText(err), Data: buf.Bytes()}
 		w := m.from(m.pos, 1<<62)
 		if err != nil && k <= int64(len(w)) && r.isEAGAIN(err) {
 			w = w[:k]

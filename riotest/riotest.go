@@ -185,23 +185,12 @@ func (k *Kernel) Option() rio.Option {
 		if k.k != nil {
 			return nil, errors.New("riotest: a Kernel serves only one Ring")
 		}
-		f := k.cfg.Faults
 		sk, err := sim.New(sim.Config{
 			Seed:       k.seed,
 			StartIndex: k.cfg.StartIndex,
-			Faults: sim.Faults{
-				MaxDelay:    f.MaxDelay,
-				ShortIO:     f.ShortIO,
-				OpEINTR:     f.OpEINTR,
-				OpEAGAIN:    f.OpEAGAIN,
-				EnterEINTR:  f.EnterEINTR,
-				EnterEAGAIN: f.EnterEAGAIN,
-				EnterEBUSY:  f.EnterEBUSY,
-				ShortSubmit: f.ShortSubmit,
-				Overflow:    f.Overflow,
-				CancelRace:  f.CancelRace,
-				NoBufs:      f.NoBufs,
-			},
+			// The two types have the same fields in the same order; the
+			// conversion stops compiling if they ever differ.
+			Faults: sim.Faults(k.cfg.Faults),
 		}, entries, p)
 		if err != nil {
 			return nil, err
