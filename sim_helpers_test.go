@@ -77,7 +77,7 @@ func realRing(t testing.TB, opts ...rio.Option) *rio.Ring {
 
 func tempFiles(t testing.TB, n int) []*os.File {
 	t.Helper()
-	dir := t.TempDir()
+	dir := testutil.FastTempDir(t) // the simulated kernel fsyncs for real
 	fs := make([]*os.File, n)
 	for i := range fs {
 		f, err := os.Create(fmt.Sprintf("%s/f%d", dir, i))

@@ -20,6 +20,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorio/rio/internal/testutil"
+
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/gorio/rio"
@@ -82,17 +84,11 @@ func simLeakCheck(t *testing.T) {
 	})
 }
 
-// simDir returns a temporary directory for t, on tmpfs (/dev/shm) where
-// there is one: the simulated kernel does Sync's fsync for real, which on
-// a busy disk can take long enough to dominate the tests.
+// simDir is testutil.FastTempDir: the simulated kernel does Sync's fsync
+// for real.
 func simDir(t *testing.T) string {
 	t.Helper()
-	dir, err := os.MkdirTemp("/dev/shm", "rio-file-sim-")
-	if err != nil {
-		return t.TempDir()
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
+	return testutil.FastTempDir(t)
 }
 
 // simTemp creates a file with data in simDir.

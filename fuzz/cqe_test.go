@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gorio/rio/internal/testutil"
+
 	"github.com/google/go-cmp/cmp"
 	"golang.org/x/sys/unix"
 
@@ -177,7 +179,7 @@ func FuzzProgram(f *testing.F) {
 	f.Fuzz(func(t *testing.T, seed uint64, program []byte) {
 		p := prog.Decode(program, 2)
 		r, _ := newRing(t, sim.Config{Seed: seed, Faults: faults(), StartIndex: uint32(-(seed % 8))}, rio.WithEntries(4))
-		dir := t.TempDir()
+		dir := testutil.FastTempDir(t) // the programs fsync for real
 		files := make([]*os.File, 2)
 		for i := range files {
 			fl, err := os.Create(dir + "/" + string(rune('a'+i)))

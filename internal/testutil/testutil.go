@@ -73,3 +73,18 @@ func Fds(t testing.TB) []string {
 	}
 	return out
 }
+
+// FastTempDir returns a temporary directory for t on tmpfs (/dev/shm)
+// where there is one, else t.TempDir(). Tests whose operations fsync for
+// real (the simulated kernel does) use it: on a busy disk, a few syncs can
+// take seconds, which would dominate a test and can outlast a fuzz run's
+// time budget.
+func FastTempDir(t testing.TB) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("/dev/shm", "rio-test-")
+	if err != nil {
+		return t.TempDir()
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	return dir
+}
