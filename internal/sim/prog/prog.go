@@ -200,6 +200,9 @@ func ErrName(err error) string {
 func Model(nfiles int, prog []Op) ([]Obs, [][]byte) {
 	files := make([][]byte, nfiles)
 	write := func(f int, off int64, d []byte) {
+		if len(d) == 0 {
+			return // writing nothing does not extend a file, even past its end
+		}
 		if end := off + int64(len(d)); end > int64(len(files[f])) {
 			files[f] = append(files[f], make([]byte, end-int64(len(files[f])))...)
 		}
