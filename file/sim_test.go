@@ -473,7 +473,7 @@ func TestSimFileEAGAIN(t *testing.T) {
 // TestSimFileConcurrentDisjoint: goroutines write and read back disjoint
 // regions of one File at once, under every fault; then Close. Every write
 // landed, every read saw its region's writes, Close returns, nothing leaks.
-// An EAGAIN error (see TestSimFileEAGAINKnownBug) is accepted if the count
+// An EAGAIN error (see TestSimFileEAGAIN) is accepted if the count
 // it comes with is true; the goroutine then writes or reads the rest.
 func TestSimFileConcurrentDisjoint(t *testing.T) {
 	const (

@@ -175,6 +175,19 @@ func SeedFromEnv() uint64 {
 // Seed returns the seed in use.
 func (k *Kernel) Seed() uint64 { return k.seed }
 
+// String describes the simulated kernel's state: its ring indices and the
+// operations it has not completed yet. It is meant for the failure message
+// of a test that hangs.
+func (k *Kernel) String() string {
+	k.mu.Lock()
+	sk := k.k
+	k.mu.Unlock()
+	if sk == nil {
+		return fmt.Sprintf("sim kernel seed %d: not started", k.seed)
+	}
+	return sk.String()
+}
+
 // Option returns the rio.Option that makes rio.New run the Ring over this
 // kernel. A Kernel serves one Ring: a second rio.New with the same Option
 // fails.
