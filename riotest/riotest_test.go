@@ -6,6 +6,7 @@ import (
 	"os"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -49,8 +50,14 @@ func TestKernel(t *testing.T) {
 	assert.Equal(t, uint64(42), k.Seed())
 	assert.Zero(t, k.Stats())
 	assert.NoError(t, k.Err())
+	assert.Contains(t, k.String(), "seed 42: not started")
 	r, err := rio.New(k.Option())
 	require.NoError(t, err)
+	// A timeout far in the future stays pending: String lists it.
+	ts := r.Timeout(time.Hour)
+	assert.Regexp(t, `seed 42: .*\n  op \d+ opcode 11 `, k.String())
+	ts.Cancel()
+	_, _ = ts.Wait()
 	_, err = rio.New(k.Option())
 	assert.Error(t, err, "a Kernel serves one Ring")
 	for i := 0; i < 100; i++ {
