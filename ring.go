@@ -68,6 +68,7 @@ type Ring struct {
 	// Completion side.
 	cqMu    sync.Mutex // held while draining the CQ
 	cqHead  uint32     // our copy of the CQ head, guarded by cqMu
+	freed   [64]uint32 // drainLocked's slots to release, guarded by cqMu
 	reapReq atomic.Bool
 
 	table    slotTable
@@ -402,14 +403,18 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	uring.StoreRelease(r.rings.SQTail, r.sqTail)
 	r.heavy = r.heavy || heavyOp(o)
 	r.stats.submitted.Add(1)
-	r.flushLocked()
+	// A multishot operation's results come later: its submitter does not
+	// reap, which keeps its stack small (a server's reader goroutine
+	// submits one, then parks on an idle connection).
+	r.flushLocked(!o.stream)
 }
 
 // flushLocked makes sure the published SQEs reach the kernel. Called with mu
 // held; returns with it released. If another goroutine is already in the
 // enter loop, it will pick our SQEs up (flat combining); otherwise this
-// goroutine becomes the one, and afterwards reaps what completed inline.
-func (r *Ring) flushLocked() {
+// goroutine becomes the one, and afterwards, if reap is set, reaps what
+// completed inline.
+func (r *Ring) flushLocked(reap bool) {
 	if r.submitting {
 		r.again = true
 		r.mu.Unlock()
@@ -429,7 +434,9 @@ func (r *Ring) flushLocked() {
 		}
 		r.again = false
 	}
-	r.reap()
+	if reap {
+		r.reap()
+	}
 }
 
 // heavyOp reports whether o may take long to submit, because the kernel
@@ -552,7 +559,10 @@ func (r *Ring) reap() {
 // of CQEs, then releases the CQ entries to the kernel, and only then frees
 // the ops' slots: the slots in use never outnumber the free CQ entries.
 func (r *Ring) drainLocked() {
-	var freed [64]uint32
+	// freed is the Ring's rather than a local array: a goroutine that
+	// reaps then parks (a reader of an idle connection) keeps the
+	// stack it grew.
+	freed := &r.freed
 	rg := r.rings
 	for {
 		tail := uring.LoadAcquire(rg.CQTail)
@@ -601,9 +611,15 @@ func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 		return 0, false
 	}
 	res, flags := c.Res, c.Flags
-	if x := o.x; x != nil && x.onCQE != nil {
-		// A multishot operation, or a zero-copy send: every CQE goes to
-		// the handler, and the op keeps its slot (and the kernel its
+	if o.stream {
+		// A multishot operation: every CQE is queued in its Stream, and
+		// the op keeps its slot until the CQE without IORING_CQE_F_MORE.
+		streamOf(o).onCQE(res, flags)
+		if c.Flags&uring.CQEFMore != 0 {
+			return 0, false
+		}
+	} else if x := o.x; x != nil && x.onCQE != nil {
+		// A zero-copy send: every CQE goes to the handler, and the op keeps its slot (and the kernel its
 		// memory) until the CQE without IORING_CQE_F_MORE.
 		res, flags = x.onCQE(res, flags)
 		if c.Flags&uring.CQEFMore != 0 {

@@ -48,19 +48,37 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if !fd.incref() {
 		return 0, fd.opError("read", net.ErrClosed)
 	}
-	defer fd.decref()
+	// No defers: they would make this frame larger, and a goroutine parked
+	// in Read keeps the stack its deepest call needed (see fill).
 	fd.rmu.Lock()
-	defer fd.rmu.Unlock()
-	if len(p) == 0 {
-		return 0, nil
+	n, err := 0, error(nil)
+	if len(p) > 0 {
+		if fd.stream.Load() == nil {
+			fd.armFirst()
+		}
+		n, err = fd.read(p)
 	}
-	n, err := fd.read(p)
-	return n, fd.opError("read", err)
+	fd.rmu.Unlock()
+	fd.decref()
+	if err != nil {
+		return n, fd.opError("read", err)
+	}
+	return n, nil
+}
+
+// armFirst submits the multishot receive if fill would, from a frame near
+// the top of the goroutine's stack: the submission is the deepest call a
+// Read makes (see fill). Called with rmu held.
+func (fd *netFD) armFirst() {
+	if fd.hasCur || fd.rerr != nil || fd.pendErr != nil || fd.direct || fd.e.noMultishot.Load() || fd.waitErr(true) != nil {
+		return
+	}
+	fd.stream.Store(fd.e.submitRecv(fd.sysfd))
 }
 
 // read is Read with rmu held; errors are not yet wrapped.
 func (fd *netFD) read(p []byte) (int, error) {
-	if fd.rd.expired.Load() {
+	if fd.expired(true) {
 		return 0, os.ErrDeadlineExceeded
 	}
 	n := 0
@@ -80,10 +98,11 @@ func (fd *netFD) read(p []byte) (int, error) {
 		}
 		if n > 0 {
 			// Take more that has already arrived, without blocking.
-			if fd.stream == nil || fd.stream.Buffered() == 0 {
+			s := fd.stream.Load()
+			if s == nil || s.Buffered() == 0 {
 				return n, nil
 			}
-			b, err := fd.stream.Next()
+			b, err := s.Next()
 			if err := fd.took(b, err); err != nil && err != io.EOF {
 				fd.pendErr = err // reported by the next Read
 			}
@@ -98,11 +117,6 @@ func (fd *netFD) read(p []byte) (int, error) {
 			return 0, err
 		}
 	}
-}
-
-// arm submits the multishot receive.
-func (fd *netFD) arm() {
-	fd.stream = fd.e.submitRecv(fd.sysfd)
 }
 
 func (e *engine) submitRecv(sysfd int) *rio.Stream[rio.Buffer] {
@@ -122,10 +136,10 @@ func (fd *netFD) took(b rio.Buffer, err error) error {
 		return nil
 	case err == nil: // the peer closed its side
 		fd.rerr = io.EOF
-		fd.stream = nil
+		fd.stream.Store(nil)
 		return io.EOF
 	case err == io.EOF: // the kernel ended the stream (limit reached): re-arm
-		fd.stream = nil
+		fd.stream.Store(nil)
 		return nil
 	}
 	fd.endStream()
@@ -134,7 +148,7 @@ func (fd *netFD) took(b rio.Buffer, err error) error {
 		fd.direct = true // the shared buffers are all in use
 		return nil
 	case syscall.ECANCELED, syscall.EINTR, syscall.EAGAIN:
-		return waitErr(&fd.rd) // nil: re-arm
+		return fd.waitErr(true) // nil: re-arm
 	case syscall.EINVAL:
 		if !fd.e.noLimit.Load() {
 			fd.e.noLimit.Store(true) // before Linux 6.17
@@ -151,19 +165,19 @@ func (fd *netFD) took(b rio.Buffer, err error) error {
 // endStream forgets a stream whose last result was an error, after taking
 // anything that followed.
 func (fd *netFD) endStream() {
-	if fd.stream != nil && !(fd.stream.Ended() && fd.stream.Buffered() == 0) {
-		fd.stream.Cancel()
-		drainRecv(fd.e, fd.stream)
+	if s := fd.stream.Load(); s != nil && !(s.Ended() && s.Buffered() == 0) {
+		s.Cancel()
+		drainRecv(fd.e, s)
 	}
-	fd.stream = nil
+	fd.stream.Store(nil)
 }
 
 // recvDirect receives into p with a plain receive: used when the shared
 // buffers have run dry, and on kernels without multishot receive.
 func (fd *netFD) recvDirect(p []byte) (int, error) {
 	for {
-		wc := fd.rd.ctx()
-		if err := waitErr(&fd.rd); err != nil {
+		wc := fd.deadlines().rd.ctx()
+		if err := fd.waitErr(true); err != nil {
 			return 0, err
 		}
 		op := fd.e.ring.Recv(fd.sysfd, p, 0)
@@ -181,7 +195,7 @@ func (fd *netFD) recvDirect(p []byte) (int, error) {
 		if errnoOf(err) != syscall.ECANCELED && !isTransient(err) {
 			return 0, err
 		}
-		if err := waitErr(&fd.rd); err != nil {
+		if err := fd.waitErr(true); err != nil {
 			return 0, err
 		}
 	}
@@ -206,7 +220,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 func (fd *netFD) write(p []byte) (int, error) {
 	nn := 0
 	for {
-		if err := waitErr(&fd.wd); err != nil {
+		if err := fd.waitErr(false); err != nil {
 			return nn, err
 		}
 		if nn == len(p) {
@@ -225,8 +239,8 @@ func (fd *netFD) write(p []byte) (int, error) {
 				return nn, err
 			}
 		}
-		wc := fd.wd.ctx()
-		if err := waitErr(&fd.wd); err != nil {
+		wc := fd.deadlines().wd.ctx()
+		if err := fd.waitErr(false); err != nil {
 			return nn, err
 		}
 		op := fd.e.ring.Send(fd.sysfd, p[nn:], unix.MSG_NOSIGNAL)
@@ -308,8 +322,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	if c.fd.isClosing() {
 		return c.fd.opError("set", net.ErrClosed)
 	}
-	c.fd.rd.set(t)
-	c.fd.wd.set(t)
+	c.fd.setDeadline(t, true, true)
 	return nil
 }
 
@@ -322,7 +335,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	if c.fd.isClosing() {
 		return c.fd.opError("set", net.ErrClosed)
 	}
-	c.fd.rd.set(t)
+	c.fd.setDeadline(t, true, false)
 	return nil
 }
 
@@ -333,7 +346,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if c.fd.isClosing() {
 		return c.fd.opError("set", net.ErrClosed)
 	}
-	c.fd.wd.set(t)
+	c.fd.setDeadline(t, false, true)
 	return nil
 }
 
@@ -463,7 +476,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	defer fd.decref()
 	fd.rmu.Lock()
 	defer fd.rmu.Unlock()
-	if fd.rd.expired.Load() {
+	if fd.expired(true) {
 		return 0, fd.opError("read", os.ErrDeadlineExceeded)
 	}
 	var (
@@ -520,15 +533,22 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 // receive into a buffer of its own.
 var errDirect = errors.New("rionet: receive directly")
 
-// fill waits, as read does, until fd.cur holds received data, for WriteTo.
+// fill waits until fd.cur holds received data, for read and WriteTo.
+//
+// A goroutine parked here on an idle connection keeps the stack that the
+// deepest call it made needed, and the first fill also submits the
+// receive; the frames on this path are kept small so that it stays within
+// the minimum goroutine stack, as package net's Read does
+// (TestParkedReadStack).
 func (fd *netFD) fill() error {
 	if err := fd.pendErr; err != nil {
 		fd.pendErr = nil
 		return err
 	}
 	for !fd.hasCur {
-		if fd.stream != nil && fd.stream.Buffered() > 0 {
-			b, err := fd.stream.Next()
+		s := fd.stream.Load()
+		if s != nil && (s.Buffered() > 0 || s.Ended()) {
+			b, err := s.Next()
 			if err := fd.took(b, err); err != nil {
 				return err
 			}
@@ -537,26 +557,19 @@ func (fd *netFD) fill() error {
 		if fd.rerr != nil {
 			return fd.rerr
 		}
-		if err := waitErr(&fd.rd); err != nil {
+		if err := fd.waitErr(true); err != nil {
 			return err
 		}
 		if fd.direct || fd.e.noMultishot.Load() {
 			return errDirect
 		}
-		if fd.stream == nil {
-			fd.arm()
-		}
-		wc := fd.rd.ctx()
-		if err := waitErr(&fd.rd); err != nil {
-			return err
-		}
-		b, err := fd.stream.NextContext(wc)
-		if err == errWake {
+		if s == nil {
+			// From here on, the read deadline and Close wake the
+			// stream's Wait: look at waitErr again before waiting.
+			fd.stream.Store(fd.e.submitRecv(fd.sysfd))
 			continue
 		}
-		if err := fd.took(b, err); err != nil {
-			return err
-		}
+		s.Wait()
 	}
 	return nil
 }
