@@ -380,20 +380,15 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		o.fail(opFeatureError(o.opcode))
 		return
 	}
-	var buf [1]uint32
-	idx, err := r.acquire(buf[:0], 1, internal)
-	if err != nil {
-		o.fail(err)
+	idx, ok := r.acquire1(o, internal)
+	if !ok {
 		return
 	}
-	var now int64
-	r.claim(idx[0], o, &now)
+	r.claim1(idx, o)
 	r.mu.Lock()
 	if r.dead || (r.closed && !internal) {
 		r.mu.Unlock()
-		r.unclaim(idx[0])
-		r.release(idx[0])
-		o.fail(ErrClosed)
+		r.unsubmit(idx, o)
 		return
 	}
 	r.waitSQSpace(1)
@@ -407,6 +402,34 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	// reap, which keeps its stack small (a server's reader goroutine
 	// submits one, then parks on an idle connection).
 	r.flushLocked(!o.stream)
+}
+
+// The helpers of submit below keep its frame small: it is on the stack of
+// every first Read of a rionet connection (see enterSubmit).
+
+// acquire1 acquires one slot for o, or fails o.
+func (r *Ring) acquire1(o *op, internal bool) (uint32, bool) {
+	var buf [1]uint32
+	idx, err := r.acquire(buf[:0], 1, internal)
+	if err != nil {
+		o.fail(err)
+		return 0, false
+	}
+	return idx[0], true
+}
+
+// claim1 is claim for one op.
+func (r *Ring) claim1(idx uint32, o *op) {
+	var now int64
+	r.claim(idx, o, &now)
+}
+
+// unsubmit empties and releases slot idx, and fails its op o: the ring
+// closed between claim and publication.
+func (r *Ring) unsubmit(idx uint32, o *op) {
+	r.unclaim(idx)
+	r.release(idx)
+	o.fail(ErrClosed)
 }
 
 // flushLocked makes sure the published SQEs reach the kernel. Called with mu
@@ -425,7 +448,7 @@ func (r *Ring) flushLocked(reap bool) {
 		short := !r.heavy
 		r.heavy = false
 		r.mu.Unlock()
-		r.enter(0, 0, short)
+		r.enterSubmit(short)
 		r.mu.Lock()
 		if !r.again {
 			r.submitting = false
@@ -437,6 +460,25 @@ func (r *Ring) flushLocked(reap bool) {
 	if reap {
 		r.reap()
 	}
+}
+
+// enterSubmit is enter(0, 0, short), with its common case (a short enter
+// of which the kernel takes every SQE) in one shallow frame: a goroutine
+// that submits and then parks keeps the stack it grew, and a server's
+// reader goroutine does that on each idle connection.
+func (r *Ring) enterSubmit(short bool) {
+	if short && r.short != nil && !r.sqpoll {
+		_, errno := r.short.EnterShort(r.rings.SQEntries, 0, 0)
+		r.stats.enters.Add(1)
+		if errno == 0 && uring.LoadAcquire(r.rings.SQHead) == uring.LoadAcquire(r.rings.SQTail) {
+			return
+		}
+		if errno != 0 && errno != syscall.EINTR && errno != syscall.EAGAIN && errno != syscall.EBUSY {
+			r.stats.enterErrors.Add(1)
+		}
+		// Let enter retry, back off, or give up.
+	}
+	r.enter(0, 0, short)
 }
 
 // heavyOp reports whether o may take long to submit, because the kernel

@@ -30,7 +30,7 @@ func (r *Ring) Accept(fd int, flags int) *Completion[int] {
 // after which it must be submitted again.
 func (r *Ring) AcceptMultishot(fd int, flags int) *Stream[int] {
 	var sqe uring.SQE
-	st := &Stream[int]{conv: intResult}
+	st := newStream(intResult)
 	prepAccept(&st.op, &sqe, fd, flags)
 	sqe.IOPrio |= uring.AcceptMultishot
 	submitStream(r, &st.streamCore, &sqe)

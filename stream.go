@@ -35,8 +35,8 @@ type streamCore struct {
 
 	mu    sync.Mutex
 	q     []streamItem
-	head  int  // q[head:] are the results not taken yet
-	ended bool // the last CQE is in q
+	head  int32 // q[head:] are the results not taken yet
+	ended bool  // the last CQE is in q
 	// br, for RecvMultishot, is the BufferRing whose count of active
 	// streams this one is in until it ends; guarded by mu.
 	br *BufferRing
@@ -81,22 +81,34 @@ func (s *streamCore) wake() {
 	}
 }
 
+// newStream allocates a Stream. A small function of its own: allocating can
+// take the runtime deep, and a reader that parks afterwards keeps the stack
+// it grew.
+func newStream[T any](conv func(int32, uint32) T) *Stream[T] {
+	s := &Stream[T]{conv: conv}
+	s.ready = make(chan struct{}, 1)
+	return s
+}
+
 // submitStream submits s, whose op and sqe are prepared, as a multishot
 // operation on r.
 func submitStream(r *Ring, s *streamCore, sqe *uring.SQE) {
-	s.ready = make(chan struct{}, 1)
 	s.op.ring = r
 	s.op.stream = true
 	r.submit(&s.op, sqe, false)
 	if s.op.prepErr() != nil {
-		// Failed before submission: no CQE will come.
-		s.mu.Lock()
-		br := s.br
-		s.br = nil
-		s.mu.Unlock()
-		if br != nil {
-			br.streamEnded()
-		}
+		s.failed()
+	}
+}
+
+// failed ends a stream that failed before submission: no CQE will come.
+func (s *streamCore) failed() {
+	s.mu.Lock()
+	br := s.br
+	s.br = nil
+	s.mu.Unlock()
+	if br != nil {
+		br.streamEnded()
 	}
 }
 
@@ -152,10 +164,10 @@ func (s *Stream[T]) NextContext(ctx context.Context) (T, error) {
 // none yet; otherwise err is the error to return (io.EOF at the end).
 func (s *streamCore) take() (it streamItem, ok bool, err error) {
 	s.mu.Lock()
-	if s.head < len(s.q) {
+	if int(s.head) < len(s.q) {
 		it = s.q[s.head]
 		s.head++
-		if s.head == len(s.q) {
+		if int(s.head) == len(s.q) {
 			// Empty: reuse the array from its start.
 			s.q, s.head = s.q[:0], 0
 		}
@@ -207,7 +219,7 @@ func (s *Stream[T]) Wait() {
 // buffered, the stream has ended, or it was never submitted.
 func (s *streamCore) pending() bool {
 	s.mu.Lock()
-	p := s.head < len(s.q) || s.ended
+	p := int(s.head) < len(s.q) || s.ended
 	s.mu.Unlock()
 	return p || s.op.prepErr() != nil
 }
@@ -220,7 +232,7 @@ func (s *Stream[T]) Wake() { s.wake() }
 // Buffered returns the number of results waiting to be taken by Next.
 func (s *Stream[T]) Buffered() int {
 	s.mu.Lock()
-	n := len(s.q) - s.head
+	n := len(s.q) - int(s.head)
 	s.mu.Unlock()
 	return n
 }
@@ -402,9 +414,13 @@ func (r *Ring) RecvMultishot(fd int, br *BufferRing, flags int) *Stream[Buffer] 
 // A limit of 0 means no cap. Kernels before 6.17 refuse a non-zero limit:
 // the stream ends at once with EINVAL.
 func (r *Ring) RecvMultishotLimit(fd int, br *BufferRing, flags int, limit uint32) *Stream[Buffer] {
+	st := newStream(bufferResult)
+	r.recvMultishot(&st.streamCore, fd, br, flags, limit)
+	return st
+}
+
+func (r *Ring) recvMultishot(s *streamCore, fd int, br *BufferRing, flags int, limit uint32) {
 	var sqe uring.SQE
-	st := &Stream[Buffer]{conv: bufferResult}
-	s := &st.streamCore
 	initSQE(&s.op, &sqe, uring.OpRecv, fd)
 	sqe.IOPrio |= uring.RecvMultishot
 	sqe.Flags |= uring.SQEBufferSelect
@@ -413,14 +429,20 @@ func (r *Ring) RecvMultishotLimit(fd int, br *BufferRing, flags int, limit uint3
 	sqe.FileIndex = limit // sqe->optlen shares the file_index slot
 	br.mu.Lock()
 	if br.closed {
-		s.op.setErr(argError("RecvMultishot", fmt.Errorf("buffer ring closed: %w", syscall.EINVAL)))
+		s.op.setErr(errBufferRingClosed())
 	} else {
 		br.active++
 		s.br = br
 	}
 	br.mu.Unlock()
 	submitStream(r, s, &sqe)
-	return st
+}
+
+// errBufferRingClosed is a function of its own to keep the formatting out
+// of recvMultishot's frame, which is on the stack of every first Read of a
+// rionet connection.
+func errBufferRingClosed() error {
+	return argError("RecvMultishot", fmt.Errorf("buffer ring closed: %w", syscall.EINVAL))
 }
 
 func bufferResult(res int32, f uint32) Buffer {

@@ -49,14 +49,22 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, fd.opError("read", net.ErrClosed)
 	}
 	// No defers: they would make this frame larger, and a goroutine parked
-	// in Read keeps the stack its deepest call needed (see fill).
+	// in Read keeps the stack its deepest call needed. The receive is
+	// submitted, and the wait for data made, from this frame rather than
+	// deeper in read (see fill).
 	fd.rmu.Lock()
 	n, err := 0, error(nil)
 	if len(p) > 0 {
 		if fd.stream.Load() == nil {
 			fd.armFirst()
 		}
-		n, err = fd.read(p)
+		for {
+			n, err = fd.read(p)
+			if err != errWait {
+				break
+			}
+			fd.stream.Load().Wait()
+		}
 	}
 	fd.rmu.Unlock()
 	fd.decref()
@@ -70,10 +78,14 @@ func (c *Conn) Read(p []byte) (int, error) {
 // the top of the goroutine's stack: the submission is the deepest call a
 // Read makes (see fill). Called with rmu held.
 func (fd *netFD) armFirst() {
-	if fd.hasCur || fd.rerr != nil || fd.pendErr != nil || fd.direct || fd.e.noMultishot.Load() || fd.waitErr(true) != nil {
+	if fd.hasCur || fd.eof || fd.pendErr != nil || fd.direct || fd.e.noMultishot.Load() || fd.waitErr(true) != nil {
 		return
 	}
-	fd.stream.Store(fd.e.submitRecv(fd.sysfd))
+	limit := uint32(recvLimit)
+	if fd.e.noLimit.Load() {
+		limit = 0 // RecvMultishot
+	}
+	fd.stream.Store(fd.e.ring.RecvMultishotLimit(fd.sysfd, fd.e.br, 0, limit))
 }
 
 // read is Read with rmu held; errors are not yet wrapped.
@@ -120,10 +132,11 @@ func (fd *netFD) read(p []byte) (int, error) {
 }
 
 func (e *engine) submitRecv(sysfd int) *rio.Stream[rio.Buffer] {
+	limit := uint32(recvLimit)
 	if e.noLimit.Load() {
-		return e.ring.RecvMultishot(sysfd, e.br, 0)
+		limit = 0 // RecvMultishot
 	}
-	return e.ring.RecvMultishotLimit(sysfd, e.br, 0, recvLimit)
+	return e.ring.RecvMultishotLimit(sysfd, e.br, 0, limit)
 }
 
 // took handles one result of the receive stream. It returns an error only
@@ -135,7 +148,7 @@ func (fd *netFD) took(b rio.Buffer, err error) error {
 		fd.cur, fd.curOff, fd.hasCur = b, 0, true
 		return nil
 	case err == nil: // the peer closed its side
-		fd.rerr = io.EOF
+		fd.eof = true
 		fd.stream.Store(nil)
 		return io.EOF
 	case err == io.EOF: // the kernel ended the stream (limit reached): re-arm
@@ -187,7 +200,7 @@ func (fd *netFD) recvDirect(p []byte) (int, error) {
 		}
 		if err == nil {
 			if n == 0 {
-				fd.rerr = io.EOF
+				fd.eof = true
 				return 0, io.EOF
 			}
 			return n, nil
@@ -486,6 +499,10 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	for {
 		if !fd.hasCur {
 			err := fd.fill()
+			if err == errWait {
+				fd.stream.Load().Wait()
+				continue
+			}
 			if err == errDirect {
 				// No shared buffers to be had: receive into our own.
 				fd.direct = false
@@ -533,13 +550,20 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 // receive into a buffer of its own.
 var errDirect = errors.New("rionet: receive directly")
 
-// fill waits until fd.cur holds received data, for read and WriteTo.
+// errWait tells the caller of fill to wait on the receive stream
+// (fd.stream.Load().Wait()) and call it again.
+var errWait = errors.New("rionet: wait for the stream")
+
+// fill makes fd.cur hold received data, for read and WriteTo. When there is
+// none yet, it returns errWait, and the caller waits on the stream and calls
+// fill again.
 //
-// A goroutine parked here on an idle connection keeps the stack that the
-// deepest call it made needed, and the first fill also submits the
-// receive; the frames on this path are kept small so that it stays within
-// the minimum goroutine stack, as package net's Read does
-// (TestParkedReadStack).
+// A goroutine parked on an idle connection keeps the stack that the deepest
+// call it made needed, as does one that grew it for a moment while it
+// submitted the receive or waited. Those calls are made from Conn.Read's
+// frame (armFirst, Stream.Wait) rather than from here, so that the
+// goroutine stays within the minimum stack as one parked in package net's
+// Read does (TestParkedReadStack).
 func (fd *netFD) fill() error {
 	if err := fd.pendErr; err != nil {
 		fd.pendErr = nil
@@ -554,8 +578,8 @@ func (fd *netFD) fill() error {
 			}
 			continue
 		}
-		if fd.rerr != nil {
-			return fd.rerr
+		if fd.eof {
+			return io.EOF
 		}
 		if err := fd.waitErr(true); err != nil {
 			return err
@@ -569,7 +593,7 @@ func (fd *netFD) fill() error {
 			fd.stream.Store(fd.e.submitRecv(fd.sysfd))
 			continue
 		}
-		s.Wait()
+		return errWait
 	}
 	return nil
 }

@@ -44,7 +44,7 @@ type netFD struct {
 	curOff  int
 	hasCur  bool
 	direct  bool  // the buffer ring ran dry: the next Read receives directly
-	rerr    error // io.EOF once the peer has closed its side
+	eof     bool  // the peer has closed its side: Reads return io.EOF
 	pendErr error // an error received behind data, for the next Read
 
 	// Write side: one Write at a time, so that concurrent Writes do not
