@@ -67,7 +67,7 @@ func (b *Batch) Submit() error {
 	}
 	uring.StoreRelease(r.rings.SQTail, r.sqTail)
 	r.stats.submitted.Add(uint64(len(ops)))
-	r.flushLocked()
+	r.flushLocked(true)
 	return nil
 }
 

@@ -37,6 +37,9 @@ type op struct {
 	// kernelWrites says whether the kernel writes buf (reads) or only reads
 	// it (writes); the race detector hooks model the kernel's access.
 	kernelWrites bool
+	// stream says that the op is the first field of a streamCore, which
+	// takes each of its CQEs (see streamOf).
+	stream bool
 }
 
 // opExtra holds the fields of op that most operations leave empty, which

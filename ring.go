@@ -68,6 +68,7 @@ type Ring struct {
 	// Completion side.
 	cqMu    sync.Mutex // held while draining the CQ
 	cqHead  uint32     // our copy of the CQ head, guarded by cqMu
+	freed   [64]uint32 // drainLocked's slots to release, guarded by cqMu
 	reapReq atomic.Bool
 
 	table    slotTable
@@ -379,20 +380,15 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		o.fail(opFeatureError(o.opcode))
 		return
 	}
-	var buf [1]uint32
-	idx, err := r.acquire(buf[:0], 1, internal)
-	if err != nil {
-		o.fail(err)
+	idx, ok := r.acquire1(o, internal)
+	if !ok {
 		return
 	}
-	var now int64
-	r.claim(idx[0], o, &now)
+	r.claim1(idx, o)
 	r.mu.Lock()
 	if r.dead || (r.closed && !internal) {
 		r.mu.Unlock()
-		r.unclaim(idx[0])
-		r.release(idx[0])
-		o.fail(ErrClosed)
+		r.unsubmit(idx, o)
 		return
 	}
 	r.waitSQSpace(1)
@@ -402,14 +398,46 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	uring.StoreRelease(r.rings.SQTail, r.sqTail)
 	r.heavy = r.heavy || heavyOp(o)
 	r.stats.submitted.Add(1)
-	r.flushLocked()
+	// A multishot operation's results come later: its submitter does not
+	// reap, which keeps its stack small (a server's reader goroutine
+	// submits one, then parks on an idle connection).
+	r.flushLocked(!o.stream)
+}
+
+// The helpers of submit below keep its frame small: it is on the stack of
+// every first Read of a rionet connection (see enterSubmit).
+
+// acquire1 acquires one slot for o, or fails o.
+func (r *Ring) acquire1(o *op, internal bool) (uint32, bool) {
+	var buf [1]uint32
+	idx, err := r.acquire(buf[:0], 1, internal)
+	if err != nil {
+		o.fail(err)
+		return 0, false
+	}
+	return idx[0], true
+}
+
+// claim1 is claim for one op.
+func (r *Ring) claim1(idx uint32, o *op) {
+	var now int64
+	r.claim(idx, o, &now)
+}
+
+// unsubmit empties and releases slot idx, and fails its op o: the ring
+// closed between claim and publication.
+func (r *Ring) unsubmit(idx uint32, o *op) {
+	r.unclaim(idx)
+	r.release(idx)
+	o.fail(ErrClosed)
 }
 
 // flushLocked makes sure the published SQEs reach the kernel. Called with mu
 // held; returns with it released. If another goroutine is already in the
 // enter loop, it will pick our SQEs up (flat combining); otherwise this
-// goroutine becomes the one, and afterwards reaps what completed inline.
-func (r *Ring) flushLocked() {
+// goroutine becomes the one, and afterwards, if reap is set, reaps what
+// completed inline.
+func (r *Ring) flushLocked(reap bool) {
 	if r.submitting {
 		r.again = true
 		r.mu.Unlock()
@@ -420,7 +448,7 @@ func (r *Ring) flushLocked() {
 		short := !r.heavy
 		r.heavy = false
 		r.mu.Unlock()
-		r.enter(0, 0, short)
+		r.enterSubmit(short)
 		r.mu.Lock()
 		if !r.again {
 			r.submitting = false
@@ -429,7 +457,28 @@ func (r *Ring) flushLocked() {
 		}
 		r.again = false
 	}
-	r.reap()
+	if reap {
+		r.reap()
+	}
+}
+
+// enterSubmit is enter(0, 0, short), with its common case (a short enter
+// of which the kernel takes every SQE) in one shallow frame: a goroutine
+// that submits and then parks keeps the stack it grew, and a server's
+// reader goroutine does that on each idle connection.
+func (r *Ring) enterSubmit(short bool) {
+	if short && r.short != nil && !r.sqpoll {
+		_, errno := r.short.EnterShort(r.rings.SQEntries, 0, 0)
+		r.stats.enters.Add(1)
+		if errno == 0 && uring.LoadAcquire(r.rings.SQHead) == uring.LoadAcquire(r.rings.SQTail) {
+			return
+		}
+		if errno != 0 && errno != syscall.EINTR && errno != syscall.EAGAIN && errno != syscall.EBUSY {
+			r.stats.enterErrors.Add(1)
+		}
+		// Let enter retry, back off, or give up.
+	}
+	r.enter(0, 0, short)
 }
 
 // heavyOp reports whether o may take long to submit, because the kernel
@@ -552,7 +601,10 @@ func (r *Ring) reap() {
 // of CQEs, then releases the CQ entries to the kernel, and only then frees
 // the ops' slots: the slots in use never outnumber the free CQ entries.
 func (r *Ring) drainLocked() {
-	var freed [64]uint32
+	// freed is the Ring's rather than a local array: a goroutine that
+	// reaps then parks (a reader of an idle connection) keeps the
+	// stack it grew.
+	freed := &r.freed
 	rg := r.rings
 	for {
 		tail := uring.LoadAcquire(rg.CQTail)
@@ -601,9 +653,15 @@ func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 		return 0, false
 	}
 	res, flags := c.Res, c.Flags
-	if x := o.x; x != nil && x.onCQE != nil {
-		// A multishot operation, or a zero-copy send: every CQE goes to
-		// the handler, and the op keeps its slot (and the kernel its
+	if o.stream {
+		// A multishot operation: every CQE is queued in its Stream, and
+		// the op keeps its slot until the CQE without IORING_CQE_F_MORE.
+		streamOf(o).onCQE(res, flags)
+		if c.Flags&uring.CQEFMore != 0 {
+			return 0, false
+		}
+	} else if x := o.x; x != nil && x.onCQE != nil {
+		// A zero-copy send: every CQE goes to the handler, and the op keeps its slot (and the kernel its
 		// memory) until the CQE without IORING_CQE_F_MORE.
 		res, flags = x.onCQE(res, flags)
 		if c.Flags&uring.CQEFMore != 0 {

@@ -39,6 +39,8 @@ func (t *slotTable) init(n, reserve uint32) {
 	t.slots = make([]slot, n)
 	t.cond.L = &t.mu
 	t.nuser = int(n - reserve)
+	t.user = make([]uint32, 0, t.nuser)
+	t.sys = make([]uint32, 0, reserve)
 	for i := int(n) - 1; i >= 0; i-- {
 		if i < t.nuser {
 			t.user = append(t.user, uint32(i))

@@ -19,7 +19,9 @@ import (
 // is the new socket, which the caller owns.
 func (r *Ring) Accept(fd int, flags int) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepAccept(new(Completion[int]), &s, fd, flags), &s)
+	c := new(Completion[int])
+	prepAccept(&c.op, &s, fd, flags)
+	return submit1(r, c, &s)
 }
 
 // AcceptMultishot keeps accepting connections on fd with one submission
@@ -27,16 +29,19 @@ func (r *Ring) Accept(fd int, flags int) *Completion[int] {
 // Stream ends when the kernel stops it (an error, or the CQ running full),
 // after which it must be submitted again.
 func (r *Ring) AcceptMultishot(fd int, flags int) *Stream[int] {
-	var s uring.SQE
-	c := prepAccept(new(Completion[int]), &s, fd, flags)
-	s.IOPrio |= uring.AcceptMultishot
-	return submitStream(r, &c.op, &s, func(res int32, _ uint32) int { return int(res) }, nil)
+	var sqe uring.SQE
+	st := newStream(intResult)
+	prepAccept(&st.op, &sqe, fd, flags)
+	sqe.IOPrio |= uring.AcceptMultishot
+	submitStream(r, &st.streamCore, &sqe)
+	return st
 }
 
-func prepAccept(c *Completion[int], s *uring.SQE, fd int, flags int) *Completion[int] {
-	initOp(c, s, uring.OpAccept, fd)
+func intResult(res int32, _ uint32) int { return int(res) }
+
+func prepAccept(o *op, s *uring.SQE, fd int, flags int) {
+	initSQE(o, s, uring.OpAccept, fd)
 	s.OpFlags = uint32(flags | unix.SOCK_CLOEXEC)
-	return c
 }
 
 // Connect connects socket fd to sa, like connect(2). The ring holds its own

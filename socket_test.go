@@ -213,3 +213,55 @@ func TestStreamNextContext(t *testing.T) {
 	_, err = s.Next()
 	assert.ErrorIs(t, err, syscall.ECANCELED)
 }
+
+func TestStreamWaitWake(t *testing.T) {
+	r := newTestRing(t)
+	requireRing(t, r.Supported("SEND_ZC")) // multishot recv: 6.0
+	br, err := r.NewBufferRing(8, 4, 64)
+	requireRing(t, err)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	s := r.RecvMultishot(fds[0], br, 0)
+
+	// Wake before Wait: the next Wait returns at once.
+	s.Wake()
+	s.Wait()
+	assert.Zero(t, s.Buffered())
+
+	// Wake while Wait is blocked.
+	done := make(chan struct{})
+	go func() {
+		s.Wait()
+		close(done)
+	}()
+	s.Wake()
+	<-done
+	assert.Zero(t, s.Buffered())
+
+	// A result ends a Wait; Next then has it without blocking.
+	go func() {
+		unix.Write(fds[1], []byte("y"))
+	}()
+	for s.Buffered() == 0 {
+		s.Wait() // may return early for a token left by an earlier result
+	}
+	b, err := s.Next()
+	require.NoError(t, err)
+	assert.Equal(t, "y", string(br.Bytes(b.ID, b.N)))
+	br.Release(b.ID)
+
+	// Once the stream has ended, Wait does not block.
+	s.Cancel()
+	for !s.Ended() {
+		s.Wait()
+	}
+	s.Wait()
+	_, err = s.Next()
+	assert.ErrorIs(t, err, syscall.ECANCELED)
+	_, err = s.Next()
+	assert.ErrorIs(t, err, io.EOF)
+	s.Wait()
+	assert.NoError(t, br.Close())
+}

@@ -34,10 +34,14 @@ func FixedFile(index int) int {
 // initOp starts encoding an operation into c, a zeroed Completion, and s,
 // a zeroed SQE.
 func initOp[T any](c *Completion[T], s *uring.SQE, opcode uint8, fd int) *Completion[T] {
-	c.opcode = opcode
+	initSQE(&c.op, s, opcode, fd)
+	return c
+}
+
+func initSQE(o *op, s *uring.SQE, opcode uint8, fd int) {
+	o.opcode = opcode
 	s.Opcode = opcode
 	setFd(s, fd)
-	return c
 }
 
 func setFd(s *uring.SQE, fd int) {

@@ -22,21 +22,33 @@ import (
 // A Stream is safe for concurrent use, though results are usually taken by
 // one goroutine.
 type Stream[T any] struct {
-	op   op
+	streamCore
 	conv func(res int32, flags uint32) T
+}
+
+// streamCore is the part of a Stream that does not depend on its result
+// type. A server keeps one Stream per idle connection, so it is kept small:
+// the CQE handler is a method found from the op (see streamOf) rather than
+// a closure, and nothing else is allocated with it.
+type streamCore struct {
+	op op // first: streamOf finds the streamCore from the op
 
 	mu    sync.Mutex
 	q     []streamItem
-	ended bool // the last CQE is in q
+	head  int32 // q[head:] are the results not taken yet
+	ended bool  // the last CQE is in q
+	// br, for RecvMultishot, is the BufferRing whose count of active
+	// streams this one is in until it ends; guarded by mu.
+	br *BufferRing
+	// ready holds a token when a result has arrived or Wake was called
+	// since the last wait.
 	ready chan struct{}
-	onEnd func() // called once when the kernel ends the operation
-	once  sync.Once
 }
 
-func (s *Stream[T]) endOnce() {
-	if s.onEnd != nil {
-		s.once.Do(s.onEnd)
-	}
+// streamOf returns the streamCore whose op o is. o must have o.stream set.
+func streamOf(o *op) *streamCore {
+	// op is the first field of streamCore, so they share an address.
+	return (*streamCore)(unsafe.Pointer(o))
 }
 
 type streamItem struct {
@@ -44,34 +56,60 @@ type streamItem struct {
 	flags uint32
 }
 
-// submitStream submits o as a multishot operation. onEnd, if not nil, is
-// called once when the operation has ended (or failed to start).
-func submitStream[T any](r *Ring, o *op, sqe *uring.SQE, conv func(int32, uint32) T, onEnd func()) *Stream[T] {
-	s := &Stream[T]{conv: conv, ready: make(chan struct{}, 1), onEnd: onEnd}
-	s.op.buf, s.op.obj, s.op.x, s.op.opcode, s.op.kernelWrites = o.buf, o.obj, o.x, o.opcode, o.kernelWrites
-	s.op.ring = r
-	s.op.extra().onCQE = func(res int32, flags uint32) (int32, uint32) {
-		s.mu.Lock()
-		s.q = append(s.q, streamItem{res, flags})
-		end := flags&uring.CQEFMore == 0
-		if end {
-			s.ended = true
-		}
-		s.mu.Unlock()
-		if end {
-			s.endOnce()
-		}
-		select {
-		case s.ready <- struct{}{}:
-		default:
-		}
-		return res, flags
+// onCQE queues one CQE of the stream's operation; the ring calls it for
+// every CQE, from the goroutine that reaps.
+func (s *streamCore) onCQE(res int32, flags uint32) {
+	s.mu.Lock()
+	s.q = append(s.q, streamItem{res, flags})
+	var br *BufferRing
+	if flags&uring.CQEFMore == 0 {
+		s.ended = true
+		br, s.br = s.br, nil
 	}
+	s.mu.Unlock()
+	if br != nil {
+		br.streamEnded()
+	}
+	s.wake()
+}
+
+// wake leaves a token in ready, waking a waiter if there is one.
+func (s *streamCore) wake() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// newStream allocates a Stream. A small function of its own: allocating can
+// take the runtime deep, and a reader that parks afterwards keeps the stack
+// it grew.
+func newStream[T any](conv func(int32, uint32) T) *Stream[T] {
+	s := &Stream[T]{conv: conv}
+	s.ready = make(chan struct{}, 1)
+	return s
+}
+
+// submitStream submits s, whose op and sqe are prepared, as a multishot
+// operation on r.
+func submitStream(r *Ring, s *streamCore, sqe *uring.SQE) {
+	s.op.ring = r
+	s.op.stream = true
 	r.submit(&s.op, sqe, false)
 	if s.op.prepErr() != nil {
-		s.endOnce() // failed before submission: no CQE will come
+		s.failed()
 	}
-	return s
+}
+
+// failed ends a stream that failed before submission: no CQE will come.
+func (s *streamCore) failed() {
+	s.mu.Lock()
+	br := s.br
+	s.br = nil
+	s.mu.Unlock()
+	if br != nil {
+		br.streamEnded()
+	}
 }
 
 // Next returns the next result, blocking until there is one. Once the
@@ -92,30 +130,15 @@ func (s *Stream[T]) NextContext(ctx context.Context) (T, error) {
 		}
 	}()
 	for {
-		s.mu.Lock()
-		if len(s.q) > 0 {
-			it := s.q[0]
-			s.q = s.q[1:]
-			s.mu.Unlock()
-			if it.res < 0 {
-				return zero, &os.SyscallError{Syscall: opName(s.op.opcode), Err: syscall.Errno(-it.res)}
+		if it, ok, err := s.take(); ok {
+			if err != nil {
+				return zero, err
 			}
 			return s.conv(it.res, it.flags), nil
 		}
-		ended := s.ended
-		s.mu.Unlock()
-		if ended {
-			return zero, io.EOF
-		}
-		if err := s.op.prepErr(); err != nil {
-			return zero, err // never submitted
-		}
 		// Reap what is there before parking.
 		s.op.ring.reap()
-		s.mu.Lock()
-		n := len(s.q)
-		s.mu.Unlock()
-		if n > 0 {
+		if s.Buffered() > 0 {
 			continue
 		}
 		if !armed {
@@ -137,11 +160,81 @@ func (s *Stream[T]) NextContext(ctx context.Context) (T, error) {
 	}
 }
 
+// take takes the next result without blocking. ok is false if there is
+// none yet; otherwise err is the error to return (io.EOF at the end).
+func (s *streamCore) take() (it streamItem, ok bool, err error) {
+	s.mu.Lock()
+	if int(s.head) < len(s.q) {
+		it = s.q[s.head]
+		s.head++
+		if int(s.head) == len(s.q) {
+			// Empty: reuse the array from its start.
+			s.q, s.head = s.q[:0], 0
+		}
+		s.mu.Unlock()
+		if it.res < 0 {
+			return it, true, &os.SyscallError{Syscall: opName(s.op.opcode), Err: syscall.Errno(-it.res)}
+		}
+		return it, true, nil
+	}
+	ended := s.ended
+	s.mu.Unlock()
+	if ended {
+		return it, true, io.EOF
+	}
+	if err := s.op.prepErr(); err != nil {
+		return it, true, err // never submitted
+	}
+	return it, false, nil
+}
+
+// Wait blocks until Next can return without blocking (a result is
+// buffered, or the stream has ended) or Wake is called. It can also return
+// without either, when a result that woke it was taken by a Next that did
+// not wait, so callers check what they wait for and call Wait again.
+//
+// Wait parks on less stack than NextContext does, which matters to a
+// server with a goroutine waiting on each of many idle connections.
+func (s *Stream[T]) Wait() {
+	select {
+	case <-s.ready:
+		return // a token from Wake, or from a result (perhaps since taken)
+	default:
+	}
+	if s.pending() {
+		return
+	}
+	// Reap what is there before parking.
+	s.op.ring.reap()
+	if s.pending() || !s.op.ring.arm() {
+		return
+	}
+	if !s.pending() { // arm reaped what was posted while disarmed
+		<-s.ready
+	}
+	s.op.ring.disarm()
+}
+
+// pending reports whether Next would return without blocking: a result is
+// buffered, the stream has ended, or it was never submitted.
+func (s *streamCore) pending() bool {
+	s.mu.Lock()
+	p := int(s.head) < len(s.q) || s.ended
+	s.mu.Unlock()
+	return p || s.op.prepErr() != nil
+}
+
+// Wake makes a Wait that is blocked on s return, or if none is, the next
+// Wait on s to return at once. It does not affect Next and NextContext
+// other than by making one of their waits loop once more.
+func (s *Stream[T]) Wake() { s.wake() }
+
 // Buffered returns the number of results waiting to be taken by Next.
 func (s *Stream[T]) Buffered() int {
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return len(s.q)
+	n := len(s.q) - int(s.head)
+	s.mu.Unlock()
+	return n
 }
 
 // Cancel asks the kernel to end the stream. Results already produced stay
@@ -321,30 +414,48 @@ func (r *Ring) RecvMultishot(fd int, br *BufferRing, flags int) *Stream[Buffer] 
 // A limit of 0 means no cap. Kernels before 6.17 refuse a non-zero limit:
 // the stream ends at once with EINVAL.
 func (r *Ring) RecvMultishotLimit(fd int, br *BufferRing, flags int, limit uint32) *Stream[Buffer] {
-	var s uring.SQE
-	c := initOp(new(Completion[int]), &s, uring.OpRecv, fd)
-	s.IOPrio |= uring.RecvMultishot
-	s.Flags |= uring.SQEBufferSelect
-	s.BufIndex = br.group
-	s.OpFlags = uint32(flags)
-	s.FileIndex = limit // sqe->optlen shares the file_index slot
-	var onEnd func()
+	st := newStream(bufferResult)
+	r.recvMultishot(&st.streamCore, fd, br, flags, limit)
+	return st
+}
+
+func (r *Ring) recvMultishot(s *streamCore, fd int, br *BufferRing, flags int, limit uint32) {
+	var sqe uring.SQE
+	initSQE(&s.op, &sqe, uring.OpRecv, fd)
+	sqe.IOPrio |= uring.RecvMultishot
+	sqe.Flags |= uring.SQEBufferSelect
+	sqe.BufIndex = br.group
+	sqe.OpFlags = uint32(flags)
+	sqe.FileIndex = limit // sqe->optlen shares the file_index slot
 	br.mu.Lock()
 	if br.closed {
-		c.setErr(argError("RecvMultishot", fmt.Errorf("buffer ring closed: %w", syscall.EINVAL)))
+		s.op.setErr(errBufferRingClosed())
 	} else {
 		br.active++
-		onEnd = func() {
-			br.mu.Lock()
-			br.active--
-			br.mu.Unlock()
-		}
+		s.br = br
 	}
 	br.mu.Unlock()
-	return submitStream(r, &c.op, &s, func(res int32, f uint32) Buffer {
-		if f&uring.CQEFBuffer == 0 {
-			return Buffer{N: int(res)}
-		}
-		return Buffer{ID: uint16(f >> uring.CQEBufferShift), N: int(res)}
-	}, onEnd)
+	submitStream(r, s, &sqe)
+}
+
+// errBufferRingClosed is a function of its own to keep the formatting out
+// of recvMultishot's frame, which is on the stack of every first Read of a
+// rionet connection.
+func errBufferRingClosed() error {
+	return argError("RecvMultishot", fmt.Errorf("buffer ring closed: %w", syscall.EINVAL))
+}
+
+func bufferResult(res int32, f uint32) Buffer {
+	if f&uring.CQEFBuffer == 0 {
+		return Buffer{N: int(res)}
+	}
+	return Buffer{ID: uint16(f >> uring.CQEBufferShift), N: int(res)}
+}
+
+// streamEnded takes a RecvMultishot stream that has ended off the count of
+// active ones.
+func (br *BufferRing) streamEnded() {
+	br.mu.Lock()
+	br.active--
+	br.mu.Unlock()
 }

@@ -48,19 +48,49 @@ func (c *Conn) Read(p []byte) (int, error) {
 	if !fd.incref() {
 		return 0, fd.opError("read", net.ErrClosed)
 	}
-	defer fd.decref()
+	// No defers: they would make this frame larger, and a goroutine parked
+	// in Read keeps the stack its deepest call needed. The receive is
+	// submitted, and the wait for data made, from this frame rather than
+	// deeper in read (see fill).
 	fd.rmu.Lock()
-	defer fd.rmu.Unlock()
-	if len(p) == 0 {
-		return 0, nil
+	n, err := 0, error(nil)
+	if len(p) > 0 {
+		if fd.stream.Load() == nil {
+			fd.armFirst()
+		}
+		for {
+			n, err = fd.read(p)
+			if err != errWait {
+				break
+			}
+			fd.stream.Load().Wait()
+		}
 	}
-	n, err := fd.read(p)
-	return n, fd.opError("read", err)
+	fd.rmu.Unlock()
+	fd.decref()
+	if err != nil {
+		return n, fd.opError("read", err)
+	}
+	return n, nil
+}
+
+// armFirst submits the multishot receive if fill would, from a frame near
+// the top of the goroutine's stack: the submission is the deepest call a
+// Read makes (see fill). Called with rmu held.
+func (fd *netFD) armFirst() {
+	if fd.hasCur || fd.eof || fd.pendErr != nil || fd.direct || fd.e.noMultishot.Load() || fd.waitErr(true) != nil {
+		return
+	}
+	limit := uint32(recvLimit)
+	if fd.e.noLimit.Load() {
+		limit = 0 // RecvMultishot
+	}
+	fd.stream.Store(fd.e.ring.RecvMultishotLimit(fd.sysfd, fd.e.br, 0, limit))
 }
 
 // read is Read with rmu held; errors are not yet wrapped.
 func (fd *netFD) read(p []byte) (int, error) {
-	if fd.rd.expired.Load() {
+	if fd.expired(true) {
 		return 0, os.ErrDeadlineExceeded
 	}
 	n := 0
@@ -80,10 +110,11 @@ func (fd *netFD) read(p []byte) (int, error) {
 		}
 		if n > 0 {
 			// Take more that has already arrived, without blocking.
-			if fd.stream == nil || fd.stream.Buffered() == 0 {
+			s := fd.stream.Load()
+			if s == nil || s.Buffered() == 0 {
 				return n, nil
 			}
-			b, err := fd.stream.Next()
+			b, err := s.Next()
 			if err := fd.took(b, err); err != nil && err != io.EOF {
 				fd.pendErr = err // reported by the next Read
 			}
@@ -100,16 +131,12 @@ func (fd *netFD) read(p []byte) (int, error) {
 	}
 }
 
-// arm submits the multishot receive.
-func (fd *netFD) arm() {
-	fd.stream = fd.e.submitRecv(fd.sysfd)
-}
-
 func (e *engine) submitRecv(sysfd int) *rio.Stream[rio.Buffer] {
+	limit := uint32(recvLimit)
 	if e.noLimit.Load() {
-		return e.ring.RecvMultishot(sysfd, e.br, 0)
+		limit = 0 // RecvMultishot
 	}
-	return e.ring.RecvMultishotLimit(sysfd, e.br, 0, recvLimit)
+	return e.ring.RecvMultishotLimit(sysfd, e.br, 0, limit)
 }
 
 // took handles one result of the receive stream. It returns an error only
@@ -121,11 +148,11 @@ func (fd *netFD) took(b rio.Buffer, err error) error {
 		fd.cur, fd.curOff, fd.hasCur = b, 0, true
 		return nil
 	case err == nil: // the peer closed its side
-		fd.rerr = io.EOF
-		fd.stream = nil
+		fd.eof = true
+		fd.stream.Store(nil)
 		return io.EOF
 	case err == io.EOF: // the kernel ended the stream (limit reached): re-arm
-		fd.stream = nil
+		fd.stream.Store(nil)
 		return nil
 	}
 	fd.endStream()
@@ -134,7 +161,7 @@ func (fd *netFD) took(b rio.Buffer, err error) error {
 		fd.direct = true // the shared buffers are all in use
 		return nil
 	case syscall.ECANCELED, syscall.EINTR, syscall.EAGAIN:
-		return waitErr(&fd.rd) // nil: re-arm
+		return fd.waitErr(true) // nil: re-arm
 	case syscall.EINVAL:
 		if !fd.e.noLimit.Load() {
 			fd.e.noLimit.Store(true) // before Linux 6.17
@@ -151,19 +178,19 @@ func (fd *netFD) took(b rio.Buffer, err error) error {
 // endStream forgets a stream whose last result was an error, after taking
 // anything that followed.
 func (fd *netFD) endStream() {
-	if fd.stream != nil && !(fd.stream.Ended() && fd.stream.Buffered() == 0) {
-		fd.stream.Cancel()
-		drainRecv(fd.e, fd.stream)
+	if s := fd.stream.Load(); s != nil && !(s.Ended() && s.Buffered() == 0) {
+		s.Cancel()
+		drainRecv(fd.e, s)
 	}
-	fd.stream = nil
+	fd.stream.Store(nil)
 }
 
 // recvDirect receives into p with a plain receive: used when the shared
 // buffers have run dry, and on kernels without multishot receive.
 func (fd *netFD) recvDirect(p []byte) (int, error) {
 	for {
-		wc := fd.rd.ctx()
-		if err := waitErr(&fd.rd); err != nil {
+		wc := fd.deadlines().rd.ctx()
+		if err := fd.waitErr(true); err != nil {
 			return 0, err
 		}
 		op := fd.e.ring.Recv(fd.sysfd, p, 0)
@@ -173,7 +200,7 @@ func (fd *netFD) recvDirect(p []byte) (int, error) {
 		}
 		if err == nil {
 			if n == 0 {
-				fd.rerr = io.EOF
+				fd.eof = true
 				return 0, io.EOF
 			}
 			return n, nil
@@ -181,7 +208,7 @@ func (fd *netFD) recvDirect(p []byte) (int, error) {
 		if errnoOf(err) != syscall.ECANCELED && !isTransient(err) {
 			return 0, err
 		}
-		if err := waitErr(&fd.rd); err != nil {
+		if err := fd.waitErr(true); err != nil {
 			return 0, err
 		}
 	}
@@ -206,7 +233,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 func (fd *netFD) write(p []byte) (int, error) {
 	nn := 0
 	for {
-		if err := waitErr(&fd.wd); err != nil {
+		if err := fd.waitErr(false); err != nil {
 			return nn, err
 		}
 		if nn == len(p) {
@@ -225,8 +252,8 @@ func (fd *netFD) write(p []byte) (int, error) {
 				return nn, err
 			}
 		}
-		wc := fd.wd.ctx()
-		if err := waitErr(&fd.wd); err != nil {
+		wc := fd.deadlines().wd.ctx()
+		if err := fd.waitErr(false); err != nil {
 			return nn, err
 		}
 		op := fd.e.ring.Send(fd.sysfd, p[nn:], unix.MSG_NOSIGNAL)
@@ -308,8 +335,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	if c.fd.isClosing() {
 		return c.fd.opError("set", net.ErrClosed)
 	}
-	c.fd.rd.set(t)
-	c.fd.wd.set(t)
+	c.fd.setDeadline(t, true, true)
 	return nil
 }
 
@@ -322,7 +348,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	if c.fd.isClosing() {
 		return c.fd.opError("set", net.ErrClosed)
 	}
-	c.fd.rd.set(t)
+	c.fd.setDeadline(t, true, false)
 	return nil
 }
 
@@ -333,7 +359,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if c.fd.isClosing() {
 		return c.fd.opError("set", net.ErrClosed)
 	}
-	c.fd.wd.set(t)
+	c.fd.setDeadline(t, false, true)
 	return nil
 }
 
@@ -463,7 +489,7 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	defer fd.decref()
 	fd.rmu.Lock()
 	defer fd.rmu.Unlock()
-	if fd.rd.expired.Load() {
+	if fd.expired(true) {
 		return 0, fd.opError("read", os.ErrDeadlineExceeded)
 	}
 	var (
@@ -473,6 +499,10 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 	for {
 		if !fd.hasCur {
 			err := fd.fill()
+			if err == errWait {
+				fd.stream.Load().Wait()
+				continue
+			}
 			if err == errDirect {
 				// No shared buffers to be had: receive into our own.
 				fd.direct = false
@@ -520,43 +550,50 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 // receive into a buffer of its own.
 var errDirect = errors.New("rionet: receive directly")
 
-// fill waits, as read does, until fd.cur holds received data, for WriteTo.
+// errWait tells the caller of fill to wait on the receive stream
+// (fd.stream.Load().Wait()) and call it again.
+var errWait = errors.New("rionet: wait for the stream")
+
+// fill makes fd.cur hold received data, for read and WriteTo. When there is
+// none yet, it returns errWait, and the caller waits on the stream and calls
+// fill again.
+//
+// A goroutine parked on an idle connection keeps the stack that the deepest
+// call it made needed, as does one that grew it for a moment while it
+// submitted the receive or waited. Those calls are made from Conn.Read's
+// frame (armFirst, Stream.Wait) rather than from here, so that the
+// goroutine stays within the minimum stack as one parked in package net's
+// Read does (TestParkedReadStack).
 func (fd *netFD) fill() error {
 	if err := fd.pendErr; err != nil {
 		fd.pendErr = nil
 		return err
 	}
 	for !fd.hasCur {
-		if fd.stream != nil && fd.stream.Buffered() > 0 {
-			b, err := fd.stream.Next()
+		s := fd.stream.Load()
+		if s != nil && (s.Buffered() > 0 || s.Ended()) {
+			b, err := s.Next()
 			if err := fd.took(b, err); err != nil {
 				return err
 			}
 			continue
 		}
-		if fd.rerr != nil {
-			return fd.rerr
+		if fd.eof {
+			return io.EOF
 		}
-		if err := waitErr(&fd.rd); err != nil {
+		if err := fd.waitErr(true); err != nil {
 			return err
 		}
 		if fd.direct || fd.e.noMultishot.Load() {
 			return errDirect
 		}
-		if fd.stream == nil {
-			fd.arm()
-		}
-		wc := fd.rd.ctx()
-		if err := waitErr(&fd.rd); err != nil {
-			return err
-		}
-		b, err := fd.stream.NextContext(wc)
-		if err == errWake {
+		if s == nil {
+			// From here on, the read deadline and Close wake the
+			// stream's Wait: look at waitErr again before waiting.
+			fd.stream.Store(fd.e.submitRecv(fd.sysfd))
 			continue
 		}
-		if err := fd.took(b, err); err != nil {
-			return err
-		}
+		return errWait
 	}
 	return nil
 }

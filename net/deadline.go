@@ -3,6 +3,8 @@ package rionet
 import (
 	"context"
 	"errors"
+	"net"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -34,28 +36,68 @@ func (w *wakeCtx) Err() error {
 
 var _ context.Context = (*wakeCtx)(nil)
 
-// deadline is the state of one direction's deadline (read or write, or a
-// listener's accept). Blocked operations wait on the current wakeCtx, whose
-// channel is closed when the deadline passes or the owner closes. Moving
-// the deadline later or clearing it does not wake anybody; moving it into
-// the past wakes them, and they return a timeout.
-type deadline struct {
-	mu      sync.Mutex
-	when    time.Time
-	timer   *time.Timer
-	wc      atomic.Pointer[wakeCtx]
-	fired   bool        // wc.ch is closed; guarded by mu
-	expired atomic.Bool // the deadline has passed
-	closed  atomic.Bool // the owner is closed
+// deadlines is the deadline state of a netFD. It is allocated the first
+// time a deadline is set or an operation waits on the ring with a wake
+// channel (a Write on a full socket, a direct receive, an Accept): an idle
+// connection that never sets a deadline does not pay for it.
+type deadlines struct {
+	rd, wd deadline
 }
 
-func (d *deadline) init() { d.wc.Store(newWakeCtx()) }
+// deadline is the state of one direction's deadline (read or write, or a
+// listener's accept). Operations blocked on a ring operation wait on the
+// deadline's wakeCtx, made when the first of them asks for it, whose
+// channel is closed when the deadline passes or the owner closes. A Read
+// blocked on the multishot receive waits on the stream instead, which the
+// read deadline wakes (fd.wakeReader). Moving the deadline later or
+// clearing it does not wake anybody; moving it into the past wakes them,
+// and they return a timeout.
+type deadline struct {
+	fd      *netFD
+	read    bool // the read (or accept) deadline
+	expired atomic.Bool
+
+	mu    sync.Mutex
+	when  time.Time
+	timer *time.Timer
+	wc    *wakeCtx // nil until a waiter asks for it
+	fired bool     // the deadline passed or the owner closed: wc is closed
+}
+
+// deadlines returns fd's deadline state, allocating it on first use.
+func (fd *netFD) deadlines() *deadlines {
+	if d := fd.dl.Load(); d != nil {
+		return d
+	}
+	d := &deadlines{}
+	d.rd.fd, d.rd.read = fd, true
+	d.wd.fd = fd
+	if !fd.dl.CompareAndSwap(nil, d) {
+		return fd.dl.Load()
+	}
+	return d
+}
+
+// setDeadline sets the read deadline, the write deadline or both. Clearing
+// a deadline that was never set allocates nothing.
+func (fd *netFD) setDeadline(t time.Time, read, write bool) {
+	if t.IsZero() && fd.dl.Load() == nil {
+		return
+	}
+	d := fd.deadlines()
+	if read {
+		d.rd.set(t)
+	}
+	if write {
+		d.wd.set(t)
+	}
+}
 
 // set moves the deadline to t; the zero time clears it.
 func (d *deadline) set(t time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed.Load() {
+	if d.fd.isClosing() {
 		return
 	}
 	d.when = t
@@ -83,47 +125,95 @@ func (d *deadline) set(t time.Time) {
 	}
 }
 
-// rearmLocked makes the deadline not expired, with a fresh channel if the
-// old one was closed.
+// rearmLocked makes the deadline not expired; a closed wake channel is
+// replaced by a fresh one when a waiter next asks for it.
 func (d *deadline) rearmLocked() {
 	d.expired.Store(false)
 	if d.fired {
 		d.fired = false
-		d.wc.Store(newWakeCtx())
+		d.wc = nil
 	}
 }
 
+// fireLocked wakes every waiter: those on the wake channel, and a Read
+// waiting on the receive stream.
 func (d *deadline) fireLocked() {
 	if !d.fired {
 		d.fired = true
-		close(d.wc.Load().ch)
+		if d.wc != nil {
+			close(d.wc.ch)
+		}
+	}
+	if d.read {
+		d.fd.wakeReader()
 	}
 }
 
 func (d *deadline) onTimer() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed.Load() || d.when.IsZero() || time.Now().Before(d.when) {
+	if d.fd.isClosing() || d.when.IsZero() || time.Now().Before(d.when) {
 		return // moved or cleared after the timer was started
 	}
 	d.expired.Store(true)
 	d.fireLocked()
 }
 
-// close wakes every waiter for good.
+// close wakes every waiter for good; the netFD is closing.
 func (d *deadline) close() {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if d.closed.Load() {
-		return
-	}
-	d.closed.Store(true)
 	if d.timer != nil {
 		d.timer.Stop()
 	}
 	d.fireLocked()
 }
 
-// ctx returns the context to wait with. Callers check closed and expired
-// after taking it, and wait again when woken without either being set.
-func (d *deadline) ctx() *wakeCtx { return d.wc.Load() }
+// ctx returns the context to wait with. Callers check fd.waitErr after
+// taking it, and wait again when woken without a reason.
+func (d *deadline) ctx() *wakeCtx {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.wc == nil {
+		d.wc = newWakeCtx()
+		if d.fired {
+			close(d.wc.ch)
+		}
+	}
+	return d.wc
+}
+
+// expired reports whether the read (or accept) deadline, or the write
+// deadline, has passed.
+func (fd *netFD) expired(read bool) bool {
+	d := fd.dl.Load()
+	if d == nil {
+		return false
+	}
+	if read {
+		return d.rd.expired.Load()
+	}
+	return d.wd.expired.Load()
+}
+
+// waitErr tells why a wait was woken: the netFD closed, or the read (or
+// accept) or write deadline passed. It returns nil for a spurious wake
+// (the deadline moved).
+func (fd *netFD) waitErr(read bool) error {
+	if fd.isClosing() {
+		return net.ErrClosed
+	}
+	if fd.expired(read) {
+		return os.ErrDeadlineExceeded
+	}
+	return nil
+}
+
+// wakeReader wakes a Read waiting on the receive stream; it then looks at
+// waitErr. The wake is not lost if the Read is just about to wait: Stream.Wake
+// leaves a token that its next Wait takes.
+func (fd *netFD) wakeReader() {
+	if s := fd.stream.Load(); s != nil {
+		s.Wake()
+	}
+}

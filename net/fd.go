@@ -26,24 +26,26 @@ type netFD struct {
 	// reference; Close sets closing and drops the reference the netFD was
 	// born with. Whoever drops the last one destroys the netFD, so the
 	// descriptor is closed only once nothing uses it any more.
-	state  atomic.Uint64
-	closed chan struct{} // closed by destroy
+	state atomic.Uint64
+	done  chan struct{} // made by close, closed by destroy
 
 	addrMu       sync.Mutex
 	laddr, raddr net.Addr
-	unlink       string // a unix socket path to remove on close
 
-	rd, wd deadline
+	// dl is the deadline state, allocated on first use (see deadlines).
+	dl atomic.Pointer[deadlines]
 
 	// Read side, guarded by rmu (one Read at a time, as in package net).
-	rmu     sync.Mutex
-	stream  *rio.Stream[rio.Buffer] // the multishot receive, if armed
-	cur     rio.Buffer              // a received buffer being consumed
+	rmu sync.Mutex
+	// stream is the multishot receive, if armed. Only a goroutine holding
+	// rmu changes it; deadlines and Close load it to wake a waiting Read.
+	stream  atomic.Pointer[rio.Stream[rio.Buffer]]
+	cur     rio.Buffer // a received buffer being consumed
 	curOff  int
 	hasCur  bool
-	rerr    error // io.EOF once the peer has closed its side
-	pendErr error // an error received behind data, for the next Read
 	direct  bool  // the buffer ring ran dry: the next Read receives directly
+	eof     bool  // the peer has closed its side: Reads return io.EOF
+	pendErr error // an error received behind data, for the next Read
 
 	// Write side: one Write at a time, so that concurrent Writes do not
 	// interleave their bytes.
@@ -57,10 +59,8 @@ type netFD struct {
 }
 
 func newNetFD(e *engine, sysfd, family int, network string) *netFD {
-	fd := &netFD{e: e, sysfd: sysfd, family: family, net: network, closed: make(chan struct{})}
+	fd := &netFD{e: e, sysfd: sysfd, family: family, net: network}
 	fd.state.Store(2)
-	fd.rd.init()
-	fd.wd.init()
 	return fd
 }
 
@@ -96,10 +96,18 @@ func (fd *netFD) close() bool {
 			break
 		}
 	}
-	fd.rd.close()
-	fd.wd.close()
+	// destroy runs at the earliest in the decref below, which orders this
+	// write before its read.
+	fd.done = make(chan struct{})
+	if d := fd.dl.Load(); d != nil {
+		d.rd.close()
+		d.wd.close()
+	}
+	// A deadlines allocated after the Load sees the closing bit: nobody
+	// waits on it.
+	fd.wakeReader()
 	fd.decref()
-	<-fd.closed
+	<-fd.done
 	return true
 }
 
@@ -110,10 +118,10 @@ func (fd *netFD) isClosing() bool { return fd.state.Load()&1 != 0 }
 // and nothing holds a reference, so nothing else touches the read state.
 func (fd *netFD) destroy() {
 	fd.rmu.Lock()
-	if fd.stream != nil {
-		fd.stream.Cancel()
-		drainRecv(fd.e, fd.stream)
-		fd.stream = nil
+	if s := fd.stream.Load(); s != nil {
+		s.Cancel()
+		drainRecv(fd.e, s)
+		fd.stream.Store(nil)
 	}
 	if fd.hasCur {
 		fd.e.br.Release(fd.cur.ID)
@@ -127,7 +135,7 @@ func (fd *netFD) destroy() {
 	if fd.onDestroy != nil {
 		fd.onDestroy()
 	}
-	close(fd.closed)
+	close(fd.done)
 }
 
 // drainRecv takes the remaining results of a cancelled receive stream,
@@ -195,16 +203,4 @@ func errnoOf(err error) syscall.Errno {
 		return errno
 	}
 	return 0
-}
-
-// waitErr tells why a wait on d was woken: the netFD closed, or the deadline
-// passed. It returns nil for a spurious wake (the deadline moved).
-func waitErr(d *deadline) error {
-	if d.closed.Load() {
-		return net.ErrClosed
-	}
-	if d.expired.Load() {
-		return os.ErrDeadlineExceeded
-	}
-	return nil
 }

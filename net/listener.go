@@ -52,7 +52,7 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 	l.amu.Lock()
 	defer l.amu.Unlock()
 	for {
-		if err := waitErr(&fd.rd); err != nil {
+		if err := fd.waitErr(true); err != nil {
 			return nil, l.opError(err)
 		}
 		nfd, err := l.accept()
@@ -84,8 +84,8 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 // deadline or Close, or io.EOF when the multishot accept ended.
 func (l *Listener) accept() (int, error) {
 	fd := l.fd
-	wc := fd.rd.ctx()
-	if err := waitErr(&fd.rd); err != nil {
+	wc := fd.deadlines().rd.ctx()
+	if err := fd.waitErr(true); err != nil {
 		return -1, err
 	}
 	if fd.e.noAcceptMS.Load() {
@@ -156,7 +156,7 @@ func (l *Listener) SetDeadline(t time.Time) error {
 	if l.fd.isClosing() {
 		return &net.OpError{Op: "set", Net: l.fd.net, Addr: l.addr, Err: net.ErrClosed}
 	}
-	l.fd.rd.set(t)
+	l.fd.setDeadline(t, true, false)
 	return nil
 }
 

@@ -189,16 +189,16 @@ func (c *rawConn) Control(f func(fd uintptr)) error {
 }
 
 func (c *rawConn) Read(f func(fd uintptr) bool) error {
-	return c.wait("raw-read", &c.fd.rd, unix.POLLIN, f)
+	return c.wait("raw-read", true, unix.POLLIN, f)
 }
 
 func (c *rawConn) Write(f func(fd uintptr) bool) error {
-	return c.wait("raw-write", &c.fd.wd, unix.POLLOUT, f)
+	return c.wait("raw-write", false, unix.POLLOUT, f)
 }
 
 // wait calls f until it returns true, waiting for the socket to become
-// ready for events in between.
-func (c *rawConn) wait(op string, d *deadline, events uint32, f func(fd uintptr) bool) error {
+// ready for events in between. read says which deadline applies.
+func (c *rawConn) wait(op string, read bool, events uint32, f func(fd uintptr) bool) error {
 	fd := c.fd
 	if !fd.incref() {
 		return fd.opError(op, net.ErrClosed)
@@ -208,8 +208,12 @@ func (c *rawConn) wait(op string, d *deadline, events uint32, f func(fd uintptr)
 		if f(uintptr(fd.sysfd)) {
 			return nil
 		}
+		d := &fd.deadlines().wd
+		if read {
+			d = &fd.deadlines().rd
+		}
 		wc := d.ctx()
-		if err := waitErr(d); err != nil {
+		if err := fd.waitErr(read); err != nil {
 			return fd.opError(op, err)
 		}
 		p := fd.e.ring.Poll(fd.sysfd, events)
