@@ -8,8 +8,8 @@
 // The issuer thread creates the ring, submits everything (one multishot
 // receive per connection into a shared provided-buffer ring), waits in
 // io_uring_enter(GETEVENTS) and wakes each connection's goroutine through a
-// channel; the goroutine echoes with a direct sendto and gives the buffer
-// back. Accepting goes through package net; the accepted sockets are
+// channel; the goroutine echoes with a direct sendto (a raw system call,
+// as rionet makes it) and gives the buffer back. Accepting goes through package net; the accepted sockets are
 // handed to the issuer through an eventfd it polls.
 //
 //	-mode defer   IORING_SETUP_SINGLE_ISSUER|DEFER_TASKRUN: receive work
@@ -236,7 +236,7 @@ func serve(c *conn) {
 		c.mu.Unlock()
 		for _, it := range local {
 			b := bufs[int(it.bid)*bufSize : int(it.bid)*bufSize+int(it.n)]
-			unix.Syscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
+			unix.RawSyscall6(unix.SYS_SENDTO, uintptr(c.fd), uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
 			release(it.bid)
 		}
 		if dead {

@@ -8,7 +8,7 @@
 // the table shows medians. Everything is on loopback.
 //
 //	go run ./bench/net                  # everything, prints a table
-//	go run ./bench/net -write docs/net.md   # and rewrites the results section
+//	go run ./bench/net -write docs/benchmarks.md   # and rewrites the net/ results table
 //	go run ./bench/net -only echo256-64 -runs 5 -dur 5s
 //
 // The subcommands (echo-server, http-server, echo-client, idle-client) are
