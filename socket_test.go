@@ -101,13 +101,7 @@ func TestAcceptMultishot(t *testing.T) {
 
 func TestRecvMultishotBufferRing(t *testing.T) {
 	r := newTestRing(t)
-	requireRing(t, r.Supported("SEND_ZC")) // multishot recv: 6.0
-	br, err := r.NewBufferRing(7, 4, 64)
-	requireRing(t, err)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
+	br, fds := recvSetup(t, r, 7, 4, 64)
 
 	s := r.RecvMultishot(fds[0], br, 0)
 	var got []byte
@@ -139,7 +133,7 @@ func TestRecvMultishotBufferRing(t *testing.T) {
 	for _, id := range held {
 		br.Release(id)
 	}
-	_, err = s.Next()
+	_, err := s.Next()
 	assert.ErrorIs(t, err, io.EOF)
 
 	// Re-armed, it receives what waited, then EOF when the peer closes.
@@ -162,13 +156,8 @@ func TestRecvMultishotBufferRing(t *testing.T) {
 
 func TestBufferRingCloseWhileInUse(t *testing.T) {
 	r := newTestRing(t)
-	requireRing(t, r.Supported("SEND_ZC"))
-	br, err := r.NewBufferRing(3, 2, 16)
-	requireRing(t, err)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
+	br, fds := recvSetup(t, r, 3, 2, 16)
+	var err error
 	s := r.RecvMultishot(fds[0], br, 0)
 	assert.ErrorIs(t, br.Close(), syscall.EBUSY)
 	s.Cancel()
@@ -216,13 +205,7 @@ func TestStreamNextContext(t *testing.T) {
 
 func TestStreamWaitWake(t *testing.T) {
 	r := newTestRing(t)
-	requireRing(t, r.Supported("SEND_ZC")) // multishot recv: 6.0
-	br, err := r.NewBufferRing(8, 4, 64)
-	requireRing(t, err)
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
+	br, fds := recvSetup(t, r, 8, 4, 64)
 	s := r.RecvMultishot(fds[0], br, 0)
 
 	// Wake before Wait: the next Wait returns at once.
@@ -264,4 +247,22 @@ func TestStreamWaitWake(t *testing.T) {
 	assert.ErrorIs(t, err, io.EOF)
 	s.Wait()
 	assert.NoError(t, br.Close())
+}
+
+// recvSetup skips t on kernels without multishot receive (6.0, probed
+// through SEND_ZC, which came with it), registers a buffer ring of n
+// buffers of size bytes as group, and returns it with a connected pair of
+// Unix stream sockets that t's cleanup closes.
+func recvSetup(t *testing.T, r *Ring, group uint16, n, size int) (*BufferRing, [2]int) {
+	t.Helper()
+	requireRing(t, r.Supported("SEND_ZC"))
+	br, err := r.NewBufferRing(group, n, size)
+	requireRing(t, err)
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+	})
+	return br, [2]int{fds[0], fds[1]}
 }
