@@ -81,11 +81,7 @@ func (fd *netFD) armFirst() {
 	if fd.hasCur || fd.eof || fd.pendErr != nil || fd.direct || fd.e.noMultishot.Load() || fd.waitErr(true) != nil {
 		return
 	}
-	limit := uint32(recvLimit)
-	if fd.e.noLimit.Load() {
-		limit = 0 // RecvMultishot
-	}
-	fd.stream.Store(fd.e.ring.RecvMultishotLimit(fd.sysfd, fd.e.br, 0, limit))
+	fd.stream.Store(fd.e.submitRecv(fd.sysfd))
 }
 
 // read is Read with rmu held; errors are not yet wrapped.
