@@ -42,6 +42,7 @@ import (
 	"unsafe"
 
 	"github.com/gorio/rio/internal/hooks"
+	"github.com/gorio/rio/internal/shortcall"
 	"github.com/gorio/rio/internal/uring"
 	"golang.org/x/sys/unix"
 )
@@ -485,7 +486,7 @@ func (r *Ring) enterSubmit(short bool) {
 // copies much data while issuing it: such a submission goes through the
 // scheduler's blocking-syscall path so that the P is handed off.
 func heavyOp(o *op) bool {
-	const limit = 16 << 10
+	const limit = shortcall.Max
 	n := len(o.buf)
 	if o.x != nil {
 		for _, b := range o.x.bufs {

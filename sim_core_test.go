@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/gorio/rio/riotest"
 	"math/rand/v2"
 	"os"
 	"runtime"
@@ -16,6 +15,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/gorio/rio/riotest"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"

@@ -2,10 +2,11 @@ package rio_test
 
 import (
 	"bytes"
-	"github.com/gorio/rio/riotest"
 	"math/rand/v2"
 	"os"
 	"testing"
+
+	"github.com/gorio/rio/riotest"
 
 	"github.com/google/go-cmp/cmp"
 

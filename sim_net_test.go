@@ -4,10 +4,11 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"github.com/gorio/rio/riotest"
 	"io"
 	"syscall"
 	"testing"
+
+	"github.com/gorio/rio/riotest"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -249,6 +249,29 @@ func TestStreamWaitWake(t *testing.T) {
 	assert.NoError(t, br.Close())
 }
 
+// Closing the ring ends a stream, and a Wait blocked on it returns.
+func TestStreamWaitRingClose(t *testing.T) {
+	r := newTestRing(t)
+	br, fds := recvSetup(t, r, 9, 4, 64)
+	s := r.RecvMultishot(fds[0], br, 0)
+	done := make(chan struct{})
+	go func() {
+		for !s.Ended() {
+			s.Wait()
+		}
+		close(done)
+	}()
+	time.Sleep(10 * time.Millisecond) // let it block (not needed for correctness)
+	require.NoError(t, r.Close())
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		t.Fatal("Wait still blocked 10 s after the ring closed")
+	}
+	_, err := s.Next()
+	assert.ErrorIs(t, err, syscall.ECANCELED)
+}
+
 // recvSetup skips t on kernels without multishot receive (6.0, probed
 // through SEND_ZC, which came with it), registers a buffer ring of n
 // buffers of size bytes as group, and returns it with a connected pair of

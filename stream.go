@@ -194,7 +194,10 @@ func (s *streamCore) take() (it streamItem, ok bool, err error) {
 // not wait, so callers check what they wait for and call Wait again.
 //
 // Wait parks on less stack than NextContext does, which matters to a
-// server with a goroutine waiting on each of many idle connections.
+// server with a goroutine waiting on each of many idle connections. It has
+// no timeout of its own: to give up on a deadline, call Wake from a timer
+// (or Cancel, which ends the stream). Closing the ring ends every stream,
+// so a blocked Wait returns then too.
 func (s *Stream[T]) Wait() {
 	select {
 	case <-s.ready:

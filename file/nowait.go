@@ -5,6 +5,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/gorio/rio/internal/shortcall"
 )
 
 // Reads of data already in the page cache finish without waiting for
@@ -25,17 +27,6 @@ const (
 	probeEvery = 32
 )
 
-// rawReadMax is the largest RWF_NOWAIT read made without the scheduler's
-// system call bookkeeping (entersyscall and exitsyscall), as the core does
-// for short io_uring_enter calls and package rionet for short sends. Such
-// a read never waits for the disk or a lock; it copies at most this much
-// from the page cache while holding the P. With the bookkeeping, a thread
-// descheduled during the call may find its P handed to another thread when
-// it returns, and sleep. 4 KiB reads of a cached file from 64 goroutines
-// (BenchmarkHotRandRead, 3 alternating runs of 2 s): 1.08-1.28M IOPS
-// through the scheduler's path, 1.47-1.53M raw; os.File 1.22-1.55M.
-const rawReadMax = 16 << 10
-
 // readNowait tries to read b at off from the page cache. ok reports
 // whether it did (n bytes, 0 at end of file); otherwise the caller reads
 // through the ring.
@@ -47,11 +38,11 @@ func (f *File) readNowait(b []byte, off int64) (n int, ok bool) {
 	}
 	iov := unix.Iovec{Base: unsafe.SliceData(b)}
 	iov.SetLen(len(b))
-	syscall6 := unix.Syscall6
-	if len(b) <= rawReadMax {
-		syscall6 = unix.RawSyscall6
-	}
-	r, _, errno := syscall6(unix.SYS_PREADV2, uintptr(f.fd), uintptr(unsafe.Pointer(&iov)), 1,
+	// Raw when small (see package shortcall). 4 KiB reads of a cached
+	// file from 64 goroutines (BenchmarkHotRandRead, 3 alternating runs of
+	// 2 s): 1.08-1.28M IOPS through the scheduler's path, 1.47-1.53M raw;
+	// os.File 1.22-1.55M.
+	r, errno := shortcall.Syscall6(len(b), unix.SYS_PREADV2, uintptr(f.fd), uintptr(unsafe.Pointer(&iov)), 1,
 		uintptr(off), uintptr(uint64(off)>>32>>32), unix.RWF_NOWAIT)
 	if errno != 0 {
 		switch errno {

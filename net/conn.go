@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/gorio/rio"
+	"github.com/gorio/rio/internal/shortcall"
 	"golang.org/x/sys/unix"
 )
 
@@ -278,12 +279,11 @@ func sendNow(fd int, p []byte) (int, error) {
 	if len(p) > maxIO {
 		p = p[:maxIO]
 	}
-	syscall6 := unix.Syscall6
-	if len(p) <= rawSendMax {
-		syscall6 = unix.RawSyscall6
-	}
 	for {
-		n, _, e := syscall6(unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
+		// Raw when small (see package shortcall): otherwise the sender,
+		// descheduled when the send wakes a peer on its CPU, may lose its
+		// P and sleep, two thread switches per message.
+		n, e := shortcall.Syscall6(len(p), unix.SYS_SENDTO, uintptr(fd), uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)),
 			unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0)
 		switch e {
 		case 0:
@@ -296,20 +296,6 @@ func sendNow(fd int, p []byte) (int, error) {
 		return 0, os.NewSyscallError("write", e)
 	}
 }
-
-// rawSendMax is the largest send that sendNow makes without the
-// scheduler's system call bookkeeping (entersyscall and exitsyscall), as
-// the core does for short io_uring_enter calls. A send with MSG_DONTWAIT
-// never waits, but on loopback it wakes the peer, and when the peer runs
-// on the same CPU the sending thread is descheduled on its way out of the
-// kernel. With the bookkeeping, sysmon then hands the thread's P to
-// another thread after 20 µs, and the sender comes back without a P and
-// goes to sleep: two thread switches per message (echo over one
-// connection, both processes on one CPU: 1.25 context switches per
-// request with it, 1.01 without, 29-33k against 40-42k requests/s).
-// Larger sends, which copy more while holding the P, keep the
-// bookkeeping.
-const rawSendMax = 16 << 10
 
 // maxIO caps one system call's bytes, as package net does.
 const maxIO = 1 << 30
