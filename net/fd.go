@@ -20,7 +20,11 @@ type netFD struct {
 	e      *engine
 	sysfd  int
 	family int
-	net    string // "tcp", "tcp4", "tcp6" or "unix"
+	net    string // "tcp", "tcp4", "tcp6", "unix"; "udp", "udp4", "udp6", "unixgram"
+
+	// unconnected is set for a datagram socket with no peer: it has no
+	// remote address to look up.
+	unconnected bool
 
 	// state is refs<<1 | closing. Every method that uses sysfd holds a
 	// reference; Close sets closing and drops the reference the netFD was
@@ -29,8 +33,18 @@ type netFD struct {
 	state atomic.Uint64
 	done  chan struct{} // made by close, closed by destroy
 
+	// Addresses: la and ra are recorded at accept and connect (IP
+	// sockets, see recordAddrs); laddr and raddr are the net.Addrs made
+	// of them when first asked for, or set directly (Unix sockets,
+	// listeners). Guarded by addrMu once the netFD is shared.
 	addrMu       sync.Mutex
+	la, ra       sockAddr
 	laddr, raddr net.Addr
+
+	// Socket errors after a reset (see reset.go).
+	shutWR   atomic.Bool  // CloseWrite was called: EPIPE is ours
+	sockErr  atomic.Int32 // the errno the receive stream ended with, once taken
+	errClaim atomic.Int32 // who reported the socket error: 0 nobody, claimRead, claimWrite
 
 	// dl is the deadline state, allocated on first use (see deadlines).
 	dl atomic.Pointer[deadlines]
@@ -152,12 +166,19 @@ func drainRecv(e *engine, s *rio.Stream[rio.Buffer]) {
 	}
 }
 
-// addrs returns the local and remote addresses, asking the kernel the first
-// time. They are looked up lazily because most servers never ask.
+// addrs returns the local and remote addresses: those recorded at accept
+// or connect, or for a socket whose addresses were not recorded, what the
+// kernel says now.
 func (fd *netFD) addrs() (laddr, raddr net.Addr) {
 	fd.addrMu.Lock()
 	defer fd.addrMu.Unlock()
-	if fd.laddr == nil || fd.raddr == nil {
+	if fd.laddr == nil && fd.la.valid() {
+		fd.laddr = fd.la.addr(fd.net)
+	}
+	if fd.raddr == nil && fd.ra.valid() {
+		fd.raddr = fd.ra.addr(fd.net)
+	}
+	if fd.laddr == nil || fd.raddr == nil && !fd.unconnected {
 		if fd.incref() {
 			if fd.laddr == nil {
 				if sa, err := unix.Getsockname(fd.sysfd); err == nil {
