@@ -340,7 +340,7 @@ func (c *Conn) RemoteAddr() net.Addr {
 // SetWriteDeadline do.
 func (c *Conn) SetDeadline(t time.Time) error {
 	if c.fd.isClosing() {
-		return c.fd.opError("set", net.ErrClosed)
+		return c.fd.setError(net.ErrClosed)
 	}
 	c.fd.setDeadline(t, true, true)
 	return nil
@@ -353,7 +353,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // data lost.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	if c.fd.isClosing() {
-		return c.fd.opError("set", net.ErrClosed)
+		return c.fd.setError(net.ErrClosed)
 	}
 	c.fd.setDeadline(t, true, false)
 	return nil
@@ -364,7 +364,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // Write returns how many bytes it did write. The zero time clears it.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if c.fd.isClosing() {
-		return c.fd.opError("set", net.ErrClosed)
+		return c.fd.setError(net.ErrClosed)
 	}
 	c.fd.setDeadline(t, false, true)
 	return nil

@@ -85,18 +85,26 @@ func (c ctrlConn) Read(f func(fd uintptr) bool) error {
 
 func (c ctrlConn) Write(f func(fd uintptr) bool) error { return c.Read(f) }
 
-// setIntOpt sets an integer socket option on fd for the methods below,
-// with package net's error: a *net.OpError (Op "set") wrapping an
+// setIntOpt sets an integer socket option on fd for SetReadBuffer and
+// SetWriteBuffer, with package net's error (see setError) wrapping an
 // *os.SyscallError named setsockopt.
 func (fd *netFD) setIntOpt(level, opt, v int) error {
 	if !fd.incref() {
-		return fd.opError("set", net.ErrClosed)
+		return fd.setError(net.ErrClosed)
 	}
 	defer fd.decref()
 	if err := unix.SetsockoptInt(fd.sysfd, level, opt, v); err != nil {
-		return fd.opError("set", os.NewSyscallError("setsockopt", err))
+		return fd.setError(os.NewSyscallError("setsockopt", err))
 	}
 	return nil
+}
+
+// setError is the error of the setters package net has on every
+// connection (deadlines, buffers): unlike the others, it names the local
+// address as Addr and no Source.
+func (fd *netFD) setError(err error) error {
+	l, _ := fd.addrs()
+	return &net.OpError{Op: "set", Net: fd.net, Addr: l, Err: err}
 }
 
 // SetReadBuffer sets the size of the socket's receive buffer (SO_RCVBUF),

@@ -87,8 +87,15 @@ func (c *Conn) sendFile(r io.Reader) (written int64, err error, handled bool) {
 	if lr != nil {
 		lr.N -= written
 	}
+	if testHookSendFile != nil && handled {
+		testHookSendFile(written)
+	}
 	return written, err, handled
 }
+
+// testHookSendFile, set by tests, sees what each ReadFrom sent without
+// copying.
+var testHookSendFile func(written int64)
 
 // sendFile sends up to remain bytes (-1: all) of the regular file src with
 // sendfile(2), wmu held. The socket is switched to non-blocking mode for

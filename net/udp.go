@@ -578,18 +578,24 @@ func (c *PacketConn) destOf(d *dest, addr net.Addr) error {
 		if isUnix(c.fd.net) {
 			return d.setUnix(a.Name)
 		}
-	case nil:
-		return errMissingAddress
 	}
-	return errWrongAddress
+	return errWrongAddress // a nil net.Addr included, as in package net
 }
 
 // WriteToUDP is WriteTo with a *net.UDPAddr.
 func (c *PacketConn) WriteToUDP(p []byte, addr *net.UDPAddr) (int, error) {
 	if addr == nil {
-		return c.WriteTo(p, nil)
+		return 0, c.writeErr(c.missing(), nil)
 	}
 	return c.WriteTo(p, addr)
+}
+
+// missing is the error of a send without an address.
+func (c *PacketConn) missing() error {
+	if c.connected {
+		return net.ErrWriteToConnected
+	}
+	return errMissingAddress
 }
 
 // WriteToUDPAddrPort is WriteTo with a netip.AddrPort, without allocating.
@@ -615,13 +621,14 @@ func (c *PacketConn) destOfAddrPort(d *dest, addr netip.AddrPort) error {
 	return d.setIP(c.fd.family, addr.Addr(), addr.Port())
 }
 
-// udpAddrPortAddr is the address a send to addr reports in errors.
-func udpAddrPortAddr(addr netip.AddrPort) net.Addr {
-	if !addr.IsValid() {
-		return nil
-	}
-	return net.UDPAddrFromAddrPort(addr)
-}
+// udpAddrPortAddr is the address a send to addr reports in errors, as
+// package net reports it (also when addr is invalid).
+func udpAddrPortAddr(addr netip.AddrPort) net.Addr { return addrPortUDPAddr{addr} }
+
+// addrPortUDPAddr is a netip.AddrPort as a net.Addr.
+type addrPortUDPAddr struct{ netip.AddrPort }
+
+func (addrPortUDPAddr) Network() string { return "udp" }
 
 // WriteMsgUDP sends p and the ancillary data oob as one datagram to addr,
 // like (*net.UDPConn).WriteMsgUDP: addr must be nil on a connected
@@ -634,10 +641,13 @@ func (c *PacketConn) WriteMsgUDP(p, oob []byte, addr *net.UDPAddr) (n, oobn int,
 	if addr != nil {
 		to = addr
 	}
-	if c.connected && addr == nil {
-		// nothing to encode
-	} else if err := c.destOf(&d, to); err != nil {
-		return 0, 0, c.writeErr(err, to)
+	switch {
+	case addr == nil && !c.connected:
+		return 0, 0, c.writeErr(errMissingAddress, nil)
+	case addr != nil:
+		if err := c.destOf(&d, to); err != nil {
+			return 0, 0, c.writeErr(err, to)
+		}
 	}
 	n, err = c.writeMsg(p, oob, &d, "sendmsg", to)
 	if err != nil {
@@ -663,7 +673,7 @@ func (c *PacketConn) WriteMsgUDPAddrPort(p, oob []byte, addr netip.AddrPort) (n,
 // WriteToUnix is WriteTo with a *net.UnixAddr.
 func (c *PacketConn) WriteToUnix(p []byte, addr *net.UnixAddr) (int, error) {
 	if addr == nil {
-		return c.WriteTo(p, nil)
+		return 0, c.writeErr(c.missing(), nil)
 	}
 	return c.WriteTo(p, addr)
 }
@@ -678,10 +688,13 @@ func (c *PacketConn) WriteMsgUnix(p, oob []byte, addr *net.UnixAddr) (n, oobn in
 	if addr != nil {
 		to = addr
 	}
-	if c.connected && addr == nil {
-		// nothing to encode
-	} else if err := c.destOf(&d, to); err != nil {
-		return 0, 0, c.writeErr(err, to)
+	switch {
+	case addr == nil && !c.connected:
+		return 0, 0, c.writeErr(errMissingAddress, nil)
+	case addr != nil:
+		if err := c.destOf(&d, to); err != nil {
+			return 0, 0, c.writeErr(err, to)
+		}
 	}
 	n, err = c.writeMsg(p, oob, &d, "sendmsg", to)
 	if err != nil {
@@ -736,7 +749,7 @@ func (c *PacketConn) SetWriteDeadline(t time.Time) error {
 
 func (c *PacketConn) setDeadline(t time.Time, read, write bool) error {
 	if c.fd.isClosing() {
-		return c.fd.opError("set", net.ErrClosed)
+		return c.fd.setError(net.ErrClosed)
 	}
 	c.fd.setDeadline(t, read, write)
 	return nil

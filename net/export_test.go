@@ -1,0 +1,32 @@
+package rionet
+
+import "sync/atomic"
+
+// RecvStreamEndedForTest reports whether c's multishot receive has been
+// armed and the kernel has ended it (its last result is queued), reaping
+// what is ready (nobody else may, with nobody waiting).
+func RecvStreamEndedForTest(c *Conn) bool {
+	s := c.fd.stream.Load()
+	if s == nil {
+		return false
+	}
+	s.Err()
+	return s.Ended()
+}
+
+// SendFileBytesForTest counts the bytes ReadFrom has sent without copying,
+// from now until the returned function is called.
+func SendFileBytesForTest() (n *atomic.Int64, stop func()) {
+	n = new(atomic.Int64)
+	testHookSendFile = func(w int64) { n.Add(w) }
+	return n, func() { testHookSendFile = nil }
+}
+
+// SetSpliceRingForTest switches ReadFrom between sendfile(2) and splices
+// through the ring (RIONET_SENDFILE=splice), and returns a function that
+// restores the previous mode.
+func SetSpliceRingForTest(v bool) (restore func()) {
+	old := useSpliceRing
+	useSpliceRing = v
+	return func() { useSpliceRing = old }
+}
