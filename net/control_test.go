@@ -262,4 +262,3 @@ func TestConnBuffers(t *testing.T) {
 		tr.err("SetWriteDeadline closed", c.SetWriteDeadline(time.Now()))
 	})
 }
-

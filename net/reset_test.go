@@ -200,4 +200,3 @@ func sockName(t *testing.T, c net.Conn, get func(int) (unix.Sockaddr, error)) ne
 	})
 	return a
 }
-

@@ -230,4 +230,5 @@ func (fd *netFD) spliceFile(src int, remain int64) (written int64, err error, ha
 	}
 	return written, nil, true
 }
+
 var _ io.ReaderFrom = (*Conn)(nil)
