@@ -2,6 +2,7 @@ package rio
 
 import (
 	"bytes"
+	"context"
 	"io"
 	"reflect"
 	"strings"
@@ -302,4 +303,38 @@ func TestStreamErr(t *testing.T) {
 	_, err = st.Next()
 	require.Equal(t, io.EOF, err)
 	require.ErrorIs(t, st.Err(), syscall.ECONNRESET, "still, after everything was taken")
+}
+
+// Stream.WaitEnded waits for the end without taking the results.
+func TestStreamWaitEnded(t *testing.T) {
+	r := newTestRing(t)
+	requireRing(t, r.Supported("SOCKET")) // multishot receive: 6.0
+	c, s := connectedTCP(t, r)
+	br, err := r.NewBufferRing(9, 16, 64)
+	requireRing(t, err)
+	defer br.Close()
+	st := r.RecvMultishot(s, br, 0)
+	_, err = unix.Write(c, []byte("kept"))
+	require.NoError(t, err)
+	for st.Buffered() == 0 {
+		st.Wait()
+	}
+	st.Cancel()
+	require.NoError(t, st.WaitEnded(nil))
+	require.True(t, st.Ended())
+	b, err := st.Next()
+	require.NoError(t, err)
+	assert.Equal(t, "kept", string(br.Bytes(b.ID, b.N)))
+	br.Release(b.ID)
+	_, err = st.Next()
+	require.ErrorIs(t, err, syscall.ECANCELED)
+
+	// A done context cancels the stream and says so.
+	st = r.RecvMultishot(s, br, 0)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, st.WaitEnded(ctx), context.DeadlineExceeded)
+	require.NoError(t, st.WaitEnded(nil))
+	_, err = st.Next()
+	require.ErrorIs(t, err, syscall.ECANCELED)
 }

@@ -472,6 +472,12 @@ func (br *BufferRing) streamEnded() {
 	br.mu.Unlock()
 }
 
+// WaitEnded blocks until the kernel has ended the stream (as it does
+// after Cancel), without taking its results, which stay queued for Next.
+// If ctx is done first, it cancels the stream and returns ctx.Err(); a nil
+// ctx waits for the end alone. Closing the ring ends every stream.
+func (s *Stream[T]) WaitEnded(ctx context.Context) error { return s.op.wait(ctx) }
+
 // Err returns the error the kernel ended the stream with: nil while the
 // stream runs, and nil if it ended without one. It takes nothing from the
 // stream. It reaps the completions that are ready first, waiting for a

@@ -33,7 +33,7 @@ var _ syscall.RawConn = (*rawConn)(nil)
 
 func (c *rawConn) Control(f func(fd uintptr)) error {
 	if !c.fd.incref() {
-		return c.fd.opError("raw-control", net.ErrClosed)
+		return c.fd.controlError(net.ErrClosed)
 	}
 	defer c.fd.decref()
 	f(uintptr(c.fd.sysfd))
@@ -126,9 +126,7 @@ func (fd *netFD) pauseRecv() {
 		return
 	}
 	s.Cancel()
-	for !s.Ended() {
-		s.Wait()
-	}
+	s.WaitEnded(nil)
 }
 
 // Non-blocking mode is counted per socket, so that a Read and a Write
@@ -164,4 +162,11 @@ func (fd *netFD) setNonblock(on bool) error {
 	}
 	nbCount[fd] = n - 1
 	return nil
+}
+
+// controlError is RawConn.Control's error, shaped as package net's: the
+// local address as Addr and no Source.
+func (fd *netFD) controlError(err error) error {
+	l, _ := fd.addrs()
+	return &net.OpError{Op: "raw-control", Net: fd.net, Addr: l, Err: err}
 }
