@@ -2,6 +2,7 @@ package rionet
 
 import (
 	"io"
+	"io/fs"
 	"net"
 	"os"
 	"syscall"
@@ -31,10 +32,33 @@ func (c *Conn) ReadFrom(r io.Reader) (int64, error) {
 		m, err = io.Copy(writerOnly{c}, r)
 		n += m
 	}
-	if err != nil && err != io.EOF {
-		err = fd.opError("readfrom", err)
+	if err == nil || err == io.EOF {
+		return n, err
 	}
-	return n, err
+	if name, ok := fromFileWriteTo(r); ok && handled {
+		// With package net, os.File.WriteTo sends the file itself and
+		// reports its errors as the file's.
+		return n, &fs.PathError{Op: "read", Path: name, Err: err}
+	}
+	return n, fd.opError("readfrom", err)
+}
+
+// fromFileWriteTo reports whether r is what os.File.WriteTo passes to
+// io.Copy (the file, without its WriteTo method), and the file's name.
+// Package net's connections never see it for a regular file: os sends it
+// with sendfile(2) before.
+func fromFileWriteTo(r io.Reader) (string, bool) {
+	if _, ok := r.(*os.File); ok {
+		return "", false
+	}
+	f, ok := r.(interface {
+		syscall.Conn
+		Name() string
+	})
+	if !ok {
+		return "", false
+	}
+	return f.Name(), true
 }
 
 // writerOnly hides Conn.ReadFrom from io.Copy, which would recurse.
@@ -182,12 +206,16 @@ func (fd *netFD) spliceFile(src int, remain int64) (written int64, err error, ha
 			return written, err, true
 		}
 		b := fd.e.ring.NewBatch()
-		chunk := int64(size) - inPipe
-		if remain > 0 {
-			chunk = min(chunk, remain-inPipe)
-		}
-		if eof {
-			chunk = 0
+		// Refill only an empty pipe, with half of what it holds: data at
+		// an offset that is not page-aligned takes one more page of the
+		// pipe than its size says, and a splice into a full pipe would
+		// wait for the one out of it, which is linked behind it.
+		var chunk int64
+		if inPipe == 0 && !eof {
+			chunk = int64(size / 2)
+			if remain > 0 {
+				chunk = min(chunk, remain)
+			}
 		}
 		var in *rio.Completion[int]
 		if !eof && chunk > 0 {
