@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -337,4 +338,71 @@ func TestStreamWaitEnded(t *testing.T) {
 	require.NoError(t, st.WaitEnded(nil))
 	_, err = st.Next()
 	require.ErrorIs(t, err, syscall.ECANCELED)
+}
+
+func TestRecvmsgMultishot(t *testing.T) {
+	r := newTestRing(t)
+	requireRing(t, r.Supported("SOCKET")) // multishot recvmsg: 6.0
+	a, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(a)
+	bfd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	defer unix.Close(bfd)
+	lo := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
+	require.NoError(t, unix.Bind(a, lo))
+	require.NoError(t, unix.Bind(bfd, lo))
+	require.NoError(t, unix.SetsockoptInt(a, unix.IPPROTO_IP, unix.IP_PKTINFO, 1))
+	asa, err := unix.Getsockname(a)
+	require.NoError(t, err)
+	bsa, err := unix.Getsockname(bfd)
+	require.NoError(t, err)
+	br, err := r.NewBufferRing(10, 8, 256)
+	requireRing(t, err)
+	defer br.Close()
+
+	const nameLen, oobLen = unix.SizeofSockaddrAny, 64
+	b := r.NewBatch()
+	st := b.RecvmsgMultishot(a, br, nameLen, oobLen, unix.MSG_TRUNC) // full lengths
+	require.NoError(t, b.Submit())
+	// The empty message comes last: it ends the stream, after its
+	// result, as the end of a byte stream does.
+	msgs := []string{"one", string(bytes.Repeat([]byte("x"), 200)), ""}
+	for _, m := range msgs {
+		require.NoError(t, unix.Sendto(bfd, []byte(m), 0, asa))
+	}
+	for i, m := range msgs {
+		res, err := st.Next()
+		require.NoError(t, err)
+		out, err := ParseRecvmsg(br.Bytes(res.ID, res.N), nameLen, oobLen)
+		require.NoError(t, err)
+		want := m
+		if i == 1 {
+			want = m[:256-16-nameLen-oobLen] // what the buffer holds
+			assert.NotZero(t, out.Flags&unix.MSG_TRUNC)
+		}
+		assert.Equal(t, want, string(out.Payload), "message %d", i)
+		assert.Equal(t, len(m), out.PayloadLen)
+		require.GreaterOrEqual(t, len(out.Name), unix.SizeofSockaddrInet4)
+		from := (*unix.RawSockaddrInet4)(unsafe.Pointer(&out.Name[0]))
+		assert.Equal(t, bsa.(*unix.SockaddrInet4).Port, int(from.Port>>8|from.Port<<8))
+		cm, err := unix.ParseSocketControlMessage(out.OOB)
+		require.NoError(t, err)
+		require.Len(t, cm, 1)
+		assert.Equal(t, int32(unix.IP_PKTINFO), cm[0].Header.Type)
+		br.Release(res.ID)
+	}
+	_, err = st.Next()
+	require.Equal(t, io.EOF, err, "ended by the empty message")
+
+	st = r.RecvmsgMultishot(a, br, nameLen, oobLen, 0)
+	st.Cancel()
+	require.NoError(t, st.WaitEnded(nil))
+	_, err = st.Next()
+	require.ErrorIs(t, err, syscall.ECANCELED)
+
+	_, err = r.RecvmsgMultishot(a, br, 200, 100, 0).Next()
+	require.ErrorIs(t, err, syscall.EINVAL, "name and control larger than the buffers")
+	_, err = ParseRecvmsg(make([]byte, 10), nameLen, oobLen)
+	require.ErrorIs(t, err, syscall.EINVAL)
 }

@@ -30,3 +30,20 @@ func SetSpliceRingForTest(v bool) (restore func()) {
 	useSpliceRing = v
 	return func() { useSpliceRing = old }
 }
+
+// SetUDPRingOnlyForTest makes PacketConns receive and send on the ring
+// only (RIONET_UDP=ring), and returns a function that restores the mode.
+func SetUDPRingOnlyForTest(v bool) (restore func()) {
+	old := udpRingOnly
+	udpRingOnly = v
+	return func() { udpRingOnly = old }
+}
+
+// SetUDPMultishotForTest makes UDP PacketConns receive with a multishot
+// recvmsg (RIONET_UDP=multishot), and returns a function that restores
+// the mode. Only between PacketConns: none may be receiving.
+func SetUDPMultishotForTest(v bool) (restore func()) {
+	old := udpMultishot
+	udpMultishot = v
+	return func() { udpMultishot = old }
+}

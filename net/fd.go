@@ -25,6 +25,9 @@ type netFD struct {
 	// unconnected is set for a datagram socket with no peer: it has no
 	// remote address to look up.
 	unconnected bool
+	// datagram is set for a PacketConn: its receive stream, if any, is a
+	// multishot recvmsg into the engine's datagram buffers (udp_multishot.go).
+	datagram bool
 
 	// state is refs<<1 | closing. Every method that uses sysfd holds a
 	// reference; Close sets closing and drops the reference the netFD was
@@ -134,7 +137,11 @@ func (fd *netFD) destroy() {
 	fd.rmu.Lock()
 	if s := fd.stream.Load(); s != nil {
 		s.Cancel()
-		drainRecv(fd.e, s)
+		if fd.datagram {
+			drainDgram(fd.e, s)
+		} else {
+			drainRecv(fd.e, s)
+		}
 		fd.stream.Store(nil)
 	}
 	if fd.hasCur {

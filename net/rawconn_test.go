@@ -177,7 +177,9 @@ func TestRawConnWrite(t *testing.T) {
 }
 
 // RawConn.Read on a PacketConn: recvfrom until EAGAIN.
-func TestRawConnPacket(t *testing.T) {
+func TestRawConnPacket(t *testing.T) { udpModes(t, testRawConnPacket) }
+
+func testRawConnPacket(t *testing.T) {
 	compare(t, func(t *testing.T, s stack, tr *transcript) {
 		a := listenUDP(t, s, "udp4", "127.0.0.1:0")
 		b := listenUDP(t, s, "udp4", "127.0.0.1:0")

@@ -62,7 +62,25 @@ func listenUDP(t *testing.T, s stack, network, address string) udpConn {
 	return pc.(udpConn)
 }
 
-func TestUDPBasics(t *testing.T) {
+// udpModes runs f with each way rionet can receive datagrams: a recvmsg
+// per receive (tried directly, then on the ring), and the multishot
+// recvmsg (RIONET_UDP=multishot).
+func udpModes(t *testing.T, f func(t *testing.T)) {
+	for _, multishot := range []bool{false, true} {
+		name := "oneshot"
+		if multishot {
+			name = "multishot"
+		}
+		t.Run(name, func(t *testing.T) {
+			defer rionet.SetUDPMultishotForTest(multishot)()
+			f(t)
+		})
+	}
+}
+
+func TestUDPBasics(t *testing.T) { udpModes(t, testUDPBasics) }
+
+func testUDPBasics(t *testing.T) {
 	for _, tc := range []struct{ network, addr string }{
 		{"udp4", "127.0.0.1:0"}, {"udp6", "[::1]:0"}, {"udp", "127.0.0.1:0"}, {"udp", ":0"},
 	} {
@@ -140,7 +158,9 @@ func TestUDPBasics(t *testing.T) {
 	}
 }
 
-func TestUDPDeadlineAndClose(t *testing.T) {
+func TestUDPDeadlineAndClose(t *testing.T) { udpModes(t, testUDPDeadlineAndClose) }
+
+func testUDPDeadlineAndClose(t *testing.T) {
 	compare(t, func(t *testing.T, s stack, tr *transcript) {
 		a := listenUDP(t, s, "udp4", "127.0.0.1:0")
 		tr.name(a.LocalAddr(), "A")
@@ -188,7 +208,9 @@ func TestUDPDeadlineAndClose(t *testing.T) {
 	})
 }
 
-func TestUDPConnected(t *testing.T) {
+func TestUDPConnected(t *testing.T) { udpModes(t, testUDPConnected) }
+
+func testUDPConnected(t *testing.T) {
 	compare(t, func(t *testing.T, s stack, tr *transcript) {
 		srv := listenUDP(t, s, "udp4", "127.0.0.1:0")
 		tr.name(srv.LocalAddr(), "SRV")
@@ -235,7 +257,9 @@ func TestUDPConnected(t *testing.T) {
 
 // ReadMsgUDP and WriteMsgUDP with ancillary data: IP_PKTINFO received,
 // and sent to pick the source address.
-func TestUDPMsgOOB(t *testing.T) {
+func TestUDPMsgOOB(t *testing.T) { udpModes(t, testUDPMsgOOB) }
+
+func testUDPMsgOOB(t *testing.T) {
 	compare(t, func(t *testing.T, s stack, tr *transcript) {
 		a := listenUDP(t, s, "udp4", "127.0.0.1:0")
 		b := listenUDP(t, s, "udp4", "127.0.0.1:0")
@@ -261,6 +285,16 @@ func TestUDPMsgOOB(t *testing.T) {
 		tr.add("WriteMsgUDPAddrPort %d %d %v", n, oobn, err)
 		n, oobn, flags, ap, err := a.ReadMsgUDPAddrPort(buf, oob[:4])
 		tr.add("ReadMsgUDPAddrPort %q oobn=%d ctrunc=%v from=%v %v", buf[:n], oobn, flags&unix.MSG_CTRUNC != 0, ap, err)
+		// Two control messages, and room for one, one and a half, ...
+		rc.Control(func(fd uintptr) {
+			require.NoError(t, unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_RECVTTL, 1))
+		})
+		for _, room := range []int{128, 32, 40, 48} {
+			b.WriteTo([]byte("two"), a.LocalAddr())
+			clear(oob)
+			n, oobn, flags, _, err := a.ReadMsgUDP(buf, oob[:room])
+			tr.add("room %d: %q oobn=%d ctrunc=%v %v oob=%x", room, buf[:n], oobn, flags&unix.MSG_CTRUNC != 0, err, oob[:oobn])
+		}
 	})
 }
 
@@ -306,7 +340,9 @@ func TestUnixgram(t *testing.T) {
 // 1,000 datagrams of random sizes, up to the largest UDP datagram over
 // IPv4, echoed byte-exact by a rionet server to a rionet client, one at a
 // time (UDP may drop what a full receive buffer cannot take).
-func TestUDPEchoRandomSizes(t *testing.T) {
+func TestUDPEchoRandomSizes(t *testing.T) { udpModes(t, testUDPEchoRandomSizes) }
+
+func testUDPEchoRandomSizes(t *testing.T) {
 	ensureRing(t)
 	checkLeaks(t)
 	srv := listenUDP(t, rioStack, "udp4", "127.0.0.1:0")
@@ -352,7 +388,9 @@ func TestUDPEchoRandomSizes(t *testing.T) {
 
 // Many goroutines sending and receiving at once on one PacketConn: every
 // datagram arrives whole (a datagram is never split or merged).
-func TestUDPConcurrent(t *testing.T) {
+func TestUDPConcurrent(t *testing.T) { udpModes(t, testUDPConcurrent) }
+
+func testUDPConcurrent(t *testing.T) {
 	ensureRing(t)
 	checkLeaks(t)
 	a := listenUDP(t, rioStack, "udp4", "127.0.0.1:0")
