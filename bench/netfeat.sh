@@ -2,12 +2,12 @@
 # Side-by-side benchmarks of rionet's features beyond net.Conn against
 # package net (issue 13): UDP echo (BenchmarkUDPEcho: package net, rionet's
 # recvmsg tried directly then on the ring, ring only, multishot recvmsg)
-# and serving a 64 MiB file over net/http (BenchmarkServeFile: package net,
-# rionet with sendfile(2), rionet with splices through the ring). Every
+# a TCP echo in one process for reference (BenchmarkTCPEcho), and serving a
+# 64 MiB file over net/http (BenchmarkServeFile: package net, rionet). Every
 # round runs every variant once, so that machine drift hits them alike;
 # benchstat then summarizes the rounds.
 #
-#   quiet bench/netfeat.sh                 # 8 rounds of both
+#   quiet bench/netfeat.sh                 # 8 rounds of each
 #   ROUNDS=10 ONLY=ServeFile quiet bench/netfeat.sh
 #
 # Raw results go to $OUT/netfeat.txt.

@@ -123,15 +123,13 @@ func BenchmarkServeFile(b *testing.B) {
 		b.Fatal(err)
 	}
 	for _, v := range []struct {
-		name   string
-		s      stack
-		splice bool
-	}{{"net", stdStack, false}, {"rionet", rioStack, false}, {"rionet-splice", rioStack, true}} {
+		name string
+		s    stack
+	}{{"net", stdStack}, {"rionet", rioStack}} {
 		b.Run("impl="+v.name, func(b *testing.B) {
 			if v.s.name == "rionet" {
 				ensureRing(b)
 			}
-			defer rionet.SetSpliceRingForTest(v.splice)()
 			ln, err := v.s.listen(b.Context(), opts{}, "tcp4", "127.0.0.1:0")
 			if err != nil {
 				b.Fatal(err)

@@ -22,15 +22,6 @@ func SendFileBytesForTest() (n *atomic.Int64, stop func()) {
 	return n, func() { testHookSendFile = nil }
 }
 
-// SetSpliceRingForTest switches ReadFrom between sendfile(2) and splices
-// through the ring (RIONET_SENDFILE=splice), and returns a function that
-// restores the previous mode.
-func SetSpliceRingForTest(v bool) (restore func()) {
-	old := useSpliceRing
-	useSpliceRing = v
-	return func() { useSpliceRing = old }
-}
-
 // SetUDPRingOnlyForTest makes PacketConns receive and send on the ring
 // only (RIONET_UDP=ring), and returns a function that restores the mode.
 func SetUDPRingOnlyForTest(v bool) (restore func()) {
