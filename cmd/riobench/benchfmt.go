@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"unicode"
@@ -20,7 +21,8 @@ import (
 // A row is BenchmarkWorkload/key=value/.../impl=name; each line carries
 // one round: an iteration count of 1, the primary value and unit, and the
 // secondary metrics of that round. "Unit" lines tell benchstat which
-// direction is better.
+// direction is better. The baselines' lines come first, so that
+// benchstat -col /impl compares each group with its baseline.
 
 var benchNames = map[string]string{
 	"nop":    "NOP",
@@ -114,7 +116,13 @@ func (rep *report) writeBenchfmt(w io.Writer) error {
 	for _, u := range units {
 		fmt.Fprintf(&b, "Unit %s better=%s\n", u, better[u])
 	}
-	for _, r := range rep.Rows {
+	// The baselines first: benchstat -col /impl orders its columns by
+	// first appearance, and compares with the first.
+	rows := slices.Clone(rep.Rows)
+	sort.SliceStable(rows, func(i, j int) bool {
+		return rows[i].Impl == rows[i].Baseline && rows[j].Impl != rows[j].Baseline
+	})
+	for _, r := range rows {
 		name := benchName(r)
 		for i, v := range r.Values {
 			fmt.Fprintf(&b, "%s 1 %s %s", name, benchValue(v), benchUnit(r.Unit))

@@ -182,6 +182,7 @@ func runMain(o options) int {
 	rep.Host = hostInfo{Kernel: kernelRelease(), CPU: cpuModel(), CPUs: allowedCPUs(), Virt: virtualization(),
 		Go: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), LoadStart: loadAverage()}
 	rep.Commit = gitCommit(o.root)
+	rep.Config = o.config()
 	fmt.Fprintf(os.Stderr, "riobench: %s; %s\n", rep.machine(), rep.how())
 	b := newBench(ctx, o, r)
 	defer b.cleanup()
@@ -199,7 +200,6 @@ func runMain(o options) int {
 	b.cleanup()
 	rep.Duration = time.Since(rep.Started).Round(time.Second).String()
 	rep.Host.LoadEnd = loadAverage()
-	rep.Config = o.config()
 	for _, s := range sources {
 		rep.Groups = append(rep.Groups, s.groups()...)
 	}

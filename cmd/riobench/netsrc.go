@@ -59,9 +59,9 @@ const (
 )
 
 var netTitles = map[string]string{
-	"echo": "TCP echo on loopback",
-	"http": "net/http hello on loopback",
-	"idle": "server memory with idle connections",
+	"echo": "TCP echo",
+	"http": "net/http hello",
+	"idle": "server RSS, idle connections",
 	"net":  "bench/net scenario",
 }
 

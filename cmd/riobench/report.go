@@ -14,16 +14,16 @@ import (
 // and the only input of the table, the chart, the benchstat file and the
 // published sections of the README and docs.
 type report struct {
-	Version  int       `json:"version"`
-	Started  time.Time `json:"started"`
-	Duration string    `json:"duration"`
-	Command  string    `json:"command"`
-	Commit   string    `json:"commit,omitempty"` // git commit of the checkout, "+dirty" if it had changes
-	Host     hostInfo  `json:"host"`
-	Config   config    `json:"config"`
+	Version  int         `json:"version"`
+	Started  time.Time   `json:"started"`
+	Duration string      `json:"duration"`
+	Command  string      `json:"command"`
+	Commit   string      `json:"commit,omitempty"` // git commit of the checkout, "+dirty" if it had changes
+	Host     hostInfo    `json:"host"`
+	Config   config      `json:"config"`
 	Groups   []groupInfo `json:"groups"`
-	Rows     []row     `json:"rows"`
-	Notes    []string  `json:"notes,omitempty"`
+	Rows     []row       `json:"rows"`
+	Notes    []string    `json:"notes,omitempty"`
 }
 
 const reportVersion = 2
@@ -88,15 +88,17 @@ type metricDef struct {
 	lower bool   // lower is better
 	bench string // unit in the benchstat file
 	show  bool   // in the table's note column
+	ratio bool   // with its ratio to the baseline's
+	whole bool   // a count: shown without decimals
 }
 
 // metricDefs are the secondary metrics riobench knows how to show; others
 // (bench/net may add some) are kept in the JSON only.
 var metricDefs = map[string]metricDef{
-	"threads":            {label: "threads", unit: "", lower: true, bench: "threads", show: true},
+	"threads":            {label: "threads", unit: "", lower: true, bench: "threads", show: true, whole: true},
 	"p50_us":             {label: "p50", unit: "µs", lower: true, bench: "p50-µs"},
-	"p99_us":             {label: "p99", unit: "µs", lower: true, bench: "p99-µs", show: true},
-	"srv_cpu_us_per_req": {label: "server CPU", unit: "µs/req", lower: true, bench: "srv-cpu-µs/req", show: true},
+	"p99_us":             {label: "p99", unit: "µs", lower: true, bench: "p99-µs", show: true, ratio: true},
+	"srv_cpu_us_per_req": {label: "server CPU", unit: "µs/req", lower: true, bench: "srv-cpu-µs/req", show: true, ratio: true},
 	"srv_cs_per_req":     {label: "server switches", unit: "/req", lower: true, bench: "srv-switches/req", show: true},
 	"cli_cpu_us_per_req": {label: "client CPU", unit: "µs/req", lower: true, bench: "cli-cpu-µs/req"},
 }

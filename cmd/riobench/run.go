@@ -213,7 +213,11 @@ func (s *altSource) run(ctx context.Context, r *runner) {
 						p = u.param
 					}
 					r.record(measurement{Workload: u.workload, Param: p, Impl: im.name, Round: round, Value: smp.Value, Metrics: smp.Extra})
-					shown = append(shown, fmt.Sprintf("%s %s %s", p, human(smp.Value), smp.Unit))
+					v := human(smp.Value) + " " + smp.Unit
+					if p != u.param {
+						v = p + " " + v
+					}
+					shown = append(shown, v)
 				}
 				r.step(s.each, "%s: %s", label, strings.Join(shown, ", "))
 			}

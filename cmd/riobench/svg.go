@@ -44,7 +44,7 @@ func (rep *report) chartPanels() []panel {
 		}
 		panels = append(panels, p)
 		const cpu = "srv_cpu_us_per_req"
-		q := panel{title: g.Title + ", " + g.Param + ": server CPU per request", axis: axisLabel("µs CPU per request", true)}
+		q := panel{title: g.Title + ", " + g.Param + ": server CPU/request", axis: axisLabel("µs CPU per request", true)}
 		for _, r := range rows {
 			if m, ok := r.Metrics[cpu]; ok {
 				q.bars = append(q.bars, makeBar(r.Impl, m.summary, m.VsBase, r.Impl == g.Baseline, "µs"))
@@ -93,9 +93,9 @@ func (rep *report) svg() string {
 	panels := rep.chartPanels()
 	const (
 		cols              = 3
-		pw                = 470 // panel width
+		pw                = 500 // panel width
 		labelW            = 112 // implementation names
-		textW             = 128 // value and ratio right of the bars
+		textW             = 158 // value and ratio right of the bars
 		barH, gap, header = 16, 6, 34
 		axisH             = 44
 		footH             = 64
@@ -128,20 +128,26 @@ func (rep *report) svg() string {
 		}
 		ox, oy := (i%cols)*pw, y0
 		x0, x1 := float64(ox+labelW), float64(ox+pw-textW)
-		xmax := 0.0
+		hi := 0.0
 		for _, b := range p.bars {
-			xmax = math.Max(xmax, math.Max(b.hi, b.med))
+			hi = math.Max(hi, math.Max(b.hi, b.med))
 		}
-		xmax = niceCeil(xmax)
+		step := niceStep(hi / 4)
+		ticks := max(1, int(math.Ceil(hi/step*(1-1e-12))))
+		xmax := step * float64(ticks)
 		xpos := func(v float64) float64 { return x0 + v/xmax*(x1-x0) }
 		fmt.Fprintf(&sb, `<text x="%d" y="%d" font-size="12" font-weight="bold">%s</text>`+"\n", ox+8, oy+18, esc(p.title))
 		top := float64(oy + header)
 		bottom := top + float64(len(p.bars)*(barH+gap))
-		for k := 0; k <= 4; k++ {
-			v := xmax * float64(k) / 4
+		for k := 0; k <= ticks; k++ {
+			v := step * float64(k)
 			x := xpos(v)
+			tick := human(v)
+			if k == 0 {
+				tick = "0"
+			}
 			fmt.Fprintf(&sb, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#e2e2e2"/>`+"\n", x, top-4, x, bottom)
-			fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#444">%s</text>`+"\n", x, bottom+13, human(v))
+			fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#444">%s</text>`+"\n", x, bottom+13, tick)
 		}
 		fmt.Fprintf(&sb, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="black"/>`+"\n", x0, bottom, x1, bottom)
 		fmt.Fprintf(&sb, `<text x="%.1f" y="%.1f" text-anchor="middle" fill="#444">%s</text>`+"\n", (x0+x1)/2, bottom+28, esc(p.axis))
@@ -174,7 +180,7 @@ func (rep *report) svg() string {
 func (rep *report) chartFooter() []string {
 	lines := []string{
 		fmt.Sprintf("riobench, %s: %s; took %s. Command: %s", rep.when(), rep.how(), rep.Duration, rep.Command),
-		"Bars: median of the rounds; whiskers: lowest to highest round. Ratios: median / the baseline's (first) median, in brackets the lowest and highest per-round ratio.",
+		"Bars: median of the rounds (red: rio, blue: the baseline, grey: other peers); whiskers: lowest to highest round. Ratios: median / the baseline's median, in brackets the lowest and highest per-round ratio.",
 		"Machine: " + rep.machine(),
 	}
 	if rep.Commit != "" {
@@ -188,13 +194,14 @@ func (rep *report) chartFooter() []string {
 
 func esc(s string) string { return html.EscapeString(s) }
 
-// niceCeil rounds v up to 1, 2, 2.5 or 5 times a power of ten.
-func niceCeil(v float64) float64 {
+// niceStep rounds v up to 1, 2 or 5 times a power of ten: the distance
+// between two ticks of an axis.
+func niceStep(v float64) float64 {
 	if v <= 0 {
 		return 1
 	}
 	p := math.Pow(10, math.Floor(math.Log10(v)))
-	for _, m := range []float64{1, 2, 2.5, 5, 10} {
+	for _, m := range []float64{1, 2, 5, 10} {
 		if m*p >= v*(1-1e-12) {
 			return m * p
 		}

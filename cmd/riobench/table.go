@@ -12,6 +12,12 @@ import (
 func metricText(name string, m *metricRow, isBase bool) string {
 	d := metricDefs[name]
 	v := human(m.Median)
+	if d.whole {
+		v = fmt.Sprintf("%.0f", m.Median)
+	}
+	if d.unit == "µs" && m.Median >= 1000 {
+		d.unit, v = "ms", human(m.Median/1000)
+	}
 	var s string
 	switch {
 	case d.unit == "":
@@ -21,7 +27,7 @@ func metricText(name string, m *metricRow, isBase bool) string {
 	default:
 		s = d.label + " " + v + " " + d.unit
 	}
-	if m.VsBase != nil && !isBase {
+	if d.ratio && m.VsBase != nil && !isBase {
 		s += " (" + ratioText(m.VsBase.Ratio) + ")"
 	}
 	return s
@@ -47,7 +53,8 @@ func (rep *report) printTable(w io.Writer) {
 		fmt.Fprintf(w, " (commit %s)", rep.Commit)
 	}
 	fmt.Fprint(w, "\n\n")
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	var tb strings.Builder
+	tw := tabwriter.NewWriter(&tb, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "workload\tparam\timpl\tmedian\tunit\tvs base\trounds' ratios\t\tspread\tnote")
 	for i, g := range rep.Groups {
 		rows := rep.rowsOf(g)
@@ -78,6 +85,12 @@ func (rep *report) printTable(w io.Writer) {
 		}
 	}
 	tw.Flush()
+	for _, line := range strings.SplitAfter(tb.String(), "\n") {
+		fmt.Fprint(w, strings.TrimRight(line, " \n"))
+		if strings.HasSuffix(line, "\n") {
+			fmt.Fprintln(w)
+		}
+	}
 	fmt.Fprint(w, "\n"+rep.legend()+"\n")
 	if len(rep.Notes) > 0 {
 		fmt.Fprintln(w, "\nnotes:")
