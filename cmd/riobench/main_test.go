@@ -125,7 +125,7 @@ func TestQuickDefaults(t *testing.T) {
 		t.Errorf("-quick -rounds 4: rounds %d, %v", o.rounds, err)
 	}
 	o, err = parseFlags(nil)
-	if err != nil || o.rounds != 5 || strings.Join(o.netScenarios, ",") != defaultNetScenarios {
+	if err != nil || o.rounds != 6 || strings.Join(o.netScenarios, ",") != defaultNetScenarios {
 		t.Errorf("defaults: %+v, %v", o, err)
 	}
 }

@@ -234,17 +234,30 @@ func (rep *report) readmeSummary() string {
 		}
 	}
 	b.WriteString("\n" + rep.measuredLine() + "\n\n")
-	b.WriteString(`Each figure is the median of the rounds. The ratio is rio's median divided by the
-other's, and in brackets the lowest and highest ratio of one round to the other's round
-run beside it: a rerun of the command lands in that range about as often as the range's
-confidence says (see [docs/riobench.md](docs/riobench.md#reading-the-numbers)), and on
-this shared machine a rerun hours later can move further. "within noise" means the rounds
-did not agree on which was better. Every row, every peer (C liburing, go-uring, fio, the C
-servers) and the spreads are in [docs/benchmarks.md](docs/benchmarks.md#the-whole-suite-go-run-cmdriobench).
+	fmt.Fprintf(&b, `Each figure is the median of the rounds. The ratio is rio's median divided by the
+other's; in brackets, the lowest and highest ratio of one round to the other's round run
+beside it. That range is this run's noise: %s
+"within noise" means the rounds did not agree on which was better. Every row, every peer
+(C liburing, go-uring, fio, the C servers), the spreads and the secondary metrics are in
+[docs/benchmarks.md](docs/benchmarks.md#the-whole-suite-go-run-cmdriobench); how to read
+them, in [docs/riobench.md](docs/riobench.md#reading-the-numbers).
 
-![Every riobench workload: median of the rounds as bars, lowest to highest round as whiskers, rio against each peer](docs/riobench.svg)
+`, rep.noiseSentence())
+	b.WriteString(`![Every riobench workload: median of the rounds as bars, lowest to highest round as whiskers, rio against each peer](docs/riobench.svg)
 `)
 	return b.String()
+}
+
+// noiseSentence says how far a rerun of the run's command can be
+// expected to move.
+func (rep *report) noiseSentence() string {
+	n := rep.Config.Rounds
+	if n < 2 {
+		return "with one round there is no range, and a rerun can differ by any amount."
+	}
+	return fmt.Sprintf(`if the rounds were independent, the range would hold the ratio's true median
+with %.0f%% confidence (%s), but a busy neighbour on this shared machine lasts longer
+than a round, and a rerun hours later can land outside it.`, 100*coverage(n), plural(n, "round"))
 }
 
 func verdictWords(v string) string {
