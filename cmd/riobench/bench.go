@@ -273,13 +273,7 @@ func (b *bench) fileSource() *altSource {
 				{"os.File", b.self1(with(s, "os"), nil)},
 				{"rio file", b.self1(with(s, "rio"), nil)},
 				{"rio file async", b.self1(with(s, "rio-async"), nil)}}}
-			if b.peerBin != "" {
-				u.impls = append(u.impls, impl{"go-uring", b.peer(with(s, "go-uring"), nil)})
-			}
-			if b.fioBin != "" {
-				u.impls = append(u.impls, impl{"fio io_uring", b.fio(true, d)})
-			}
-			src.units = append(src.units, u)
+			src.units = append(src.units, b.withRefs(u, s))
 		}
 	}
 	if w["hot"] {
@@ -291,13 +285,7 @@ func (b *bench) fileSource() *altSource {
 			{"os.File", b.self1(with(s, "os"), nil)},
 			{"rio file", b.self1(with(s, "rio"), nil)},
 			{"rio ring", b.self1(with(s, "rio-ring"), nil)}}}
-		if b.peerBin != "" {
-			u.impls = append(u.impls, impl{"go-uring", b.peer(with(s, "go-uring"), nil)})
-		}
-		if b.fioBin != "" {
-			u.impls = append(u.impls, impl{"fio io_uring", b.fio(false, d)})
-		}
-		src.units = append(src.units, u)
+		src.units = append(src.units, b.withRefs(u, s))
 	}
 	if w["copy"] {
 		p := fmt.Sprintf("size=%dMiB", o.fileMiB)
@@ -310,6 +298,18 @@ func (b *bench) fileSource() *altSource {
 		return nil
 	}
 	return src
+}
+
+// withRefs adds the reference rows of a random read unit: go-uring and
+// fio, where they are available.
+func (b *bench) withRefs(u altUnit, s spec) altUnit {
+	if b.peerBin != "" {
+		u.impls = append(u.impls, impl{"go-uring", b.peer(with(s, "go-uring"), nil)})
+	}
+	if b.fioBin != "" {
+		u.impls = append(u.impls, impl{"fio io_uring", b.fio(s.Role == "direct", s.Depth)})
+	}
+	return u
 }
 
 func with(s spec, implName string) spec {
