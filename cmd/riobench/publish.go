@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -234,15 +235,13 @@ func (rep *report) readmeSummary() string {
 		}
 	}
 	b.WriteString("\n" + rep.measuredLine() + "\n\n")
-	fmt.Fprintf(&b, `Each figure is the median of the rounds. The ratio is rio's median divided by the
-other's; in brackets, the lowest and highest ratio of one round to the other's round run
-beside it. That range is this run's noise: %s
-"within noise" means the rounds did not agree on which was better. Every row, every peer
-(C liburing, go-uring, fio, the C servers), the spreads and the secondary metrics are in
-[docs/benchmarks.md](docs/benchmarks.md#the-whole-suite-go-run-cmdriobench); how to read
-them, in [docs/riobench.md](docs/riobench.md#reading-the-numbers).
-
-`, rep.noiseSentence())
+	fmt.Fprintf(&b, "Each figure is the median of the rounds. The ratio is rio's median divided by the other's; "+
+		"in brackets, the lowest and highest ratio of one round to the other's round run beside it. "+
+		"That range is this run's noise: %s "+
+		"\"within noise\" means the rounds did not agree on which was better.\n\n", rep.noiseSentence())
+	fmt.Fprintf(&b, "Every row, every peer (%s), the spreads and the secondary metrics are in "+
+		"[docs/benchmarks.md](docs/benchmarks.md#the-whole-suite-go-run-cmdriobench); how to read them, in "+
+		"[docs/riobench.md](docs/riobench.md#reading-the-numbers).\n\n", strings.Join(rep.peers(), ", "))
 	b.WriteString(`![Every riobench workload: median of the rounds as bars, lowest to highest round as whiskers, rio against each peer](docs/riobench.svg)
 `)
 	return b.String()
@@ -255,9 +254,20 @@ func (rep *report) noiseSentence() string {
 	if n < 2 {
 		return "with one round there is no range, and a rerun can differ by any amount."
 	}
-	return fmt.Sprintf(`if the rounds were independent, the range would hold the ratio's true median
-with %.0f%% confidence (%s), but a busy neighbour on this shared machine lasts longer
-than a round, and a rerun hours later can land outside it.`, 100*coverage(n), plural(n, "round"))
+	return fmt.Sprintf("if the rounds were independent, the range would hold the ratio's true median with %.0f%% confidence (%s), "+
+		"but a busy neighbour on this shared machine lasts longer than a round, and a rerun hours later can land outside it.",
+		100*coverage(n), plural(n, "round"))
+}
+
+// peers lists the implementations that are neither rio nor a baseline.
+func (rep *report) peers() []string {
+	var out []string
+	for _, r := range rep.Rows {
+		if r.Impl != r.Baseline && !strings.HasPrefix(r.Impl, "rio") && !slices.Contains(out, r.Impl) {
+			out = append(out, r.Impl)
+		}
+	}
+	return out
 }
 
 func verdictWords(v string) string {
@@ -291,7 +301,7 @@ func (rep *report) riobenchExample() string {
 		ex.Groups = rep.Groups[:1]
 	}
 	var t bytes.Buffer
-	ex.printTable(&t)
+	ex.writeTable(&t, false)
 	return "An excerpt of the published run (" + rep.when() + ", `" + rep.Command + "`):\n\n```\n" + strings.TrimRight(t.String(), "\n") + "\n```\n"
 }
 

@@ -45,8 +45,10 @@ func (r row) note() string {
 }
 
 // printTable writes the results table: one block per group, the baseline
-// first.
-func (rep *report) printTable(w io.Writer) {
+// first, then the legend and the notes.
+func (rep *report) printTable(w io.Writer) { rep.writeTable(w, true) }
+
+func (rep *report) writeTable(w io.Writer, legend bool) {
 	fmt.Fprintf(w, "riobench %s: %s; %s; took %s\n", rep.when(), rep.machine(), rep.how(), rep.Duration)
 	fmt.Fprintf(w, "command: %s", rep.Command)
 	if rep.Commit != "" {
@@ -91,7 +93,9 @@ func (rep *report) printTable(w io.Writer) {
 			fmt.Fprintln(w)
 		}
 	}
-	fmt.Fprint(w, "\n"+rep.legend()+"\n")
+	if legend {
+		fmt.Fprint(w, "\n"+rep.legend()+"\n")
+	}
 	if len(rep.Notes) > 0 {
 		fmt.Fprintln(w, "\nnotes:")
 		for _, n := range rep.Notes {
