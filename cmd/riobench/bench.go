@@ -31,7 +31,6 @@ type bench struct {
 	cBin    string // C liburing NOP program, if built
 	fioBin  string
 	peerBin string // go-uring peer program, if built
-	netBin  string // bench/net, if built
 	nopCPU  []int
 }
 

@@ -3,7 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"errors"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -265,3 +267,49 @@ func checkBenchfmt(t *testing.T, data []byte) int {
 }
 
 func parseFloat(s string) (float64, error) { return strconv.ParseFloat(s, 64) }
+
+// The bench/net source runs its tool with the run's settings, records
+// every run line as it comes, turns the tool's "skipping" lines and its
+// failure into notes, and counts one step per run.
+func TestBenchNetRun(t *testing.T) {
+	dir := t.TempDir()
+	tool := filepath.Join(dir, "tool")
+	args := filepath.Join(dir, "args")
+	script := `#!/bin/sh
+echo "$@" > ` + args + `
+echo "skipping c-epoll: gcc not found" >&2
+echo '{"scenario":"echo16-64","impl":"std","run":1,"metrics":{"rps":100,"srv_cpu_us_per_req":8}}'
+echo '{"scenario":"echo16-64","impl":"rio","run":1,"metrics":{"rps":120,"srv_cpu_us_per_req":7}}'
+echo '{"scenario":"echo16-64","impl":"rio","summary":true,"metrics":{"rps":120}}'
+echo "echo16-64: server did not start" >&2
+exit 1
+`
+	if err := os.WriteFile(tool, []byte(script), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	o, err := parseFlags([]string{"-rounds", "2", "-dur", "100ms", "-net-impls", "std,rio"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := newRunner(io.Discard)
+	b := &bench{o: o, r: r}
+	src := &benchNet{b: b, tool: benchNetTool, bin: tool, dir: dir, scen: []netScenario{findScenario("echo16-64")}}
+	r.runAll(context.Background(), []rowSource{src})
+	if r.done != 2 || r.total != 2 {
+		t.Errorf("done %d of %d, want 2 of 2 (planned 4, the tool failed after 2)", r.done, r.total)
+	}
+	rows := buildRows(src.groups(), r)
+	if len(rows) != 2 || rows[1].Impl != "rio net" || rows[1].VsBase == nil || rows[1].VsBase.Ratio != 1.2 {
+		t.Errorf("rows: %+v", rows)
+	}
+	notes := strings.Join(r.notes, "\n")
+	for _, want := range []string{"bench/net skipped c-epoll: gcc not found", "bench/net failed (exit status 1)", "server did not start"} {
+		if !strings.Contains(notes, want) {
+			t.Errorf("notes lack %q:\n%s", want, notes)
+		}
+	}
+	got, _ := os.ReadFile(args)
+	if want := "-only echo16-64 -runs 2 -dur 100ms -warmup 300ms -impls std,rio\n"; string(got) != want {
+		t.Errorf("tool args %q, want %q", got, want)
+	}
+}

@@ -28,6 +28,26 @@ import (
 // netScenarios to be shown with its parameters, and is run with
 // -net-scenarios NAME meanwhile.
 
+// jsonTool is a benchmark program of the repository that riobench builds,
+// runs as a child with -only SCENARIOS, a number of runs, -dur and a
+// warm-up, and reads one JSON line per run from, in bench/net's format:
+//
+//	{"scenario": "echo256-64", "impl": "rio", "run": 2, "metrics": {"rps": 91234.5, "p99_us": 812, ...}}
+//
+// (lines with "summary": true, and anything that is not a JSON object, are
+// skipped). bench/net is the one there is; another program that prints the
+// same lines is another entry like benchNetTool, and its scenarios entries
+// of netScenarios.
+type jsonTool struct {
+	name  string // for notes and the groups' source: "bench/net"
+	pkg   string // to build, from the repository root: "./bench/net"
+	runs  string // its flag for the number of runs: "-runs"
+	impls string // its flag for the implementations: "-impls"; its -h must mention it
+	warm  string // its warm-up flag: "-warmup"
+}
+
+var benchNetTool = jsonTool{name: "bench/net", pkg: "./bench/net", runs: "-runs", impls: "-impls", warm: "-warmup"}
+
 // netScenario is how riobench shows one of bench/net's scenarios.
 type netScenario struct {
 	name     string // bench/net's -only name
@@ -128,15 +148,15 @@ func (b *bench) netSource(root string) rowSource {
 		return nil
 	}
 	if root != "" {
-		b.progress("building bench/net")
-		bin, err := b.goBuild(root, "./bench/net", "riobench-benchnet")
+		t := benchNetTool
+		b.progress("building %s", t.name)
+		bin, err := b.goBuild(root, t.pkg, "riobench-"+benchToken(t.name))
 		if err != nil {
 			b.r.note("network rows: %v; riobench's own servers and client run instead", err)
-		} else if out, _ := exec.Command(bin, "-h").CombinedOutput(); !bytes.Contains(out, []byte("-impls")) {
-			b.r.note("network rows: this checkout's bench/net prints no JSON results; riobench's own servers and client run instead (no CPU/request, switches or latency)")
+		} else if out, _ := exec.Command(bin, "-h").CombinedOutput(); !bytes.Contains(out, []byte(t.impls)) {
+			b.r.note("network rows: this checkout's %s prints no JSON results; riobench's own servers and client run instead (no CPU/request, switches or latency)", t.name)
 		} else {
-			b.netBin = bin
-			return &benchNet{b: b, bin: bin, dir: root, scen: scen}
+			return &benchNet{b: b, tool: t, bin: bin, dir: root, scen: scen}
 		}
 	} else {
 		b.r.note("network rows: bench/net not found (run riobench from the repository); riobench's own servers and client run instead")
@@ -144,9 +164,10 @@ func (b *bench) netSource(root string) rowSource {
 	return b.localNet(scen)
 }
 
-// benchNet is the source that runs bench/net.
+// benchNet is the source that runs bench/net (or another jsonTool).
 type benchNet struct {
 	b    *bench
+	tool jsonTool
 	bin  string
 	dir  string
 	scen []netScenario
@@ -155,7 +176,7 @@ type benchNet struct {
 func (s *benchNet) groups() []groupInfo {
 	var gs []groupInfo
 	for _, sc := range s.scen {
-		gs = append(gs, netGroup(sc, "bench/net"))
+		gs = append(gs, netGroup(sc, s.tool.name))
 	}
 	return gs
 }
@@ -250,28 +271,29 @@ func (s *benchNet) run(ctx context.Context, r *runner) {
 	for i, sc := range s.scen {
 		names[i] = sc.name
 	}
-	args := []string{"-only", strings.Join(names, ","), "-runs", strconv.Itoa(o.rounds), "-dur", o.dur.String(), "-warmup", o.netWarmup.String()}
+	t := s.tool
+	args := []string{"-only", strings.Join(names, ","), t.runs, strconv.Itoa(o.rounds), "-dur", o.dur.String(), t.warm, o.netWarmup.String()}
 	if o.netImpls != "" {
-		args = append(args, "-impls", o.netImpls)
+		args = append(args, t.impls, o.netImpls)
 	}
 	if o.verbose {
 		fmt.Fprintf(r.out, "riobench: run %s %s (in %s)\n", s.bin, strings.Join(args, " "), s.dir)
 	}
 	cmd := exec.CommandContext(ctx, s.bin, args...)
-	cmd.Dir = s.dir // bench/net finds the C reference servers from there
+	cmd.Dir = s.dir // bench/net finds the C reference servers from the repository
 	cmd.WaitDelay = 5 * time.Second
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
-		r.note("bench/net: %v", err)
+		r.note("%s: %v", t.name, err)
 		return
 	}
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
-		r.note("bench/net: %v", err)
+		r.note("%s: %v", t.name, err)
 		return
 	}
 	if err := cmd.Start(); err != nil {
-		r.note("bench/net: %v", err)
+		r.note("%s: %v", t.name, err)
 		return
 	}
 	var (
@@ -286,11 +308,11 @@ func (s *benchNet) run(ctx context.Context, r *runner) {
 		for sc.Scan() {
 			line := sc.Text()
 			if o.verbose {
-				fmt.Fprintf(r.out, "  bench/net: %s\n", line)
+				fmt.Fprintf(r.out, "  %s: %s\n", t.name, line)
 			}
 			mu.Lock()
 			if rest, ok := strings.CutPrefix(line, "skipping "); ok {
-				r.note("bench/net skipped %s", rest)
+				r.note("%s skipped %s", t.name, rest)
 			}
 			if strings.TrimSpace(line) != "" {
 				tail = append(tail, line)
@@ -321,8 +343,8 @@ func (s *benchNet) run(ctx context.Context, r *runner) {
 	werr := cmd.Wait()
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
-		r.note("bench/net did not finish in time: %s", strings.Join(tail, " / "))
+		r.note("%s did not finish in time: %s", t.name, strings.Join(tail, " / "))
 	case werr != nil && ctx.Err() == nil:
-		r.note("bench/net failed (%v): %s", werr, strings.Join(tail, " / "))
+		r.note("%s failed (%v): %s", t.name, werr, strings.Join(tail, " / "))
 	}
 }
