@@ -7,7 +7,6 @@ import (
 	"errors"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -129,31 +128,6 @@ func TestQuickDefaults(t *testing.T) {
 	o, err = parseFlags(nil)
 	if err != nil || o.rounds != 6 || strings.Join(o.netScenarios, ",") != defaultNetScenarios {
 		t.Errorf("defaults: %+v, %v", o, err)
-	}
-}
-
-// startOn's child runs on the CPUs it was given, from its first
-// instruction: the kernel reports them as its Cpus_allowed_list.
-func TestStartOnPins(t *testing.T) {
-	cpus := allowedCPUs()
-	want := cpus[len(cpus)-1]
-	cmd := exec.Command("cat")
-	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := startOn(cmd, []int{want}); err != nil {
-		t.Fatal(err)
-	}
-	got := cpusAllowed(cmd.Process.Pid)
-	stdin.Close()
-	cmd.Wait()
-	if got != cpuList([]int{want}) {
-		t.Errorf("child allowed on CPUs %q, want %d", got, want)
-	}
-	// And the parent's thread is back on every CPU it had.
-	if now := allowedCPUs(); len(now) != len(cpus) {
-		t.Errorf("riobench's CPUs after startOn: %v, before %v", now, cpus)
 	}
 }
 

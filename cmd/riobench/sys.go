@@ -1,86 +1,35 @@
 package main
 
 import (
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
 
+	"github.com/gorio/rio/internal/pin"
 	"golang.org/x/sys/unix"
 )
 
-// System helpers: CPU sets and pinning through golang.org/x/sys/unix, and
-// what riobench reads from /proc and /sys to describe the machine.
+// System helpers: CPU sets and pinning (internal/pin, through
+// golang.org/x/sys/unix), and what riobench reads from /proc and /sys to
+// describe the machine.
 
 // allowedCPUs returns the CPUs this process may run on.
 func allowedCPUs() []int {
-	var set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &set); err != nil {
-		cpus := make([]int, runtime.NumCPU())
+	cpus, err := pin.CPUs()
+	if err != nil {
+		cpus = make([]int, runtime.NumCPU())
 		for i := range cpus {
 			cpus[i] = i
-		}
-		return cpus
-	}
-	return cpusOf(&set)
-}
-
-// cpusOf lists the CPUs of set in increasing order.
-func cpusOf(set *unix.CPUSet) []int {
-	var cpus []int
-	for c := 0; len(cpus) < set.Count(); c++ {
-		if set.IsSet(c) {
-			cpus = append(cpus, c)
 		}
 	}
 	return cpus
 }
 
-// startOn starts cmd with every thread it will ever have allowed only on
-// cpus (none: wherever riobench may run). A child inherits the CPU
-// affinity of the thread that forks it, so the fork is made from this
-// goroutine's thread, locked to it and pinned for the moment: the child is
-// pinned before it runs its first instruction, and a Go child's default
-// GOMAXPROCS is the number of CPUs it is allowed.
-func startOn(cmd *exec.Cmd, cpus []int) error {
-	if len(cpus) == 0 {
-		return cmd.Start()
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var old, set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &old); err != nil {
-		return fmt.Errorf("sched_getaffinity: %w", err)
-	}
-	for _, c := range cpus {
-		set.Set(c)
-	}
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("sched_setaffinity %v: %w", cpus, err)
-	}
-	err := cmd.Start()
-	if rerr := unix.SchedSetaffinity(0, &old); rerr != nil && err == nil {
-		err = fmt.Errorf("sched_setaffinity (restore): %w", rerr)
-	}
-	return err
-}
-
-// cpusAllowed is the Cpus_allowed_list the kernel reports for process pid.
-func cpusAllowed(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && k == "Cpus_allowed_list" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
-}
+// startOn starts cmd pinned to cpus from its first instruction (none:
+// unpinned); see pin.Start.
+func startOn(cmd *exec.Cmd, cpus []int) error { return pin.Start(cmd, cpus) }
 
 // fadviseDontNeed drops a file's clean pages from the page cache.
 func fadviseDontNeed(fd int) error {
@@ -205,12 +154,4 @@ func gitCommit(root string) string {
 		c += "+dirty"
 	}
 	return c
-}
-
-func cpuList(cpus []int) string {
-	s := make([]string, len(cpus))
-	for i, c := range cpus {
-		s[i] = strconv.Itoa(c)
-	}
-	return strings.Join(s, ",")
 }
