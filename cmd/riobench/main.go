@@ -6,7 +6,7 @@
 // epoll and io_uring servers).
 //
 //	go run ./cmd/riobench                 # the default suite
-//	go run ./cmd/riobench -quick          # about a minute
+//	go run ./cmd/riobench -quick          # under a minute
 //	go run ./cmd/riobench -workloads nop,echo -rounds 7 -dur 2s
 //	go run ./cmd/riobench -publish        # and rewrite the README's and docs' numbers
 //
@@ -83,7 +83,7 @@ func parseFlags(args []string) (options, error) {
 	fs.StringVar(&workloads, "workloads", strings.Join(allWorkloads, ","), "comma-separated workloads to run: "+strings.Join(allWorkloads, ", "))
 	fs.DurationVar(&o.dur, "dur", time.Second, "duration of one measurement (NOP: of its two modes together)")
 	fs.IntVar(&o.rounds, "rounds", 6, "alternating rounds per row; the table shows their median and range")
-	fs.BoolVar(&o.quick, "quick", false, "a run of about a minute: -rounds 3 -dur 300ms -file-mib 64 -net-scenarios "+quickNetScenarios)
+	fs.BoolVar(&o.quick, "quick", false, "a run of under a minute: -rounds 3 -dur 300ms -file-mib 64 -net-scenarios "+quickNetScenarios)
 	fs.StringVar(&depths, "depths", "32", "O_DIRECT random read queue depths (goroutines or operations in flight), e.g. 1,32,256")
 	fs.IntVar(&o.hotWorkers, "hot-workers", 64, "goroutines (or queue depth) for page-cache-hot random reads")
 	fs.IntVar(&o.batch, "batch", 32, "NOPs per batch in the batched NOP row")
