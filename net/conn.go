@@ -385,7 +385,7 @@ func (c *Conn) shutdown(how int) error {
 	}
 	defer fd.decref()
 	if how != unix.SHUT_RD {
-		fd.shutWR.Store(true)
+		fd.noteShutWR()
 	}
 	if err := unix.Shutdown(fd.sysfd, how); err != nil {
 		return fd.opError("close", os.NewSyscallError("shutdown", err))

@@ -44,10 +44,10 @@ type netFD struct {
 	la, ra       sockAddr
 	laddr, raddr net.Addr
 
-	// Socket errors after a reset (see reset.go).
-	shutWR   atomic.Bool  // CloseWrite was called: EPIPE is ours
-	sockErr  atomic.Int32 // the errno the receive stream ended with, once taken
-	errClaim atomic.Int32 // who reported the socket error: 0 nobody, claimRead, claimWrite
+	// rst is the state of socket errors after a reset (see reset.go):
+	// the errno the receive stream ended with, who reported it, and
+	// whether CloseWrite was called, in one word to keep the netFD small.
+	rst atomic.Uint32
 
 	// dl is the deadline state, allocated on first use (see deadlines).
 	dl atomic.Pointer[deadlines]

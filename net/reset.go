@@ -18,24 +18,52 @@ import (
 // rionet keeps a multishot receive armed, which may take the error before
 // the application asks: the Write would then see EPIPE, and the Read
 // (after any data received before the reset) ECONNRESET. So the receive
-// stream's error is recorded (sockErr) when the reader takes it, and
-// whichever of Read and Write reports it first claims it (errClaim): a
+// stream's error is recorded (in netFD.rst) when the reader takes it, and
+// whichever of Read and Write reports it first claims it: a
 // Write that gets EPIPE, not having shut down its side itself, reports the
 // error the receive took instead, if no Read has reported it yet; a Read
 // whose error the Write has claimed reports io.EOF.
 
+// The bits of netFD.rst.
 const (
-	claimRead  = 1
-	claimWrite = 2
+	rstErrno   = 0xff   // the socket error the receive stream took
+	claimRead  = 1 << 8 // a Read reported the socket error
+	claimWrite = 2 << 8 // a Write reported it
+	claimMask  = 3 << 8
+	rstShutWR  = 1 << 10 // CloseWrite was called: an EPIPE is ours
 )
+
+// setRst sets bits in fd.rst if cond holds for its value; it reports
+// whether it did.
+func (fd *netFD) setRst(bits uint32, cond func(uint32) bool) bool {
+	for {
+		v := fd.rst.Load()
+		if !cond(v) {
+			return false
+		}
+		if fd.rst.CompareAndSwap(v, v|bits) {
+			return true
+		}
+	}
+}
 
 // noteSockErr records the socket error a receive stream ended with, for a
 // Write that gets EPIPE. The reader calls it before it forgets the stream.
 func (fd *netFD) noteSockErr(err error) {
-	if e := errnoOf(err); isSocketErr(e) {
-		fd.sockErr.CompareAndSwap(0, int32(e))
+	if e := errnoOf(err); isSocketErr(e) && e <= rstErrno {
+		fd.setRst(uint32(e), func(v uint32) bool { return v&rstErrno == 0 })
 	}
 }
+
+// claim makes who (claimRead or claimWrite) the one that reports the
+// socket error, unless the other already is; it reports whether who is.
+func (fd *netFD) claim(who uint32) bool {
+	fd.setRst(who, func(v uint32) bool { return v&claimMask == 0 })
+	return fd.rst.Load()&claimMask == who
+}
+
+// noteShutWR records that the write side was shut down by us.
+func (fd *netFD) noteShutWR() { fd.setRst(rstShutWR, func(uint32) bool { return true }) }
 
 // isSocketErr reports whether e is an error of the socket, rather than one
 // of the ring's (a cancellation, the shared buffers running dry, a retry,
@@ -55,7 +83,7 @@ func (fd *netFD) readErr(err error) error {
 	if !isSocketErr(errnoOf(err)) || !isTCP(fd.net) {
 		return err
 	}
-	if fd.errClaim.CompareAndSwap(0, claimRead) || fd.errClaim.Load() == claimRead {
+	if fd.claim(claimRead) {
 		return err
 	}
 	fd.eof = true
@@ -66,11 +94,11 @@ func (fd *netFD) readErr(err error) error {
 // stream took, if err is the EPIPE that follows it and no Read has
 // reported that error yet.
 func (fd *netFD) writeErr(err error) error {
-	if errnoOf(err) != syscall.EPIPE || !isTCP(fd.net) || fd.shutWR.Load() {
+	if errnoOf(err) != syscall.EPIPE || !isTCP(fd.net) || fd.rst.Load()&rstShutWR != 0 {
 		return err
 	}
 	e := fd.consumedErr()
-	if e == 0 || !fd.errClaim.CompareAndSwap(0, claimWrite) {
+	if e == 0 || fd.rst.Load()&claimMask != 0 || !fd.claim(claimWrite) {
 		return err
 	}
 	call := "write"
@@ -90,5 +118,5 @@ func (fd *netFD) consumedErr() syscall.Errno {
 			return e
 		}
 	}
-	return syscall.Errno(fd.sockErr.Load())
+	return syscall.Errno(fd.rst.Load() & rstErrno)
 }
