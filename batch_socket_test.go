@@ -140,19 +140,8 @@ func (f fdReader) Read(p []byte) (int, error) {
 
 func TestBatchSendmsgRecvmsg(t *testing.T) {
 	r := newTestRing(t)
-	a, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer unix.Close(a)
-	bfd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer unix.Close(bfd)
-	lo := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
-	require.NoError(t, unix.Bind(a, lo))
-	require.NoError(t, unix.Bind(bfd, lo))
-	asa, err := unix.Getsockname(a)
-	require.NoError(t, err)
-	bsa, err := unix.Getsockname(bfd)
-	require.NoError(t, err)
+	a, asa := udpSocket(t)
+	bfd, bsa := udpSocket(t)
 
 	b := r.NewBatch()
 	buf := make([]byte, 16)
@@ -343,20 +332,9 @@ func TestStreamWaitEnded(t *testing.T) {
 func TestRecvmsgMultishot(t *testing.T) {
 	r := newTestRing(t)
 	requireRing(t, r.Supported("SOCKET")) // multishot recvmsg: 6.0
-	a, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer unix.Close(a)
-	bfd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
-	require.NoError(t, err)
-	defer unix.Close(bfd)
-	lo := &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}
-	require.NoError(t, unix.Bind(a, lo))
-	require.NoError(t, unix.Bind(bfd, lo))
+	a, asa := udpSocket(t)
+	bfd, bsa := udpSocket(t)
 	require.NoError(t, unix.SetsockoptInt(a, unix.IPPROTO_IP, unix.IP_PKTINFO, 1))
-	asa, err := unix.Getsockname(a)
-	require.NoError(t, err)
-	bsa, err := unix.Getsockname(bfd)
-	require.NoError(t, err)
 	br, err := r.NewBufferRing(10, 8, 256)
 	requireRing(t, err)
 	defer br.Close()
@@ -405,4 +383,17 @@ func TestRecvmsgMultishot(t *testing.T) {
 	require.ErrorIs(t, err, syscall.EINVAL, "name and control larger than the buffers")
 	_, err = ParseRecvmsg(make([]byte, 10), nameLen, oobLen)
 	require.ErrorIs(t, err, syscall.EINVAL)
+}
+
+// udpSocket returns a UDP socket bound to a port of its own on loopback,
+// closed when t ends, and its address.
+func udpSocket(t *testing.T) (int, unix.Sockaddr) {
+	t.Helper()
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	require.NoError(t, err)
+	t.Cleanup(func() { unix.Close(fd) })
+	require.NoError(t, unix.Bind(fd, &unix.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}))
+	sa, err := unix.Getsockname(fd)
+	require.NoError(t, err)
+	return fd, sa
 }

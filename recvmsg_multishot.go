@@ -54,14 +54,7 @@ func prepRecvmsgMultishot(sqe *uring.SQE, fd int, br *BufferRing, nameLen, oobLe
 	sqe.Flags |= uring.SQEBufferSelect
 	sqe.BufIndex = br.group
 	sqe.OpFlags = uint32(flags)
-	br.mu.Lock()
-	if br.closed {
-		s.op.setErr(errBufferRingClosed())
-	} else {
-		br.active++
-		s.br = br
-	}
-	br.mu.Unlock()
+	br.attach(s)
 	return st
 }
 

@@ -440,6 +440,13 @@ func prepRecvMultishot(s *streamCore, sqe *uring.SQE, fd int, br *BufferRing, fl
 	sqe.BufIndex = br.group
 	sqe.OpFlags = uint32(flags)
 	sqe.FileIndex = limit // sqe->optlen shares the file_index slot
+	br.attach(s)
+}
+
+// attach counts s, a stream being prepared to receive into br, among br's
+// active streams (see streamCore.failed for the way back), or fails it if
+// br is closed.
+func (br *BufferRing) attach(s *streamCore) {
 	br.mu.Lock()
 	if br.closed {
 		s.op.setErr(errBufferRingClosed())

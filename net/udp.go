@@ -652,22 +652,30 @@ func (addrPortUDPAddr) Network() string { return "udp" }
 // like (*net.UDPConn).WriteMsgUDP: addr must be nil on a connected
 // PacketConn and set on an unconnected one.
 func (c *PacketConn) WriteMsgUDP(p, oob []byte, addr *net.UDPAddr) (n, oobn int, err error) {
-	var (
-		d  dest
-		to net.Addr
-	)
-	if addr != nil {
-		to = addr
+	if addr == nil {
+		return c.writeMsgTo(p, oob, nil)
 	}
+	return c.writeMsgTo(p, oob, addr)
+}
+
+// writeMsgTo is WriteMsgUDP and WriteMsgUnix; to is nil for no address.
+func (c *PacketConn) writeMsgTo(p, oob []byte, to net.Addr) (n, oobn int, err error) {
+	var d dest
 	switch {
-	case addr == nil && !c.connected:
+	case to == nil && !c.connected:
 		return 0, 0, c.writeErr(errMissingAddress, nil)
-	case addr != nil:
+	case to != nil:
 		if err := c.destOf(&d, to); err != nil {
 			return 0, 0, c.writeErr(err, to)
 		}
 	}
 	n, err = c.writeMsg(p, oob, &d, "sendmsg", to)
+	return msgSent(n, err, oob)
+}
+
+// msgSent is the result of a WriteMsg method: all of oob goes with the
+// datagram, or nothing does.
+func msgSent(n int, err error, oob []byte) (int, int, error) {
 	if err != nil {
 		return n, 0, err
 	}
@@ -682,10 +690,7 @@ func (c *PacketConn) WriteMsgUDPAddrPort(p, oob []byte, addr netip.AddrPort) (n,
 		return 0, 0, c.writeErr(err, udpAddrPortAddr(addr))
 	}
 	n, err = c.writeMsg(p, oob, &d, "sendmsg", udpAddrPortAddr(addr))
-	if err != nil {
-		return n, 0, err
-	}
-	return n, len(oob), nil
+	return msgSent(n, err, oob)
 }
 
 // WriteToUnix is WriteTo with a *net.UnixAddr.
@@ -699,26 +704,10 @@ func (c *PacketConn) WriteToUnix(p []byte, addr *net.UnixAddr) (int, error) {
 // WriteMsgUnix is WriteMsgUDP for a Unix datagram socket: oob carries
 // ancillary data such as SCM_RIGHTS.
 func (c *PacketConn) WriteMsgUnix(p, oob []byte, addr *net.UnixAddr) (n, oobn int, err error) {
-	var (
-		d  dest
-		to net.Addr
-	)
-	if addr != nil {
-		to = addr
+	if addr == nil {
+		return c.writeMsgTo(p, oob, nil)
 	}
-	switch {
-	case addr == nil && !c.connected:
-		return 0, 0, c.writeErr(errMissingAddress, nil)
-	case addr != nil:
-		if err := c.destOf(&d, to); err != nil {
-			return 0, 0, c.writeErr(err, to)
-		}
-	}
-	n, err = c.writeMsg(p, oob, &d, "sendmsg", to)
-	if err != nil {
-		return n, 0, err
-	}
-	return n, len(oob), nil
+	return c.writeMsgTo(p, oob, addr)
 }
 
 // Close closes the socket. Blocked receives and sends return an error
