@@ -79,11 +79,8 @@ func (c *rawConn) loop(op string, read bool, events uint32, f func(fd uintptr) b
 		if err := fd.waitErr(read); err != nil {
 			return fd.opError(op, err)
 		}
-		if err := fd.setNonblock(true); err != nil {
-			return fd.opError(op, err)
-		}
-		done := f(uintptr(fd.sysfd))
-		if err := fd.setNonblock(false); err != nil {
+		done, err := fd.callNonblock(f)
+		if err != nil {
 			return fd.opError(op, err)
 		}
 		if done {
@@ -93,6 +90,20 @@ func (c *rawConn) loop(op string, read bool, events uint32, f func(fd uintptr) b
 			return fd.opError(op, err)
 		}
 	}
+}
+
+// callNonblock calls f with the socket in non-blocking mode, restoring
+// blocking mode afterwards, also if f panics.
+func (fd *netFD) callNonblock(f func(fd uintptr) bool) (done bool, err error) {
+	if err := fd.setNonblock(true); err != nil {
+		return false, err
+	}
+	defer func() {
+		if rerr := fd.setNonblock(false); err == nil {
+			err = rerr
+		}
+	}()
+	return f(uintptr(fd.sysfd)), nil
 }
 
 // waitReady waits with a ring poll until the socket is ready for events,

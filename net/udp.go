@@ -54,7 +54,8 @@ type msgBuf struct {
 }
 
 // setBufs points m at p and oob, and at its own name buffer of n bytes
-// (0: no address).
+// (0: no address); forget drops the pointers to p and oob afterwards, so
+// that the PacketConn does not keep the caller's buffers alive.
 func (m *msgBuf) setBufs(p, oob []byte, n uint32) {
 	m.iov = unix.Iovec{}
 	if len(p) > 0 {
@@ -77,6 +78,11 @@ func (m *msgBuf) setBufs(p, oob []byte, n uint32) {
 // the ring, without the direct attempt first, for comparison in
 // benchmarks (RIONET_UDP=ring).
 var udpRingOnly = os.Getenv("RIONET_UDP") == "ring"
+
+func (m *msgBuf) forget() {
+	m.iov.Base = nil
+	m.hdr.Control = nil
+}
 
 // Errors package net returns for misused datagram sockets.
 var (
@@ -253,6 +259,7 @@ func (c *PacketConn) recv(p, oob []byte, f *from, call string) (n, oobn, flags i
 		if !udpRingOnly {
 			r, e = shortcall.Syscall6(len(p), unix.SYS_RECVMSG, uintptr(fd.sysfd), uintptr(unsafe.Pointer(&m.hdr)), unix.MSG_DONTWAIT, 0, 0, 0)
 		}
+		m.forget()
 		switch e {
 		case 0:
 			if f != nil {
@@ -397,6 +404,7 @@ func (c *PacketConn) send(p, oob []byte, d *dest, call string) (int, error) {
 		if !udpRingOnly {
 			r, e = shortcall.Syscall6(len(p), unix.SYS_SENDMSG, uintptr(fd.sysfd), uintptr(unsafe.Pointer(&m.hdr)), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, 0, 0, 0)
 		}
+		m.forget()
 		switch e {
 		case 0:
 			return int(r), nil
