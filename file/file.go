@@ -253,6 +253,19 @@ func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, 
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errnoOf(err)}
 	}
+	f := newFile(r, fd, name, flag)
+	if f.direct {
+		f.align, err = f.statAlignment()
+		if err != nil {
+			f.closeFd()
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+	}
+	return f, nil
+}
+
+// newFile makes the File of descriptor fd, open with flag, on r.
+func newFile(r *rio.Ring, fd int, name string, flag int) *File {
 	f := &File{
 		name:      name,
 		ring:      r,
@@ -263,19 +276,13 @@ func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, 
 		asyncNext: 64,
 	}
 	// Seekable? Also picks up the starting position (0 after open).
+	var err error
 	if f.pos, err = unix.Seek(fd, 0, io.SeekCurrent); err != nil {
 		f.pos = 0
 		f.stream = true
 	}
 	f.noNowait.Store(f.direct || f.stream)
-	if f.direct {
-		f.align, err = f.statAlignment()
-		if err != nil {
-			f.closeFd()
-			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
-		}
-	}
-	return f, nil
+	return f
 }
 
 // syscallMode converts a fs.FileMode to open(2)'s mode bits, as os does.

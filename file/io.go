@@ -6,7 +6,6 @@ import (
 	"io/fs"
 	"syscall"
 
-	"github.com/gorio/rio"
 	"golang.org/x/sys/unix"
 )
 
@@ -257,87 +256,6 @@ func (f *File) WriteAt(b []byte, off int64) (int, error) {
 		}
 	}
 	return n, nil
-}
-
-// ReadAtAsync starts one read of up to len(b) bytes at offset off and
-// returns its completion at once. Wait on it returns the number of bytes
-// read, which may be short, and 0 at or past end of file (not io.EOF);
-// errors are the core's (*os.SyscallError wrapping the errno). b belongs
-// to the kernel from the call until Wait on the completion has returned:
-// the caller must not touch it before. The file position is not used.
-//
-// An operation that cannot start (the File is closed, off is negative,
-// O_DIRECT alignment is wrong, the File fell back to the os package) is
-// reported by the error, as an *fs.PathError, and the completion is nil.
-//
-// Close waits for the operations started this way (on a pipe, FIFO or
-// socket it cancels them first; they then complete with ECANCELED).
-func (f *File) ReadAtAsync(b []byte, off int64) (*rio.Completion[int], error) {
-	return f.startAsync(false, b, off)
-}
-
-// WriteAtAsync starts one write of b at offset off and returns its
-// completion at once. Wait on it returns the number of bytes written,
-// which may be fewer than len(b) without an error; errors are the core's.
-// b belongs to the kernel until Wait has returned. Otherwise it is like
-// ReadAtAsync; it fails on a file opened with O_APPEND, as WriteAt does.
-func (f *File) WriteAtAsync(b []byte, off int64) (*rio.Completion[int], error) {
-	return f.startAsync(true, b, off)
-}
-
-func (f *File) startAsync(write bool, b []byte, off int64) (*rio.Completion[int], error) {
-	op, atOp := "read", "readat"
-	if write {
-		op, atOp = "write", "writeat"
-	}
-	if f == nil {
-		return nil, fs.ErrInvalid
-	}
-	if f.osf != nil {
-		return nil, &fs.PathError{Op: op, Path: f.name, Err: ErrNoRing}
-	}
-	if write && f.append {
-		return nil, errWriteAtInAppendMode
-	}
-	if off < 0 {
-		return nil, &fs.PathError{Op: atOp, Path: f.name, Err: errNegativeOffset}
-	}
-	if !f.acquire() {
-		return nil, f.closedErr(op)
-	}
-	defer f.release()
-	if f.direct {
-		if err := f.checkDirect(b, off, true, write); err != nil {
-			return nil, &fs.PathError{Op: op, Path: f.name, Err: err}
-		}
-	}
-	var c *rio.Completion[int]
-	if write {
-		c = f.ring.WriteAt(f.fd, b, off)
-	} else {
-		c = f.ring.ReadAt(f.fd, b, off)
-	}
-	f.track(c)
-	return c, nil
-}
-
-// track remembers an asynchronous operation for Close. Called between
-// acquire and release, so Close cannot miss it.
-func (f *File) track(c *rio.Completion[int]) {
-	f.asyncMu.Lock()
-	if len(f.async) >= f.asyncNext {
-		keep := f.async[:0]
-		for _, p := range f.async {
-			if !p.Done() {
-				keep = append(keep, p)
-			}
-		}
-		clear(f.async[len(keep):])
-		f.async = keep
-		f.asyncNext = max(64, 2*len(keep))
-	}
-	f.async = append(f.async, c)
-	f.asyncMu.Unlock()
 }
 
 // Seek sets the file position for the next Read or Write to offset,
