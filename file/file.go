@@ -107,6 +107,8 @@ type File struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	dir *dirInfo // ReadDir's buffer (dir.go), guarded by posMu
 }
 
 const closedBit = int64(1) << 62

@@ -275,7 +275,8 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 	f.posMu.Lock()
 	defer f.posMu.Unlock()
 	abs, whenceK := offset, whence
-	if !f.stream && whence == io.SeekCurrent {
+	// A directory being read keeps its offset in the kernel, as a stream.
+	if wasDir := f.dropDir(); !f.stream && !wasDir && whence == io.SeekCurrent {
 		// The kernel's offset is not the File's: make it absolute.
 		abs, whenceK = f.pos+offset, io.SeekStart
 		if (offset > 0 && abs < f.pos) || (offset < 0 && abs > f.pos) {
