@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/gorio/rio"
 	"golang.org/x/sys/unix"
 )
 
@@ -124,8 +125,7 @@ type rawEntry struct {
 	typ  fs.FileMode // ^0: unknown (DT_UNKNOWN)
 }
 
-// readdir follows os's algorithm: n counts the entries taken from the
-// buffer, including any that disappear before they are stat'ed.
+// readdir is readDir on the File, which it holds open meanwhile.
 func (f *File) readdir(n int, mode readDirMode) (names []string, dirents []fs.DirEntry, infos []fs.FileInfo, err error) {
 	if !f.acquire() {
 		return nil, nil, nil, &fs.PathError{Op: "readdirent", Path: f.name, Err: errFileClosing}
@@ -136,7 +136,14 @@ func (f *File) readdir(n int, mode readDirMode) (names []string, dirents []fs.Di
 	if f.dir == nil {
 		f.dir = new(dirInfo)
 	}
-	d := f.dir
+	return readDir(f.ring, f.fd, f.name, f.dir, n, mode)
+}
+
+// readDir reads the entries of directory fd, named name, into d's buffer
+// and returns up to n of them, following os's algorithm: n counts the
+// entries taken from the buffer, including any that disappear before they
+// are stat'ed.
+func readDir(r *rio.Ring, fd int, name string, d *dirInfo, n int, mode readDirMode) (names []string, dirents []fs.DirEntry, infos []fs.FileInfo, err error) {
 	if d.buf == nil {
 		d.buf = dirBufPool.Get().(*[]byte)
 	}
@@ -149,10 +156,10 @@ func (f *File) readdir(n int, mode readDirMode) (names []string, dirents []fs.Di
 		if d.bufp >= d.nbuf {
 			d.bufp = 0
 			var e error
-			d.nbuf, e = getdents(f.fd, *d.buf)
+			d.nbuf, e = getdents(fd, *d.buf)
 			if e != nil {
 				d.nbuf = 0
-				readErr = &fs.PathError{Op: "readdirent", Path: f.name, Err: e}
+				readErr = &fs.PathError{Op: "readdirent", Path: name, Err: e}
 				break
 			}
 			if d.nbuf <= 0 {
@@ -166,31 +173,32 @@ func (f *File) readdir(n int, mode readDirMode) (names []string, dirents []fs.Di
 			break
 		}
 		d.bufp += len(rec)
-		name, typ, ok := parseDirent(rec)
+		ename, typ, ok := parseDirent(rec)
 		if !ok {
 			break
 		}
-		if name == "." || name == ".." {
+		if ename == "." || ename == ".." {
 			continue
 		}
 		if n > 0 {
 			n--
 		}
 		if mode == readDirNames {
-			names = append(names, name)
+			names = append(names, ename)
 		} else {
-			raw = append(raw, rawEntry{name, typ})
+			raw = append(raw, rawEntry{ename, typ})
 		}
 	}
 
+	at := statDir{r, fd, name}
 	switch mode {
 	case readDirEntries:
-		dirents, err = f.direntsOf(raw)
+		dirents, err = at.dirents(raw)
 		if err != nil {
 			return nil, dirents, nil, err
 		}
 	case readDirInfos:
-		infos, err = f.infosOf(raw)
+		infos, err = at.infos(raw)
 		if err != nil {
 			return nil, nil, infos, err
 		}
@@ -202,6 +210,13 @@ func (f *File) readdir(n int, mode readDirMode) (names []string, dirents []fs.Di
 		return nil, nil, nil, io.EOF
 	}
 	return names, dirents, infos, nil
+}
+
+// statDir stats entries of directory fd, named name, through r.
+type statDir struct {
+	r    *rio.Ring
+	fd   int
+	name string
 }
 
 // getdents reads directory entries into buf, retrying on EINTR.
@@ -272,7 +287,7 @@ func direntType(t uint8) fs.FileMode {
 // direntsOf makes the DirEntries of raw, stat'ing those whose type the
 // file system did not report. Entries that no longer exist are left out;
 // another error stops it, with the entries before.
-func (f *File) direntsOf(raw []rawEntry) ([]fs.DirEntry, error) {
+func (f statDir) dirents(raw []rawEntry) ([]fs.DirEntry, error) {
 	var unknown []string
 	for _, e := range raw {
 		if e.typ == ^fs.FileMode(0) {
@@ -305,7 +320,7 @@ func (f *File) direntsOf(raw []rawEntry) ([]fs.DirEntry, error) {
 }
 
 // infosOf stats every entry of raw, as Readdir needs.
-func (f *File) infosOf(raw []rawEntry) ([]fs.FileInfo, error) {
+func (f statDir) infos(raw []rawEntry) ([]fs.FileInfo, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
@@ -329,18 +344,18 @@ func (f *File) infosOf(raw []rawEntry) ([]fs.FileInfo, error) {
 
 // lstatAt stats names in the directory without following symbolic links,
 // with statx operations submitted together, as many as a Batch takes at a
-// time. Errors are os's for fstatat. The File is acquired.
-func (f *File) lstatAt(names []string) ([]fs.FileInfo, []error) {
+// time. Errors are os's for fstatat.
+func (f statDir) lstatAt(names []string) ([]fs.FileInfo, []error) {
 	infos := make([]fs.FileInfo, len(names))
 	errs := make([]error, len(names))
 	sts := make([]unix.Statx_t, len(names))
 	const flags = unix.AT_SYMLINK_NOFOLLOW
-	if f.ring.Supported("STATX") != nil {
+	if f.r.Supported("STATX") != nil {
 		for i, name := range names {
 			errs[i] = ignoringEINTR(func() error { return unix.Statx(f.fd, name, flags, unix.STATX_BASIC_STATS, &sts[i]) })
 		}
 	} else {
-		b := f.ring.NewBatch()
+		b := f.r.NewBatch()
 		for start := 0; start < len(names); start += b.Cap() {
 			end := min(start+b.Cap(), len(names))
 			cs := make([]func() (struct{}, error), 0, end-start)
@@ -351,7 +366,7 @@ func (f *File) lstatAt(names []string) ([]fs.FileInfo, []error) {
 			for i, wait := range cs {
 				_, errs[start+i] = wait()
 				for errors.Is(errs[start+i], syscall.EINTR) {
-					_, errs[start+i] = f.ring.Statx(f.fd, names[start+i], flags, unix.STATX_BASIC_STATS, &sts[start+i]).Wait()
+					_, errs[start+i] = f.r.Statx(f.fd, names[start+i], flags, unix.STATX_BASIC_STATS, &sts[start+i]).Wait()
 				}
 			}
 		}

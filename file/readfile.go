@@ -1,0 +1,130 @@
+package file
+
+import (
+	"io"
+	"io/fs"
+	"os"
+	"slices"
+	"syscall"
+
+	"github.com/gorio/rio"
+	"golang.org/x/sys/unix"
+)
+
+// ReadFile reads the named file and returns its contents, as os.ReadFile
+// does: a successful call returns a nil error, not io.EOF, and errors are
+// *fs.PathError with Op "open" or "read".
+//
+// The file is opened and closed through the ring. A regular file is read
+// as a File reads: what the page cache holds with preadv2(RWF_NOWAIT),
+// which never waits for the disk, the rest through the ring. Other files
+// (pipes, devices) are read with a File's Read. Unlike os.ReadFile, it
+// takes a regular file's size from fstat as the end when it has read that
+// much, instead of reading once more to see end of file: a file growing
+// while ReadFile reads it may be returned without the growth.
+func ReadFile(name string) ([]byte, error) {
+	r, useOS, err := pathRing()
+	if useOS {
+		return os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	fd, err := openAt(r, unix.AT_FDCWD, name, unix.O_RDONLY, 0)
+	if err != nil {
+		return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+	}
+	var st unix.Stat_t
+	if unix.Fstat(fd, &st) != nil {
+		st = unix.Stat_t{}
+	}
+	if st.Mode&unix.S_IFMT != unix.S_IFREG {
+		f := newFile(r, fd, name, os.O_RDONLY)
+		defer f.Close()
+		return readFileContents(st.Size, false, f.Read)
+	}
+	defer closeRaw(r, fd)
+	fr := fileReader{r: r, fd: fd, name: name, nowait: true}
+	return readFileContents(st.Size, st.Size > 0, fr.read)
+}
+
+// readFileContents is os's: it reads with read until an error or io.EOF,
+// into a buffer of statSize+1 bytes (at least 512), grown as needed. If
+// sizeKnown, statSize bytes read are the end.
+func readFileContents(statSize int64, sizeKnown bool, read func([]byte) (int, error)) ([]byte, error) {
+	zeroSize := statSize == 0
+	var size int
+	if int64(int(statSize)) == statSize {
+		size = int(statSize)
+	}
+	size++ // one byte for the final read at end of file
+	const minBuf = 512
+	if size < minBuf {
+		size = minBuf // Linux's /proc files claim 0 bytes and need big reads
+	}
+	data := make([]byte, 0, size)
+	for {
+		n, err := read(data[len(data):cap(data)])
+		data = data[:len(data)+n]
+		if err != nil {
+			if err == io.EOF {
+				err = nil
+			}
+			return data, err
+		}
+		if sizeKnown && int64(len(data)) == statSize {
+			return data, nil
+		}
+		capRemain := cap(data) - len(data)
+		if capRemain == 0 || (zeroSize && capRemain < minBuf) {
+			data = slices.Grow(data, minBuf)
+		}
+	}
+}
+
+// fileReader reads a regular file from offset 0 on, as File.Read does.
+type fileReader struct {
+	r      *rio.Ring
+	fd     int
+	name   string
+	off    int64
+	nowait bool // try preadv2(RWF_NOWAIT) first
+}
+
+func (fr *fileReader) read(b []byte) (int, error) {
+	if len(b) == 0 {
+		return 0, nil
+	}
+	for {
+		if fr.nowait {
+			n, errno := preadNowait(fr.fd, b, fr.off)
+			switch errno {
+			case 0:
+				if n == 0 {
+					return 0, io.EOF
+				}
+				fr.off += int64(n)
+				return n, nil
+			case syscall.EINTR:
+				continue
+			case syscall.EAGAIN:
+				// Not cached: through the ring.
+			default:
+				// No RWF_NOWAIT here, or an error, which the ring reports.
+				fr.nowait = false
+			}
+		}
+		n, err := fr.r.ReadAt(fr.fd, b, fr.off).Wait()
+		if err != nil {
+			if e := errnoOf(err); e == syscall.EINTR || e == syscall.EAGAIN {
+				continue
+			}
+			return 0, &fs.PathError{Op: "read", Path: fr.name, Err: errnoOf(err)}
+		}
+		if n == 0 {
+			return 0, io.EOF
+		}
+		fr.off += int64(n)
+		return n, nil
+	}
+}
