@@ -108,7 +108,22 @@ type File struct {
 	closeOnce sync.Once
 	closeErr  error
 
-	dir *dirInfo // ReadDir's buffer (dir.go), guarded by posMu
+	dir *dirInfo                      // ReadDir's buffer (dir.go), guarded by posMu
+	dls atomic.Pointer[fileDeadlines] // set by SetDeadline (osfile.go)
+	// On a stream, Reads are serialised by rmu and Writes by wmu rather
+	// than both by posMu, so that a blocked Read does not hold up a Write.
+	rmu, wmu sync.Mutex
+}
+
+// ioLock returns the mutex that serialises Read (or Write, if write).
+func (f *File) ioLock(write bool) *sync.Mutex {
+	switch {
+	case !f.stream:
+		return &f.posMu
+	case write:
+		return &f.wmu
+	}
+	return &f.rmu
 }
 
 const closedBit = int64(1) << 62
@@ -458,6 +473,8 @@ func (f *File) wrapErr(op string, err error) error {
 	}
 	if errors.Is(err, syscall.ECANCELED) && f.closing() {
 		err = fs.ErrClosed
+	} else if f.stream && errors.Is(err, syscall.EAGAIN) && f.pastDeadline(op == "write") {
+		err = os.ErrDeadlineExceeded // the wait for readiness timed out (osfile.go)
 	}
 	return &fs.PathError{Op: op, Path: f.name, Err: errnoOf(err)}
 }

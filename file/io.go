@@ -4,6 +4,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"os"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -27,8 +28,9 @@ func (f *File) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	f.posMu.Lock()
-	defer f.posMu.Unlock()
+	mu := f.ioLock(false)
+	mu.Lock()
+	defer mu.Unlock()
 	if f.direct {
 		if err := f.checkDirect(b, f.pos, !f.stream, false); err != nil {
 			return 0, &fs.PathError{Op: "read", Path: f.name, Err: err}
@@ -59,7 +61,10 @@ func (f *File) Read(b []byte) (int, error) {
 	var err error
 	for {
 		if f.stream {
-			n, err = f.ring.Read(f.fd, b).Wait()
+			if f.pastDeadline(false) {
+				return 0, f.wrapErr("read", os.ErrDeadlineExceeded)
+			}
+			n, err = waitDeadline(f, f.ring.Read(f.fd, b), false)
 		} else {
 			n, err = f.ring.ReadAt(f.fd, b, f.pos).Wait()
 		}
@@ -73,7 +78,9 @@ func (f *File) Read(b []byte) (int, error) {
 	if n == 0 {
 		return 0, io.EOF
 	}
-	f.pos += int64(n)
+	if !f.stream { // a stream's position is the kernel's
+		f.pos += int64(n)
+	}
 	return n, nil
 }
 
@@ -92,8 +99,9 @@ func (f *File) Write(b []byte) (int, error) {
 		return 0, f.closedErr("write")
 	}
 	defer f.release()
-	f.posMu.Lock()
-	defer f.posMu.Unlock()
+	mu := f.ioLock(true)
+	mu.Lock()
+	defer mu.Unlock()
 	if f.direct {
 		if err := f.checkDirect(b, f.pos, !f.stream && !f.append, true); err != nil {
 			return 0, &fs.PathError{Op: "write", Path: f.name, Err: err}
@@ -104,6 +112,16 @@ func (f *File) Write(b []byte) (int, error) {
 
 // writeCur writes all of b at the file position; posMu is held.
 func (f *File) writeCur(b []byte) (int, error) {
+	if len(b) == 0 {
+		// As os, write nothing, which reports a file not open for
+		// writing.
+		for {
+			_, err := f.ring.Write(f.fd, nil).Wait()
+			if err == nil || !f.again(err, unix.POLLOUT) {
+				return 0, f.wrapErr("write", err)
+			}
+		}
+	}
 	nn := 0
 	defer func() {
 		if f.append && nn > 0 {
@@ -120,8 +138,11 @@ func (f *File) writeCur(b []byte) (int, error) {
 		}
 		var n int
 		var err error
+		if f.stream && f.pastDeadline(true) {
+			return nn, f.wrapErr("write", os.ErrDeadlineExceeded)
+		}
 		if f.stream || f.append {
-			n, err = f.ring.Write(f.fd, b[nn:]).Wait()
+			n, err = waitDeadline(f, f.ring.Write(f.fd, b[nn:]), true)
 		} else {
 			n, err = f.ring.WriteAt(f.fd, b[nn:], f.pos).Wait()
 		}
@@ -135,7 +156,7 @@ func (f *File) writeCur(b []byte) (int, error) {
 			return nn, f.wrapErr("write", io.ErrUnexpectedEOF)
 		}
 		nn += n
-		if !f.append {
+		if !f.append && !f.stream {
 			f.pos += int64(n)
 		}
 	}
@@ -301,7 +322,7 @@ func (f *File) again(err error, events uint32) bool {
 		return true
 	case errors.Is(err, syscall.EAGAIN):
 		if f.stream {
-			_, perr := f.ring.Poll(f.fd, events).Wait()
+			_, perr := waitDeadline(f, f.ring.Poll(f.fd, events), events == unix.POLLOUT)
 			return perr == nil || errors.Is(perr, syscall.EINTR)
 		}
 		return true
