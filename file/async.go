@@ -44,6 +44,8 @@ type Op struct {
 	err  error
 }
 
+var errNilOp = errors.New("file: nil Op added to a Collector")
+
 // errNotSubmitted is the error of an Op of a Batch not yet submitted.
 var errNotSubmitted = errors.New("file: operation of a Batch that was not submitted")
 
@@ -252,7 +254,7 @@ type Collector[K any] struct {
 func (q *Collector[K]) Add(op *Op, key K) error {
 	switch {
 	case op == nil:
-		return errors.New("file: nil Op added to a Collector")
+		return errNilOp
 	case op.nop != nil:
 		return q.q.Add(op.nop, key)
 	case op.c == nil:

@@ -39,6 +39,7 @@ type dirInfo struct {
 	buf  *[]byte // from dirBufPool
 	nbuf int     // bytes getdents64 returned
 	bufp int     // the next record
+	read bool    // getdents64 succeeded: the File is a directory
 }
 
 // errFileClosing is what os.File's directory methods report, inside their
@@ -48,7 +49,8 @@ var errFileClosing = errors.New("use of closed file")
 
 // dropDir forgets the directory buffer, so that the next read of the
 // directory starts from the descriptor's offset (after Seek). It reports
-// whether there was one. posMu is held.
+// whether the File was being read as a directory, whose position is then
+// the kernel's. posMu is held.
 func (f *File) dropDir() bool {
 	if f.dir == nil {
 		return false
@@ -56,8 +58,9 @@ func (f *File) dropDir() bool {
 	if f.dir.buf != nil {
 		dirBufPool.Put(f.dir.buf)
 	}
+	wasDir := f.dir.read
 	f.dir = nil
-	return true
+	return wasDir
 }
 
 // ReadDir reads the directory and returns up to n of its entries, in
@@ -162,6 +165,7 @@ func readDir(r *rio.Ring, fd int, name string, d *dirInfo, n int, mode readDirMo
 				readErr = &fs.PathError{Op: "readdirent", Path: name, Err: e}
 				break
 			}
+			d.read = true
 			if d.nbuf <= 0 {
 				dirBufPool.Put(d.buf)
 				d.buf = nil

@@ -23,7 +23,7 @@ func NewFile(fd uintptr, name string) *File {
 	if err != nil {
 		return nil
 	}
-	r, err := DefaultRing()
+	r, err := defaultRingFn()
 	if err != nil {
 		if !fallback.Load() {
 			return nil

@@ -30,14 +30,25 @@ import (
 // pathRing returns the shared Ring, or the error that makes it unavailable.
 // useOS reports that the caller should use package os instead.
 func pathRing() (r *rio.Ring, useOS bool, err error) {
-	r, err = DefaultRing()
+	r, err = defaultRingFn()
 	if err != nil {
 		return nil, fallback.Load(), err
 	}
 	return r, false, nil
 }
 
+// defaultRingFn is DefaultRing, except in tests of the fallback.
+var defaultRingFn = DefaultRing
+
 func hasNUL(s string) bool { return strings.IndexByte(s, 0) >= 0 }
+
+// badName reports whether the kernel refuses name as it copies it in (""
+// and names of PATH_MAX bytes or more). io_uring copies both names of a
+// rename or link when it prepares the operation, and so reports the second
+// name's error before the first name's lookup fails; the system call looks
+// the first name up first. For os's errors, such operations take the
+// system call.
+func badName(name string) bool { return name == "" || len(name) >= unix.PathMax }
 
 // retryEINTR runs op until it does not fail with EINTR, and returns its
 // error as an errno where it is one.
@@ -83,7 +94,7 @@ func renameAt(r *rio.Ring, oldname, newname string) error {
 	if hasNUL(oldname) || hasNUL(newname) {
 		return syscall.EINVAL
 	}
-	if r.Supported("RENAMEAT") != nil {
+	if r.Supported("RENAMEAT") != nil || badName(newname) {
 		return retryEINTR(func() error { return unix.Renameat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname) })
 	}
 	return retryEINTR(func() error {
@@ -122,7 +133,7 @@ func linkAt(r *rio.Ring, oldname, newname string) error {
 	if hasNUL(oldname) || hasNUL(newname) {
 		return syscall.EINVAL
 	}
-	if r.Supported("LINKAT") != nil {
+	if r.Supported("LINKAT") != nil || badName(newname) {
 		return retryEINTR(func() error { return unix.Linkat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, 0) })
 	}
 	return retryEINTR(func() error {
@@ -372,7 +383,7 @@ func ReadDir(name string) ([]fs.DirEntry, error) {
 // bits perm (before umask) if needed and truncating it otherwise, as
 // os.WriteFile does, through a File.
 func WriteFile(name string, data []byte, perm fs.FileMode) error {
-	f, err := OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
+	f, err := openWith(defaultRingFn, name, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, perm)
 	if err != nil {
 		return err
 	}
