@@ -1,11 +1,13 @@
 package file
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"io"
 	"io/fs"
 	"os"
+	"slices"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -34,12 +36,12 @@ var dirBufPool = sync.Pool{New: func() any {
 	return &b
 }}
 
-// dirInfo is what a File being read as a directory keeps between calls.
+// dirInfo is what a File being read as a directory keeps between calls:
+// the entries of the last getdents64 call not yet returned.
 type dirInfo struct {
-	buf  *[]byte // from dirBufPool
-	nbuf int     // bytes getdents64 returned
-	bufp int     // the next record
-	read bool    // getdents64 succeeded: the File is a directory
+	ents []rawEntry // ents[next:] are still to be returned
+	next int
+	read bool // getdents64 succeeded: the File is a directory
 }
 
 // errFileClosing is what os.File's directory methods report, inside their
@@ -54,9 +56,6 @@ var errFileClosing = errors.New("use of closed file")
 func (f *File) dropDir() bool {
 	if f.dir == nil {
 		return false
-	}
-	if f.dir.buf != nil {
-		dirBufPool.Put(f.dir.buf)
 	}
 	wasDir := f.dir.read
 	f.dir = nil
@@ -126,6 +125,7 @@ const (
 type rawEntry struct {
 	name string
 	typ  fs.FileMode // ^0: unknown (DT_UNKNOWN)
+	off  int         // while fill builds it: the name's offset in its arena
 }
 
 // readdir is readDir on the File, which it holds open meanwhile.
@@ -142,56 +142,55 @@ func (f *File) readdir(n int, mode readDirMode) (names []string, dirents []fs.Di
 	return readDir(f.ring, f.fd, f.name, f.dir, n, mode)
 }
 
-// readDir reads the entries of directory fd, named name, into d's buffer
-// and returns up to n of them, following os's algorithm: n counts the
-// entries taken from the buffer, including any that disappear before they
-// are stat'ed.
+// readDir reads the entries of directory fd, named name, and returns up
+// to n of them, following os's algorithm: n counts the entries taken,
+// including any that disappear before they are stat'ed. d keeps the
+// entries read and not yet returned.
 func readDir(r *rio.Ring, fd int, name string, d *dirInfo, n int, mode readDirMode) (names []string, dirents []fs.DirEntry, infos []fs.FileInfo, err error) {
-	if d.buf == nil {
-		d.buf = dirBufPool.Get().(*[]byte)
-	}
 	if n == 0 {
 		n = -1 // below: negative means all, positive counts down to 0
 	}
 	var raw []rawEntry
 	var readErr error
 	for n != 0 {
-		if d.bufp >= d.nbuf {
-			d.bufp = 0
+		if d.next >= len(d.ents) {
 			var e error
-			d.nbuf, e = getdents(fd, *d.buf)
-			if e != nil {
-				d.nbuf = 0
+			if d.ents, e = fill(fd, d.ents[:0]); e != nil {
 				readErr = &fs.PathError{Op: "readdirent", Path: name, Err: e}
 				break
 			}
-			d.read = true
-			if d.nbuf <= 0 {
-				dirBufPool.Put(d.buf)
-				d.buf = nil
+			d.next, d.read = 0, true
+			if len(d.ents) == 0 {
+				d.ents = nil
 				break // end of directory
 			}
 		}
-		rec, ok := nextDirent((*d.buf)[d.bufp:d.nbuf])
-		if !ok {
-			break
-		}
-		d.bufp += len(rec)
-		ename, typ, ok := parseDirent(rec)
-		if !ok {
-			break
-		}
-		if ename == "." || ename == ".." {
-			continue
-		}
+		take := len(d.ents) - d.next
 		if n > 0 {
-			n--
+			take = min(take, n)
+			n -= take
 		}
-		if mode == readDirNames {
-			names = append(names, ename)
-		} else {
-			raw = append(raw, rawEntry{ename, typ})
+		got := d.ents[d.next : d.next+take]
+		d.next += take
+		switch {
+		case mode == readDirNames:
+			if names == nil {
+				names = make([]string, 0, take)
+			}
+			for _, e := range got {
+				names = append(names, e.name)
+			}
+		case raw == nil && d.next == len(d.ents):
+			// All that is left: take the entries themselves.
+			raw = got
+			d.ents, d.next = nil, 0
+		default:
+			raw = append(raw, got...)
 		}
+	}
+	if d.next >= len(d.ents) && d.ents != nil {
+		clear(d.ents) // let the names go
+		d.ents, d.next = d.ents[:0], 0
 	}
 
 	at := statDir{r, fd, name}
@@ -216,6 +215,66 @@ func readDir(r *rio.Ring, fd int, name string, d *dirInfo, n int, mode readDirMo
 	return names, dirents, infos, nil
 }
 
+// fill reads the next entries of directory fd with one getdents64 call and
+// appends them to ents, without "." and "..": none at the end of the
+// directory, unless the call returned only those, in which case it reads
+// on. The names share one allocation.
+func fill(fd int, ents []rawEntry) ([]rawEntry, error) {
+	bp := dirBufPool.Get().(*[]byte)
+	defer dirBufPool.Put(bp)
+	for {
+		n, err := getdents(fd, *bp)
+		if err != nil {
+			return ents, err
+		}
+		if n <= 0 {
+			return ents, nil
+		}
+		buf := (*bp)[:n]
+		// Two passes: the number of entries and the length of their
+		// names, then the names, copied into one string.
+		total, count := 0, 0
+		for rec := buf; len(rec) > 0; {
+			r, ok := nextDirent(rec)
+			if !ok {
+				break
+			}
+			total += len(direntName(r))
+			count++
+			rec = rec[len(r):]
+		}
+		ents = slices.Grow(ents, count)
+		arena := make([]byte, 0, total)
+		start := len(ents)
+		for rec := buf; len(rec) > 0; {
+			r, ok := nextDirent(rec)
+			if !ok {
+				break
+			}
+			rec = rec[len(r):]
+			nb := direntName(r)
+			if string(nb) == "." || string(nb) == ".." {
+				continue
+			}
+			ents = append(ents, rawEntry{name: "", typ: direntType(r[direntTypeOff])})
+			ents[len(ents)-1].off = len(arena)
+			arena = append(arena, nb...)
+		}
+		if len(ents) == start {
+			continue // only "." and ".."
+		}
+		names := unsafe.String(unsafe.SliceData(arena), len(arena))
+		for i := start; i < len(ents); i++ {
+			end := len(arena)
+			if i+1 < len(ents) {
+				end = ents[i+1].off
+			}
+			ents[i].name = names[ents[i].off:end]
+		}
+		return ents, nil
+	}
+}
+
 // statDir stats entries of directory fd, named name, through r.
 type statDir struct {
 	r    *rio.Ring
@@ -234,7 +293,6 @@ func getdents(fd int, buf []byte) (int, error) {
 }
 
 var (
-	direntInoOff    = unsafe.Offsetof(syscall.Dirent{}.Ino)
 	direntReclenOff = unsafe.Offsetof(syscall.Dirent{}.Reclen)
 	direntTypeOff   = unsafe.Offsetof(syscall.Dirent{}.Type)
 	direntNameOff   = unsafe.Offsetof(syscall.Dirent{}.Name)
@@ -253,19 +311,13 @@ func nextDirent(buf []byte) ([]byte, bool) {
 	return buf[:reclen], true
 }
 
-// parseDirent returns the name and type of a record.
-func parseDirent(rec []byte) (name string, typ fs.FileMode, ok bool) {
-	if len(rec) < int(direntInoOff)+8 {
-		return "", 0, false
-	}
+// direntName returns the name of a record, up to its NUL.
+func direntName(rec []byte) []byte {
 	nb := rec[direntNameOff:]
-	for i, c := range nb {
-		if c == 0 {
-			nb = nb[:i]
-			break
-		}
+	if i := bytes.IndexByte(nb, 0); i >= 0 {
+		nb = nb[:i]
 	}
-	return string(nb), direntType(rec[direntTypeOff]), true
+	return nb
 }
 
 func direntType(t uint8) fs.FileMode {
@@ -303,10 +355,16 @@ func (f statDir) dirents(raw []rawEntry) ([]fs.DirEntry, error) {
 	if len(unknown) > 0 {
 		infos, errs = f.lstatAt(unknown)
 	}
-	var out []fs.DirEntry
+	if len(raw) == 0 {
+		return nil, nil
+	}
+	// One allocation for the entries, one for the slice (never grown, so
+	// the pointers into slab stay valid).
+	slab := make([]dirEntry, 0, len(raw))
+	out := make([]fs.DirEntry, 0, len(raw))
 	k := 0
 	for _, e := range raw {
-		de := &dirEntry{parent: f.name, name: e.name, typ: e.typ}
+		de := dirEntry{parent: f.name, name: e.name, typ: e.typ}
 		if e.typ == ^fs.FileMode(0) {
 			info, err := infos[k], errs[k]
 			k++
@@ -318,7 +376,8 @@ func (f statDir) dirents(raw []rawEntry) ([]fs.DirEntry, error) {
 			}
 			de.typ, de.info = info.Mode().Type(), info
 		}
-		out = append(out, de)
+		slab = append(slab, de)
+		out = append(out, &slab[len(slab)-1])
 	}
 	return out, nil
 }

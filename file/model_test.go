@@ -324,8 +324,13 @@ func TestPathModel(t *testing.T) {
 			seeds = append(seeds, base+uint64(i))
 		}
 	}
-	for _, seed := range seeds {
-		ok := t.Run(fmt.Sprint(seed), func(t *testing.T) { runPathModel(t, seed) })
+	for i, seed := range seeds {
+		ok := t.Run(fmt.Sprint(seed), func(t *testing.T) {
+			// Every other run stats through the ring only.
+			noResolveCached.Store(i%2 == 1)
+			defer noResolveCached.Store(false)
+			runPathModel(t, seed)
+		})
 		if !ok {
 			t.Fatalf("TestPathModel failed with seed %d: rerun with go test -run TestPathModel -model.seed=%d", seed, seed)
 		}

@@ -172,6 +172,16 @@ func parity(t *testing.T, fn func(t *testing.T, p impl, r *rec)) {
 }
 
 func TestParityStat(t *testing.T) {
+	t.Run("cached", testParityStat)
+	// And every Stat through the ring, as for paths not in the caches.
+	t.Run("ring", func(t *testing.T) {
+		noResolveCached.Store(true)
+		defer noResolveCached.Store(false)
+		testParityStat(t)
+	})
+}
+
+func testParityStat(t *testing.T) {
 	checkLeaks(t)
 	names := []string{"file", "empty", "link", "dlink", "loop1", "dirlink", "missing", "file/x", "full/sub/b",
 		"", "a\x00b", strings.Repeat("x", 300), "full/../file", "full/"}
@@ -195,6 +205,15 @@ func TestParityStat(t *testing.T) {
 // TestStatMatchesOS compares every field of Stat's and Lstat's FileInfo,
 // Sys included, with os's for the same files.
 func TestStatMatchesOS(t *testing.T) {
+	t.Run("cached", testStatMatchesOS)
+	t.Run("ring", func(t *testing.T) {
+		noResolveCached.Store(true)
+		defer noResolveCached.Store(false)
+		testStatMatchesOS(t)
+	})
+}
+
+func testStatMatchesOS(t *testing.T) {
 	checkLeaks(t)
 	root := t.TempDir()
 	makeParityTree(t, root)

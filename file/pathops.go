@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/gorio/rio"
@@ -68,6 +69,9 @@ func statxAt(r *rio.Ring, dirfd int, name string, flags int, st *unix.Statx_t) e
 	if hasNUL(name) {
 		return syscall.EINVAL
 	}
+	if done, err := statCached(dirfd, name, flags, st); done {
+		return err
+	}
 	if r.Supported("STATX") != nil {
 		return retryEINTR(func() error { return unix.Statx(dirfd, name, flags, unix.STATX_BASIC_STATS, st) })
 	}
@@ -76,6 +80,55 @@ func statxAt(r *rio.Ring, dirfd int, name string, flags int, st *unix.Statx_t) e
 		return err
 	})
 }
+
+// resolveCached is RESOLVE_CACHED of linux/openat2.h (Linux 5.12):
+// openat2 fails with EAGAIN rather than look a path up anywhere but in the
+// kernel's caches.
+const resolveCached = 0x20
+
+// statCached stats name if it can do so without waiting for a disk: when
+// every element of the path is in the kernel's caches, an O_PATH
+// descriptor for it is had with openat2(RESOLVE_CACHED), and statx of the
+// descriptor reads the inode in memory. done is false if the path is not
+// all cached (or openat2 is missing): the caller then goes through the
+// ring.
+//
+// Why: io_uring runs every statx in one of its worker threads (io-wq),
+// never inline, on this kernel. Measured here: 62 µs a Stat through the
+// ring, and a kernel worker thread per Go thread that submitted one,
+// against 2.5 µs for statx(2) and 4.6 µs for this.
+func statCached(dirfd int, name string, flags int, st *unix.Statx_t) (done bool, err error) {
+	if noResolveCached.Load() {
+		return false, nil
+	}
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: resolveCached}
+	if flags&unix.AT_SYMLINK_NOFOLLOW != 0 {
+		how.Flags |= unix.O_NOFOLLOW
+	}
+	fd, err := unix.Openat2(dirfd, name, &how)
+	switch err {
+	case nil:
+	case syscall.ENOENT, syscall.ENOTDIR, syscall.ELOOP, syscall.ENAMETOOLONG, syscall.EACCES:
+		// The lookup completed in the caches and failed, as statx's would.
+		return true, err
+	case syscall.ENOSYS, syscall.E2BIG:
+		noResolveCached.Store(true) // before Linux 5.6, or 5.12
+		return false, nil
+	case syscall.EINVAL:
+		if name != "" {
+			noResolveCached.Store(true) // no RESOLVE_CACHED
+		}
+		return false, nil
+	default: // EAGAIN: not all cached; EINTR and the rest: let the ring say
+		return false, nil
+	}
+	defer unix.Close(fd)
+	return true, retryEINTR(func() error {
+		return unix.Statx(fd, "", unix.AT_EMPTY_PATH|flags, unix.STATX_BASIC_STATS, st)
+	})
+}
+
+var noResolveCached atomic.Bool
 
 func unlinkAt(r *rio.Ring, dirfd int, name string, flags int) error {
 	if hasNUL(name) {
@@ -368,14 +421,11 @@ func ReadDir(name string) ([]fs.DirEntry, error) {
 	}
 	var d dirInfo
 	_, dirs, _, err := readDir(r, fd, name, &d, -1, readDirEntries)
-	if d.buf != nil {
-		dirBufPool.Put(d.buf)
-	}
 	closeRaw(r, fd)
 	if dirs == nil {
 		dirs = []fs.DirEntry{}
 	}
-	slices.SortFunc(dirs, func(a, b fs.DirEntry) int { return strings.Compare(a.Name(), b.Name()) })
+	slices.SortFunc(dirs, func(a, b fs.DirEntry) int { return strings.Compare(a.(*dirEntry).name, b.(*dirEntry).name) })
 	return dirs, err
 }
 

@@ -4,7 +4,9 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 	"slices"
+	"sync"
 	"syscall"
 
 	"github.com/gorio/rio"
@@ -44,8 +46,63 @@ func ReadFile(name string) ([]byte, error) {
 		return readFileContents(st.Size, false, f.Read)
 	}
 	defer closeRaw(r, fd)
+	if parts := min(runtime.GOMAXPROCS(0), maxParts); st.Size >= parallelMin && parts > 1 && int64(int(st.Size)) == st.Size {
+		return readParallel(r, fd, name, int(st.Size), parts)
+	}
 	fr := fileReader{r: r, fd: fd, name: name, nowait: true}
 	return readFileContents(st.Size, st.Size > 0, fr.read)
+}
+
+// A big regular file is read in parts, one per P (up to maxParts), from as
+// many goroutines: copying from the page cache, and the page faults on the
+// new buffer, then use every core, where one read(2) uses one. Each part
+// is read as a File reads, RWF_NOWAIT first and the ring for the rest.
+const (
+	parallelMin = 64 << 20
+	maxParts    = 4
+)
+
+// readParallel reads size bytes of fd in parts. If a part ends early (the
+// file shrank) or fails, the result is what precedes it, with its error,
+// as a sequential read would have returned.
+func readParallel(r *rio.Ring, fd int, name string, size, parts int) ([]byte, error) {
+	data := make([]byte, size)
+	per := (size/parts + 1<<21 - 1) &^ (1<<21 - 1) // 2 MiB multiples
+	got := make([]int, parts)
+	errs := make([]error, parts)
+	var wg sync.WaitGroup
+	for i := range parts {
+		start, end := min(i*per, size), min((i+1)*per, size)
+		read := func() {
+			fr := fileReader{r: r, fd: fd, name: name, off: int64(start), nowait: true}
+			for got[i] < end-start {
+				n, err := fr.read(data[start+got[i] : end])
+				got[i] += n
+				if err != nil {
+					errs[i] = err
+					return
+				}
+			}
+		}
+		if i == parts-1 {
+			read()
+		} else {
+			wg.Go(read)
+		}
+	}
+	wg.Wait()
+	n := 0
+	for i := range parts {
+		n += got[i]
+		if start, end := min(i*per, size), min((i+1)*per, size); got[i] < end-start {
+			err := errs[i]
+			if err == io.EOF {
+				err = nil
+			}
+			return data[:n], err
+		}
+	}
+	return data, nil
 }
 
 // readFileContents is os's: it reads with read until an error or io.EOF,

@@ -128,9 +128,6 @@ func removeAllFrom(r *rio.Ring, parentFd int, base string) error {
 			numErr := 0
 			names, _, _, readErr := readDir(r, fd, base, &d, reqSize, readDirNames)
 			if readErr != nil && readErr != io.EOF {
-				if d.buf != nil {
-					dirBufPool.Put(d.buf)
-				}
 				closeRaw(r, fd)
 				if errors.Is(readErr, fs.ErrNotExist) {
 					return nil
@@ -156,9 +153,6 @@ func removeAllFrom(r *rio.Ring, parentFd int, base string) error {
 		}
 		// Removing entries may have reshuffled the directory: reopen it
 		// rather than read on, which might skip entries.
-		if d.buf != nil {
-			dirBufPool.Put(d.buf)
-		}
 		closeRaw(r, fd)
 		if respSize < reqSize {
 			break
