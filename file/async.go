@@ -166,7 +166,10 @@ func (o *Op) wait(ctx context.Context) (int, error) {
 		return 0, &fs.PathError{Op: o.opName(), Path: o.f.name, Err: errNotSubmitted}
 	}
 	if ctx != nil {
-		if _, err := o.c.WaitContext(ctx); err != nil && err == ctx.Err() && !o.c.Done() {
+		// The core returns ctx.Err() itself when it gives up (an
+		// operation's own errors are *os.SyscallErrors), even if the
+		// cancelled operation completes just after.
+		if _, err := o.c.WaitContext(ctx); err != nil && err == ctx.Err() {
 			return 0, err
 		}
 	}

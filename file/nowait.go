@@ -68,3 +68,13 @@ func preadNowait(fd int, b []byte, off int64) (int, syscall.Errno) {
 		uintptr(off), uintptr(uint64(off)>>32>>32), unix.RWF_NOWAIT)
 	return int(r), errno
 }
+
+// preadNowaitPiece is preadNowait for one piece of a parallel ReadFile, of
+// at most shortcall.CopyMax bytes, made raw (see shortcall.CopySyscall6).
+func preadNowaitPiece(fd int, b []byte, off int64) (int, syscall.Errno) {
+	iov := unix.Iovec{Base: unsafe.SliceData(b)}
+	iov.SetLen(len(b))
+	r, errno := shortcall.CopySyscall6(len(b), unix.SYS_PREADV2, uintptr(fd), uintptr(unsafe.Pointer(&iov)), 1,
+		uintptr(off), uintptr(uint64(off)>>32>>32), unix.RWF_NOWAIT)
+	return int(r), errno
+}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/gorio/rio"
+	"github.com/gorio/rio/internal/shortcall"
 	"golang.org/x/sys/unix"
 )
 
@@ -56,7 +57,10 @@ func ReadFile(name string) ([]byte, error) {
 // A big regular file is read in parts, one per P (up to maxParts), from as
 // many goroutines: copying from the page cache, and the page faults on the
 // new buffer, then use every core, where one read(2) uses one. Each part
-// is read as a File reads, RWF_NOWAIT first and the ring for the rest.
+// is read as a File reads, RWF_NOWAIT first and the ring for the rest, in
+// pieces of 4 MiB made without the scheduler's system call bookkeeping
+// (shortcall.CopySyscall6), so that the goroutines keep their Ps and no
+// thread is started meanwhile.
 const (
 	parallelMin = 64 << 20
 	maxParts    = 4
@@ -74,9 +78,9 @@ func readParallel(r *rio.Ring, fd int, name string, size, parts int) ([]byte, er
 	for i := range parts {
 		start, end := min(i*per, size), min((i+1)*per, size)
 		read := func() {
-			fr := fileReader{r: r, fd: fd, name: name, off: int64(start), nowait: true}
+			fr := fileReader{r: r, fd: fd, name: name, off: int64(start), nowait: true, piece: true}
 			for got[i] < end-start {
-				n, err := fr.read(data[start+got[i] : end])
+				n, err := fr.read(data[start+got[i] : min(end, start+got[i]+shortcall.CopyMax)])
 				got[i] += n
 				if err != nil {
 					errs[i] = err
@@ -146,6 +150,7 @@ type fileReader struct {
 	name   string
 	off    int64
 	nowait bool // try preadv2(RWF_NOWAIT) first
+	piece  bool // reads are pieces of a parallel ReadFile: raw
 }
 
 func (fr *fileReader) read(b []byte) (int, error) {
@@ -154,7 +159,13 @@ func (fr *fileReader) read(b []byte) (int, error) {
 	}
 	for {
 		if fr.nowait {
-			n, errno := preadNowait(fr.fd, b, fr.off)
+			var n int
+			var errno syscall.Errno
+			if fr.piece {
+				n, errno = preadNowaitPiece(fr.fd, b, fr.off)
+			} else {
+				n, errno = preadNowait(fr.fd, b, fr.off)
+			}
 			switch errno {
 			case 0:
 				if n == 0 {
