@@ -7,15 +7,22 @@
 // io.EOF at end of file, fs.ErrClosed after Close). Reads, writes, opens,
 // stats, syncs, truncates and closes go through an io_uring Ring of the rio
 // package instead of blocking system calls, so a goroutine waiting for the
-// disk never holds an OS thread, however many goroutines wait. (Two
+// disk never holds an OS thread, however many goroutines wait. (The
 // exceptions: a buffered read first tries to copy the data from the page
 // cache with preadv2(RWF_NOWAIT), which never waits for the disk and is
-// cheaper than a ring round trip when the data is cached; and File-to-File
-// copies use copy_file_range, as os does.)
+// cheaper than a ring round trip when the data is cached, and Stat of a
+// path the kernel has cached reads it without the ring in the same way;
+// File-to-File copies use copy_file_range, as os does; and getdents64
+// (ReadDir), fchmod and fchown, which io_uring lacks, are system calls.)
 //
-// ReadAtAsync and WriteAtAsync start an operation and return its
-// *rio.Completion at once, so that one goroutine can keep many operations
-// in flight.
+// ReadAtAsync and WriteAtAsync start an operation and return its *Op at
+// once, so that one goroutine can keep many operations in flight; a
+// Collector returns them in the order they complete and a Batch starts many
+// with one system call. An Op's Wait has the shape of ReadAt and WriteAt.
+//
+// The package-level functions (ReadFile, WriteFile, ReadDir, Stat, Lstat,
+// Remove, RemoveAll, Rename, Mkdir, MkdirAll, Symlink, Link) and DirFS are
+// os's, through the ring, with os's results and errors.
 //
 // # Rings
 //
