@@ -171,15 +171,18 @@ func parity(t *testing.T, fn func(t *testing.T, p impl, r *rec)) {
 	}
 }
 
-func TestParityStat(t *testing.T) {
-	t.Run("cached", testParityStat)
-	// And every Stat through the ring, as for paths not in the caches.
+// bothStatPaths runs test with Stat's cached path, and with every Stat
+// through the ring, as for paths not in the kernel's caches.
+func bothStatPaths(t *testing.T, test func(*testing.T)) {
+	t.Run("cached", test)
 	t.Run("ring", func(t *testing.T) {
 		noResolveCached.Store(true)
 		defer noResolveCached.Store(false)
-		testParityStat(t)
+		test(t)
 	})
 }
+
+func TestParityStat(t *testing.T) { bothStatPaths(t, testParityStat) }
 
 func testParityStat(t *testing.T) {
 	checkLeaks(t)
@@ -204,14 +207,7 @@ func testParityStat(t *testing.T) {
 
 // TestStatMatchesOS compares every field of Stat's and Lstat's FileInfo,
 // Sys included, with os's for the same files.
-func TestStatMatchesOS(t *testing.T) {
-	t.Run("cached", testStatMatchesOS)
-	t.Run("ring", func(t *testing.T) {
-		noResolveCached.Store(true)
-		defer noResolveCached.Store(false)
-		testStatMatchesOS(t)
-	})
-}
+func TestStatMatchesOS(t *testing.T) { bothStatPaths(t, testStatMatchesOS) }
 
 func testStatMatchesOS(t *testing.T) {
 	checkLeaks(t)

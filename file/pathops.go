@@ -72,13 +72,9 @@ func statxAt(r *rio.Ring, dirfd int, name string, flags int, st *unix.Statx_t) e
 	if done, err := statCached(dirfd, name, flags, st); done {
 		return err
 	}
-	if r.Supported("STATX") != nil {
-		return retryEINTR(func() error { return unix.Statx(dirfd, name, flags, unix.STATX_BASIC_STATS, st) })
-	}
-	return retryEINTR(func() error {
-		_, err := r.Statx(dirfd, name, flags, unix.STATX_BASIC_STATS, st).Wait()
-		return err
-	})
+	return pathOp(r, "STATX", false, nil,
+		func() error { return unix.Statx(dirfd, name, flags, unix.STATX_BASIC_STATS, st) },
+		func() *rio.Completion[struct{}] { return r.Statx(dirfd, name, flags, unix.STATX_BASIC_STATS, st) })
 }
 
 // resolveCached is RESOLVE_CACHED of linux/openat2.h (Linux 5.12):
@@ -130,69 +126,53 @@ func statCached(dirfd int, name string, flags int, st *unix.Statx_t) (done bool,
 
 var noResolveCached atomic.Bool
 
-func unlinkAt(r *rio.Ring, dirfd int, name string, flags int) error {
-	if hasNUL(name) {
-		return syscall.EINVAL
+// pathOp runs an operation on names: EINVAL if one holds a NUL byte, as
+// the system calls say; through the ring (ring) if the kernel has the
+// operation opname and forceSys is false; with the system call (sys)
+// otherwise; again after EINTR.
+func pathOp(r *rio.Ring, opname string, forceSys bool, names []string, sys func() error, ring func() *rio.Completion[struct{}]) error {
+	for _, n := range names {
+		if hasNUL(n) {
+			return syscall.EINVAL
+		}
 	}
-	if r.Supported("UNLINKAT") != nil {
-		return retryEINTR(func() error { return unix.Unlinkat(dirfd, name, flags) })
+	if forceSys || r.Supported(opname) != nil {
+		return retryEINTR(sys)
 	}
 	return retryEINTR(func() error {
-		_, err := r.Unlinkat(dirfd, name, flags).Wait()
+		_, err := ring().Wait()
 		return err
 	})
+}
+
+func unlinkAt(r *rio.Ring, dirfd int, name string, flags int) error {
+	return pathOp(r, "UNLINKAT", false, []string{name},
+		func() error { return unix.Unlinkat(dirfd, name, flags) },
+		func() *rio.Completion[struct{}] { return r.Unlinkat(dirfd, name, flags) })
 }
 
 func renameAt(r *rio.Ring, oldname, newname string) error {
-	if hasNUL(oldname) || hasNUL(newname) {
-		return syscall.EINVAL
-	}
-	if r.Supported("RENAMEAT") != nil || badName(newname) {
-		return retryEINTR(func() error { return unix.Renameat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname) })
-	}
-	return retryEINTR(func() error {
-		_, err := r.Renameat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, 0).Wait()
-		return err
-	})
+	return pathOp(r, "RENAMEAT", badName(newname), []string{oldname, newname},
+		func() error { return unix.Renameat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname) },
+		func() *rio.Completion[struct{}] { return r.Renameat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, 0) })
 }
 
 func mkdirAt(r *rio.Ring, name string, mode uint32) error {
-	if hasNUL(name) {
-		return syscall.EINVAL
-	}
-	if r.Supported("MKDIRAT") != nil {
-		return retryEINTR(func() error { return unix.Mkdirat(unix.AT_FDCWD, name, mode) })
-	}
-	return retryEINTR(func() error {
-		_, err := r.Mkdirat(unix.AT_FDCWD, name, mode).Wait()
-		return err
-	})
+	return pathOp(r, "MKDIRAT", false, []string{name},
+		func() error { return unix.Mkdirat(unix.AT_FDCWD, name, mode) },
+		func() *rio.Completion[struct{}] { return r.Mkdirat(unix.AT_FDCWD, name, mode) })
 }
 
 func symlinkAt(r *rio.Ring, target, link string) error {
-	if hasNUL(target) || hasNUL(link) {
-		return syscall.EINVAL
-	}
-	if r.Supported("SYMLINKAT") != nil {
-		return retryEINTR(func() error { return unix.Symlinkat(target, unix.AT_FDCWD, link) })
-	}
-	return retryEINTR(func() error {
-		_, err := r.Symlinkat(target, unix.AT_FDCWD, link).Wait()
-		return err
-	})
+	return pathOp(r, "SYMLINKAT", false, []string{target, link},
+		func() error { return unix.Symlinkat(target, unix.AT_FDCWD, link) },
+		func() *rio.Completion[struct{}] { return r.Symlinkat(target, unix.AT_FDCWD, link) })
 }
 
 func linkAt(r *rio.Ring, oldname, newname string) error {
-	if hasNUL(oldname) || hasNUL(newname) {
-		return syscall.EINVAL
-	}
-	if r.Supported("LINKAT") != nil || badName(newname) {
-		return retryEINTR(func() error { return unix.Linkat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, 0) })
-	}
-	return retryEINTR(func() error {
-		_, err := r.Linkat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, 0).Wait()
-		return err
-	})
+	return pathOp(r, "LINKAT", badName(newname), []string{oldname, newname},
+		func() error { return unix.Linkat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, 0) },
+		func() *rio.Completion[struct{}] { return r.Linkat(unix.AT_FDCWD, oldname, unix.AT_FDCWD, newname, 0) })
 }
 
 // openAt opens name relative to dirfd; O_CLOEXEC is added.
