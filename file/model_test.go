@@ -305,7 +305,7 @@ func (e *modelEnv) apply(t *testing.T, kind, n int, off int64, whence int, data 
 	}
 }
 
-var pathModelRuns = flag.Int("pathmodel.runs", 20, "number of seeds TestPathModel runs")
+var pathModelRuns = flag.Int("pathmodel.runs", 10, "number of seeds TestPathModel runs")
 
 // TestPathModel runs seeded random sequences of the package-level
 // functions, the directory methods of File and DirFS's methods on two
