@@ -628,3 +628,34 @@ func TestDeadlineMovesBlockedRead(t *testing.T) {
 	require.NoError(t, err)
 	assert.EqualError(t, wait(read()), `read "kept"`)
 }
+
+// TestParityDirFS: DirFS refuses the names os.DirFS refuses, with the same
+// errors, and its errors name the path given.
+func TestParityDirFS(t *testing.T) {
+	checkLeaks(t)
+	parity(t, func(t *testing.T, p impl, r *rec) {
+		for _, root := range []string{r.root, r.root + "/", ""} {
+			fsys := p.DirFS(root)
+			for _, n := range []string{"file", "full/a", ".", "../file", "/etc/passwd", "full/../file", "full/", "a\x00b", "", "missing", "file/x", "link", "dlink", "dirlink/a"} {
+				f, err := fsys.Open(n)
+				if err == nil {
+					fi, serr := f.Stat()
+					r.add("Open "+n+" Stat", info(fi), serr)
+					f.Close()
+				} else {
+					r.add("Open "+n, nil, err)
+				}
+				data, err := fs.ReadFile(fsys, n)
+				r.add("ReadFile "+n, string(data), err)
+				ds, err := fs.ReadDir(fsys, n)
+				r.add("ReadDir "+n, dirents(ds), err)
+				fi, err := fs.Stat(fsys, n)
+				r.add("Stat "+n, info(fi), err)
+				fi, err = fs.Lstat(fsys, n)
+				r.add("Lstat "+n, info(fi), err)
+				target, err := fs.ReadLink(fsys, n)
+				r.add("ReadLink "+n, target, err)
+			}
+		}
+	})
+}
