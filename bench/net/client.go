@@ -37,6 +37,9 @@ type echoResult struct {
 	SrvThreads int     `json:"srv_threads,omitempty"`
 	CliCPU     float64 `json:"cli_cpu_us_per_req"`
 	CliCS      float64 `json:"cli_cs_per_req"`
+	// Other is the CPU time of everything else on the machine during the
+	// window, in CPUs: a run with much of it was disturbed.
+	Other float64 `json:"other_cpus"`
 }
 
 // echoClient runs conns connections, each sending a message and reading
@@ -115,6 +118,7 @@ func runEchoClient(addr string, conns, size int, warm, dur time.Duration, pid in
 		}
 	}
 	cli0, _ = sampleProc(self)
+	busy0 := machineBusy()
 	start := time.Now()
 	measuring.Store(true)
 	time.Sleep(dur)
@@ -127,6 +131,7 @@ func runEchoClient(addr string, conns, size int, warm, dur time.Duration, pid in
 		}
 	}
 	cli1, _ := sampleProc(self)
+	busy1 := machineBusy()
 	stopping.Store(true)
 	wg.Wait()
 	select {
@@ -164,6 +169,11 @@ func runEchoClient(addr string, conns, size int, warm, dur time.Duration, pid in
 		res.SrvThreads = d.Threads
 	}
 	d := cli1.sub(cli0)
+	other := busy1 - busy0 - d.CPU
+	if pid != 0 {
+		other -= srv1.CPU - srv0.CPU
+	}
+	res.Other = max(other.Seconds()/el.Seconds(), 0)
 	res.CliCPU = float64(d.CPU.Microseconds()) / float64(total)
 	res.CliCS = float64(d.Switches) / float64(total)
 	return res, nil

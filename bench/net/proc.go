@@ -71,6 +71,30 @@ func (a procSample) sub(b procSample) procSample {
 	return procSample{CPU: a.CPU - b.CPU, Switches: a.Switches - b.Switches, Threads: a.Threads}
 }
 
+// machineBusy returns the CPU time all CPUs have spent busy so far (every
+// column of /proc/stat's cpu line but idle and iowait), to tell how much
+// of a window went to processes other than the measured ones.
+func machineBusy() time.Duration {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	f := strings.Fields(line)
+	var busy int64
+	for i, v := range f[1:] {
+		if i == 3 || i == 4 { // idle, iowait
+			continue
+		}
+		if i >= 8 { // guest, guest_nice: already in user
+			break
+		}
+		n, _ := strconv.ParseInt(v, 10, 64)
+		busy += n
+	}
+	return time.Duration(busy) * clockTick
+}
+
 // rssMiB returns the resident set size of process pid.
 func rssMiB(pid int) (float64, error) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))

@@ -148,6 +148,10 @@ func buildC(dir string) (bins map[string]string, tmp string, why map[string]stri
 	return bins, tmp, why
 }
 
+// extServers are the servers given with -x, by name: command lines of
+// echo servers that print "listening ADDR" as the Go ones do.
+var extServers = map[string][]string{}
+
 // server is a running server process.
 type server struct {
 	cmd  *exec.Cmd
@@ -164,7 +168,14 @@ func startServer(kind string, impl implSpec, cpus []int) (*server, error) {
 		}
 		return startC(bin, impl, cpus)
 	}
-	cmd := exec.Command(self, kind+"-server", "-impl", impl.base)
+	argv := []string{self, kind + "-server", "-impl", impl.base}
+	if x := extServers[impl.base]; x != nil {
+		if kind != "echo" {
+			return nil, fmt.Errorf("%s has no %s server", impl.base, kind)
+		}
+		argv = x
+	}
+	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), impl.env...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.StdoutPipe()
