@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorio/rio"
 )
@@ -22,6 +23,7 @@ const (
 	bufSize   = 4096
 	bufCount  = 2048
 	recvLimit = 64 << 10
+	waitSpin  = 20 * time.Microsecond
 )
 
 // engine is what this package keeps per Ring: the buffer ring that
@@ -32,7 +34,6 @@ type engine struct {
 
 	noLimit     atomic.Bool // the kernel refused RecvMultishotLimit (before 6.17)
 	noMultishot atomic.Bool // the kernel refused multishot recv (before 6.0)
-	noAcceptMS  atomic.Bool // the kernel refused multishot accept (before 5.19)
 }
 
 // forceEngineErr, set by tests, simulates a kernel without io_uring.
@@ -54,10 +55,15 @@ func defaultEngine() (*engine, error) {
 	defaultOnce.Do(func() {
 		// COOP_TASKRUN: the kernel completes receives on the thread that
 		// armed them at its next entry into the kernel instead of
-		// interrupting it; measured faster here (docs/net.md).
-		r, err := rio.New(rio.WithEntries(1024), rio.WithCQEntries(65536), rio.WithCoopTaskrun())
+		// interrupting it; measured faster here (docs/net.md). A Read
+		// that would park with nobody else waiting spins for a moment
+		// first (rio.WithWaitSpin), as Go's scheduler spins before it
+		// parks a thread: one connection's round trip then wakes no
+		// thread of the server.
+		opts := []rio.Option{rio.WithEntries(1024), rio.WithCQEntries(65536), rio.WithWaitSpin(waitSpin)}
+		r, err := rio.New(append(opts, rio.WithCoopTaskrun())...)
 		if errors.Is(err, rio.ErrNotSupported) {
-			r, err = rio.New(rio.WithEntries(1024), rio.WithCQEntries(65536))
+			r, err = rio.New(opts...)
 		}
 		if err != nil {
 			defaultErr = err

@@ -71,8 +71,11 @@ type netFD struct {
 	// onDestroy runs after the descriptor is closed (listeners: unlink).
 	onDestroy func()
 	// drain takes over the rest of destroy's cleanup (listeners: close
-	// the accepted descriptors still queued).
+	// the poller's descriptor).
 	drain func()
+	// kick, if set, wakes a waiter that waits outside the ring (a
+	// listener's Accept); wakeReader calls it.
+	kick func()
 }
 
 func newNetFD(e *engine, sysfd, family int, network string) *netFD {

@@ -208,11 +208,17 @@ func newListener(e *engine, s, family int, network string, laddr net.Addr, unlin
 		laddr = sockaddrToAddr(network, lsa)
 	}
 	fd.laddr = laddr
-	l := &Listener{fd: fd, addr: laddr}
+	l, err := newListener(fd, laddr)
+	if err != nil {
+		unix.Close(s)
+		if unlink != "" {
+			os.Remove(unlink)
+		}
+		return nil, opErr(err)
+	}
 	if lc != nil {
 		l.keepAlive, l.keepAliveCfg = lc.KeepAlive, lc.KeepAliveConfig
 	}
-	fd.drain = l.drain
 	if unlink != "" {
 		fd.onDestroy = func() { os.Remove(unlink) }
 	}
