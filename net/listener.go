@@ -35,11 +35,11 @@ var (
 	_ syscall.Conn = (*Listener)(nil)
 )
 
-// newListener makes the Listener of fd, a listening socket, whose address
+// pollListener makes the Listener of fd, a listening socket, whose address
 // is laddr. The socket becomes non-blocking (the descriptors share it), as
 // the network poller needs; the sockets it accepts are in blocking mode,
 // as the ring needs.
-func newListener(fd *netFD, laddr net.Addr) (*Listener, error) {
+func pollListener(fd *netFD, laddr net.Addr) (*Listener, error) {
 	pfd, err := unix.FcntlInt(uintptr(fd.sysfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("fcntl", err)
@@ -53,6 +53,7 @@ func newListener(fd *netFD, laddr net.Addr) (*Listener, error) {
 		l.poll.Close()
 		return nil, err
 	}
+	fd.nonblock = true
 	fd.drain = func() { l.poll.Close() }
 	// A deadline that passes, and Close, wake a blocked Accept through
 	// the poller's own deadline; Accept then looks at waitErr.
