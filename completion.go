@@ -119,8 +119,16 @@ func (o *op) wait(ctx context.Context) error {
 			w = o.wake.Load()
 		}
 	}
+	// finish stores the state, then loads the waiter; we stored the
+	// waiter, now load the state. One of the two sees the other: if finish
+	// ran between our first check and the store above, it found no waiter
+	// to wake, and the state says done here.
+	if o.state.Load() == stateDone {
+		return nil
+	}
 	if !r.arm() {
-		// Torn down: every op has been reaped, so ours is done.
+		// Torn down: every op has been reaped (or failed), and finish,
+		// having seen our waiter, closes its channel.
 		<-w.ch
 		return nil
 	}
