@@ -50,6 +50,7 @@ type opExtra struct {
 	obj2     unsafe.Pointer   // second object (the new path of a rename, a statx buffer)
 	okErrno  [2]syscall.Errno // negative results that mean success (ETIME for timeouts)
 	raceDone chan struct{}    // race builds: the simulated kernel access is recorded
+	q        *queued          // the queued submission, if the op waited for a slot
 	// onCQE, if set, sees every CQE of the op and returns the result and
 	// flags the op completes with when the last one (without
 	// IORING_CQE_F_MORE) arrives.
@@ -86,6 +87,18 @@ func (o *op) finish() {
 	if w := o.wake.Load(); w != nil {
 		close(w.ch)
 	}
+}
+
+// finishRes completes o with a result the kernel did not post: o was
+// withdrawn from the queue before it reached the kernel.
+func (o *op) finishRes(res int32, flags uint32) {
+	if o.stream {
+		streamOf(o).onCQE(res, flags)
+	} else if x := o.x; x != nil && x.onCQE != nil {
+		res, flags = x.onCQE(res, flags)
+	}
+	o.res, o.cflags = res, flags
+	o.finish()
 }
 
 // fail completes an op that never reached the kernel.

@@ -14,6 +14,11 @@ var (
 	// that has been closed.
 	ErrClosed = errors.New("rio: ring closed")
 
+	// ErrRingFull is matched by the error of an operation refused because
+	// the ring's in-flight table was full and its queue at the limit set
+	// with WithQueueLimit. The operation never reached the kernel.
+	ErrRingFull = errors.New("rio: ring full")
+
 	// ErrNotSupported is matched (with errors.Is) by every error that reports
 	// io_uring, an operation or a setup flag as unavailable: because the
 	// kernel is too old, because io_uring is disabled by the

@@ -19,7 +19,13 @@
 //
 // The number of operations in flight is capped below the CQ's capacity, so
 // the kernel never has to drop or overflow a completion. Past the cap, an
-// operation method blocks (the goroutine parks) until a slot frees.
+// operation method does not block: the operation waits in the ring's queue,
+// in submission order, and is submitted when a slot frees. Its Completion
+// (or Stream) is pending meanwhile, so WaitContext's context, Cancel and
+// Close end that wait as they end any other: a cancelled operation leaves
+// the queue without reaching the kernel and completes with ECANCELED.
+// WithQueueLimit bounds the queue. Cancellations never wait behind user
+// operations: they have slots of their own.
 //
 // # Concurrency
 //
@@ -64,6 +70,7 @@ type Ring struct {
 	again      bool   // SQEs were published while it was in enter
 	heavy      bool   // an unsubmitted SQE moves much data inline (see heavyOp)
 	closed     bool   // Close has begun: no new user operations
+	quiet      bool   // Close is done cancelling: no new internal operations either
 	dead       bool   // torn down: no operations at all
 
 	// Completion side.
@@ -71,6 +78,10 @@ type Ring struct {
 	cqHead  uint32     // our copy of the CQ head, guarded by cqMu
 	freed   [64]uint32 // drainLocked's slots to release, guarded by cqMu
 	reapReq atomic.Bool
+
+	// queuedReady: queued submissions have their slots and wait for pump.
+	queuedReady atomic.Bool
+	pumpMu      sync.Mutex // held by the goroutine that pumps
 
 	table    slotTable
 	inflight atomic.Int64 // slots in use
@@ -118,6 +129,7 @@ type config struct {
 	sqIdle     time.Duration
 	coop       bool
 	alwaysArm  bool
+	queueLimit int
 	newKernel  func(entries uint32, p *uring.Params) (kernel, error)
 }
 
@@ -186,6 +198,24 @@ func WithMaxWorkers(bounded, unbounded uint32) Option {
 	}
 }
 
+// WithQueueLimit bounds the operations that wait for a free slot of the
+// ring's in-flight table. By default an operation submitted while the table
+// is full waits in a queue, in submission order, for as long as it takes,
+// and its Completion or Stream is pending meanwhile. With a limit, an
+// operation that would make more than n wait fails at once, with an error
+// matching ErrRingFull, and never reaches the kernel; with n == 0, nothing
+// waits: a full ring refuses. A caller that spreads work over several rings
+// uses it to find a ring with room (package file does).
+func WithQueueLimit(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return argError("WithQueueLimit", fmt.Errorf("negative limit %d: %w", n, syscall.EINVAL))
+		}
+		c.queueLimit = n
+		return nil
+	}
+}
+
 // withAlwaysArmed keeps the eventfd notification on even when nobody waits;
 // benchmarks compare it with the default.
 func withAlwaysArmed() Option {
@@ -195,8 +225,11 @@ func withAlwaysArmed() Option {
 // New creates a Ring. If io_uring is missing or blocked, the error matches
 // ErrNotSupported; other setup failures are *os.SyscallError.
 func New(opts ...Option) (*Ring, error) {
-	cfg := config{entries: 256, newKernel: newRealKernel}
+	cfg := config{entries: 256, queueLimit: -1, newKernel: newRealKernel}
 	for _, o := range opts {
+		if o == nil {
+			return nil, argError("New", fmt.Errorf("nil Option: %w", syscall.EINVAL))
+		}
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
@@ -252,7 +285,7 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 	if reserve >= n {
 		return nil, argError("New", fmt.Errorf("completion queue of %d entries too small: %w", n, syscall.EINVAL))
 	}
-	r.table.init(n, reserve)
+	r.table.init(n, reserve, cfg.queueLimit)
 
 	// Probe which operations the kernel knows (Linux 5.6). On older
 	// kernels, assume the 5.1 set.
@@ -381,13 +414,13 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		o.fail(opFeatureError(o.opcode))
 		return
 	}
-	idx, ok := r.acquire1(o, internal)
+	idx, ok := r.acquire1(o, s, internal)
 	if !ok {
-		return
+		return // failed, or queued: pump submits it when slots free
 	}
 	r.claim1(idx, o)
 	r.mu.Lock()
-	if r.dead || (r.closed && !internal) {
+	if r.refusesLocked(internal) {
 		r.mu.Unlock()
 		r.unsubmit(idx, o)
 		return
@@ -405,15 +438,29 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	r.flushLocked(!o.stream)
 }
 
+// refusesLocked reports whether the ring, with mu held, refuses to
+// publish a user operation (or an internal one): user ones from the
+// moment Close begins, internal ones once Close has no more use for them.
+func (r *Ring) refusesLocked(internal bool) bool {
+	if internal {
+		return r.quiet || r.dead
+	}
+	return r.closed || r.dead
+}
+
 // The helpers of submit below keep its frame small: it is on the stack of
 // every first Read of a rionet connection (see enterSubmit).
 
-// acquire1 acquires one slot for o, or fails o.
-func (r *Ring) acquire1(o *op, internal bool) (uint32, bool) {
+// acquire1 acquires one slot for o. It reports false if o failed, or if
+// it was queued to wait for a slot.
+func (r *Ring) acquire1(o *op, s *uring.SQE, internal bool) (uint32, bool) {
 	var buf [1]uint32
-	idx, err := r.acquire(buf[:0], 1, internal)
+	ops := [1]*op{o}
+	idx, err := r.acquire(buf[:0], 1, internal, ops[:], unsafe.Slice(s, 1))
 	if err != nil {
-		o.fail(err)
+		if err != errQueued {
+			o.fail(err)
+		}
 		return 0, false
 	}
 	return idx[0], true
@@ -430,7 +477,8 @@ func (r *Ring) claim1(idx uint32, o *op) {
 func (r *Ring) unsubmit(idx uint32, o *op) {
 	r.unclaim(idx)
 	r.release(idx)
-	o.fail(ErrClosed)
+	o.fail(r.closedErr())
+	r.pump()
 }
 
 // flushLocked makes sure the published SQEs reach the kernel. Called with mu
@@ -460,6 +508,8 @@ func (r *Ring) flushLocked(reap bool) {
 	}
 	if reap {
 		r.reap()
+	} else if r.queuedReady.Load() {
+		r.pump()
 	}
 }
 
@@ -526,7 +576,7 @@ func (r *Ring) enter(minComplete, flags uint32, short bool) {
 // before attempt number attempt of an enter: a yield at first, then sleeps
 // growing to 1 ms.
 func (r *Ring) backoff(attempt int) {
-	r.reap()
+	r.drain() // not reap: the caller may hold mu, which pump takes
 	if attempt < 10 {
 		runtime.Gosched()
 		return
@@ -582,9 +632,18 @@ func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 	}
 }
 
-// reap drains the CQ unless another goroutine is draining it, in which case
-// that goroutine drains again before it stops.
+// reap drains the CQ, then submits the queued operations that the freed
+// slots let through. It must not be called with mu held.
 func (r *Ring) reap() {
+	r.drain()
+	if r.queuedReady.Load() {
+		r.pump()
+	}
+}
+
+// drain drains the CQ unless another goroutine is draining it, in which
+// case that goroutine drains again before it stops.
+func (r *Ring) drain() {
 	r.reapReq.Store(true)
 	for r.reapReq.Load() {
 		if !r.cqMu.TryLock() {
@@ -687,9 +746,14 @@ func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 	return idx, true
 }
 
-// cancelOp asks the kernel to cancel o, if it is still in flight.
+// cancelOp asks the kernel to cancel o, if it is still in flight. An
+// operation still waiting for a slot is withdrawn instead: it completes
+// with ECANCELED without reaching the kernel.
 func (r *Ring) cancelOp(o *op) {
 	if o.state.Load() != statePending {
+		return
+	}
+	if x := o.x; x != nil && x.q != nil && r.withdraw(x.q) {
 		return
 	}
 	c := &Completion[int]{}
@@ -697,6 +761,9 @@ func (r *Ring) cancelOp(o *op) {
 	c.opcode = uring.OpAsyncCancel
 	r.submit(&c.op, &uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, Addr: o.userData}, true)
 }
+
+// closedErr is the error of an operation refused by a closed ring.
+func (r *Ring) closedErr() error { return ErrClosed }
 
 // now returns the time since the ring was created, never 0.
 func (r *Ring) now() int64 { return int64(time.Since(r.epoch)) | 1 }
@@ -711,8 +778,8 @@ func (r *Ring) now() int64 { return int64(time.Since(r.epoch)) | 1 }
 // normally, others complete with ECANCELED. Wait for writes whose outcome
 // matters before closing.
 //
-// Operations blocked waiting for a slot, and operations started after Close
-// has begun, fail with ErrClosed. Close is idempotent and safe to call
+// Operations waiting for a slot, and operations started after Close has
+// begun, fail with ErrClosed. Close is idempotent and safe to call
 // concurrently with anything else; every call returns once the ring is
 // closed.
 func (r *Ring) Close() error {
@@ -725,7 +792,7 @@ func (r *Ring) Close() error {
 	r.closed = true
 	r.closedA.Store(true)
 	r.mu.Unlock()
-	r.wakeAcquirers()
+	r.failQueue(ErrClosed, false)
 
 	r.arm()
 	cancelAny := r.probe.Supported(uring.OpAsyncCancel)
@@ -752,6 +819,23 @@ func (r *Ring) Close() error {
 		}
 		// Some operations could not be cancelled yet (they are running in
 		// an io-wq worker); wait for them, asking again from time to time.
+		if t == nil {
+			t = time.NewTimer(20 * time.Millisecond)
+		} else {
+			t.Reset(20 * time.Millisecond)
+		}
+		select {
+		case <-r.idle:
+		case <-t.C:
+		}
+		r.reap()
+	}
+	// From here on, internal operations (a WaitContext's cancellation
+	// racing Close) are refused too; wait for any that got in before.
+	r.mu.Lock()
+	r.quiet = true
+	r.mu.Unlock()
+	for r.inflight.Load() > 0 {
 		if t == nil {
 			t = time.NewTimer(20 * time.Millisecond)
 		} else {
@@ -794,7 +878,7 @@ func (r *Ring) teardown() error {
 	r.cqMu.Unlock()
 	r.mu.Unlock()
 
-	r.wakeAcquirers()
+	r.failQueue(ErrClosed, true) // nothing is left there: no slot is taken
 
 	r.regMu.Lock()
 	if kerr := r.k.Close(); err == nil {

@@ -13,6 +13,7 @@ type Stats struct {
 	Completed uint64 // completions reaped
 	Enters    uint64 // io_uring_enter system calls
 	InFlight  int    // operations submitted and not yet reaped, internal ones included
+	Queued    int    // operations waiting for a free slot (see WithQueueLimit)
 
 	// EnterErrors counts io_uring_enter calls that failed with an error
 	// other than EINTR, EAGAIN or EBUSY (those are retried). It should stay
@@ -79,6 +80,7 @@ func (r *Ring) Stats() Stats {
 		Enters:      r.stats.enters.Load(),
 		EnterErrors: r.stats.enterErrors.Load(),
 		InFlight:    int(r.inflight.Load()),
+		Queued:      r.queuedOps(),
 	}
 	for i := range s.Latency {
 		s.Latency[i] = r.stats.latency[i].Load()
