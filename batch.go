@@ -28,10 +28,13 @@ var errNoPrevious = fmt.Errorf("no operation queued before it: %w", syscall.EINV
 func (b *Batch) Submit() error {
 	ops, sqes, err := b.ops, b.sqes, b.err
 	defer b.reset()
+	r := b.r
+	if err == nil && !r.usable() {
+		err = errBadRing
+	}
 	if len(ops) == 0 {
 		return err
 	}
-	r := b.r
 	if err == nil {
 		err = r.checkBatch(ops, sqes)
 	}

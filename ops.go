@@ -189,6 +189,10 @@ func (r *Ring) CancelFd(fd int) *Completion[int] {
 	var s uring.SQE
 	c := prepCancelFd(new(Completion[int]), &s, fd)
 	c.ring = r
+	if !r.usable() {
+		c.fail(errBadRing)
+		return c
+	}
 	if r.closedA.Load() {
 		c.fail(r.closedErr())
 		return c
@@ -222,7 +226,7 @@ func submit1[T any](r *Ring, c *Completion[T], s *uring.SQE) *Completion[T] {
 //
 // The operations' memory belongs to the kernel from Submit on, as for the
 // Ring's methods. Waiting on an operation of a Batch that was not submitted
-// returns an error.
+// returns an error matching syscall.EINVAL.
 //
 // A Batch allocates its Completions 64 at a time, which makes each cheaper;
 // keeping one Completion referenced keeps its group of 64 (about 5 KB)

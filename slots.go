@@ -143,9 +143,10 @@ func (r *Ring) enqueue(n int, internal bool, ops []*op, sqes []uring.SQE) error 
 		return r.closedErr()
 	}
 	if !internal && t.limit >= 0 && t.nqueue+n > t.limit {
+		inUse, waiting := t.nuser-len(t.user), t.nqueue
 		t.mu.Unlock()
 		r.disarm()
-		return fmt.Errorf("%w: %d operations in flight, %d waiting, queue limit %d", ErrRingFull, t.nuser-len(t.user), t.nqueue, t.limit)
+		return fmt.Errorf("%w: %d operations in flight, %d waiting, queue limit %d", ErrRingFull, inUse, waiting, t.limit)
 	}
 	for _, o := range ops {
 		o.extra().q = q

@@ -72,8 +72,11 @@ func bucket(ns int64) int {
 }
 
 // Stats returns the ring's counters. It is safe to call at any time, also
-// after Close.
+// after Close; a nil or zero Ring has zero counters.
 func (r *Ring) Stats() Stats {
+	if !r.usable() {
+		return Stats{}
+	}
 	s := Stats{
 		Submitted:   r.stats.submitted.Load(),
 		Completed:   r.stats.completed.Load(),
