@@ -5,13 +5,14 @@
 // io.ReaderAt, io.WriterAt, io.Seeker, io.Closer, io.ReaderFrom and
 // io.WriterTo, and its errors have the same shapes (*fs.PathError, a bare
 // io.EOF at end of file, fs.ErrClosed after Close). Reads, writes, opens,
-// stats, syncs, truncates and closes go through an io_uring Ring of the rio
+// stats, syncs and truncates go through an io_uring Ring of the rio
 // package instead of blocking system calls, so a goroutine waiting for the
-// disk never holds an OS thread, however many goroutines wait. (Two
+// disk never holds an OS thread, however many goroutines wait. (Three
 // exceptions: a buffered read first tries to copy the data from the page
 // cache with preadv2(RWF_NOWAIT), which never waits for the disk and is
-// cheaper than a ring round trip when the data is cached; and File-to-File
-// copies use copy_file_range, as os does.)
+// cheaper than a ring round trip when the data is cached; File-to-File
+// copies use copy_file_range, as os does; and Close closes the descriptor
+// with close(2), so that it never waits for a slot of a full ring.)
 //
 // ReadAtAsync and WriteAtAsync start an operation and return its
 // *rio.Completion at once, so that one goroutine can keep many operations
@@ -19,8 +20,15 @@
 //
 // # Rings
 //
-// Open, Create and OpenFile use a Ring shared by the whole process, created
-// on first use and never closed. OpenFileRing uses a Ring of the caller's.
+// Open, Create and OpenFile use rings shared by the whole process, created
+// on first use and never closed. Each operation goes to the first shared
+// ring with a free slot; when every one is full (as when many reads of
+// pipes or FIFOs wait for data, each holding a slot), another ring is
+// created, up to 64 of them, so that unrelated Opens, reads and Closes
+// never wait behind them. Past that, operations fail with an error
+// matching rio.ErrRingFull rather than wait. OpenFileRing uses a Ring of
+// the caller's, and its operations wait in that Ring's queue when it is
+// full (see rio.WithQueueLimit).
 //
 // # Fallback
 //
@@ -71,7 +79,8 @@ type File struct {
 	name string
 	osf  *os.File // non-nil: fallback mode, every method delegates to it
 
-	ring   *rio.Ring
+	ring   *rio.Ring // the caller's Ring, or the first shared ring
+	pool   *ringPool // the shared rings, for a File opened on them
 	fd     int
 	append bool // opened with O_APPEND
 	direct bool // opened with O_DIRECT
@@ -150,31 +159,131 @@ func SetFallback(enabled bool) { fallback.Store(enabled) }
 
 var (
 	defaultOnce sync.Once
-	defaultRing *rio.Ring
 	defaultErr  error
+	shared      ringPool
 )
 
-// DefaultRing returns the Ring that Open, Create and OpenFile use, creating
-// it on first use. It belongs to the package and is never closed; callers
-// may submit their own operations to it but must not close it. If io_uring
+// DefaultRing returns the first of the rings that Open, Create and
+// OpenFile use, creating it on first use. It belongs to the package and is
+// never closed; callers may submit their own operations to it but must not
+// close it. It is made with rio.WithQueueLimit(0): when it is full, an
+// operation fails at once with an error matching rio.ErrRingFull instead
+// of waiting for a slot (the package then uses another ring). If io_uring
 // is unavailable, the error matches rio.ErrNotSupported.
 func DefaultRing() (*rio.Ring, error) {
 	defaultOnce.Do(func() {
-		r, err := rio.New()
+		r, err := newSharedRing()
 		if err == nil {
-			err = checkRing(r)
-			if err != nil {
-				r.Close()
-				r = nil
+			shared.rings.Store(&[]*rio.Ring{r})
+		}
+		defaultErr = err
+	})
+	if defaultErr != nil {
+		return nil, defaultErr
+	}
+	return (*shared.rings.Load())[0], nil
+}
+
+// newSharedRing creates one of the shared rings.
+func newSharedRing() (*rio.Ring, error) {
+	r, err := rio.New(rio.WithQueueLimit(0))
+	if err == nil {
+		err = checkRing(r)
+		if err != nil {
+			r.Close()
+			r = nil
+		}
+	}
+	return r, err
+}
+
+// maxSharedRings bounds how many rings the shared pool grows to.
+const maxSharedRings = 64
+
+// ringPool is the package's shared rings. They refuse operations when full
+// (rio.WithQueueLimit(0)), so that an operation can go to another one
+// rather than wait behind operations that may never complete.
+type ringPool struct {
+	rings atomic.Pointer[[]*rio.Ring] // grows, never shrinks
+	mu    sync.Mutex                  // held to grow
+}
+
+// grow adds a ring to the pool, unless another goroutine did since the
+// caller saw n rings, and returns the rings.
+func (p *ringPool) grow(n int) ([]*rio.Ring, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rings := *p.rings.Load()
+	if len(rings) > n {
+		return rings, nil
+	}
+	if len(rings) >= maxSharedRings {
+		return nil, fmt.Errorf("file: all %d shared rings are full: %w", len(rings), rio.ErrRingFull)
+	}
+	r, err := newSharedRing()
+	if err != nil {
+		return nil, fmt.Errorf("file: adding a shared ring: %w", err)
+	}
+	rings = append(rings[:len(rings):len(rings)], r)
+	p.rings.Store(&rings)
+	return rings, nil
+}
+
+// submit submits an operation, made by op, on the File's ring, or on the
+// first shared ring that has a free slot, adding one if none has: on the
+// shared rings an operation never waits for a slot. The error is that of
+// a pool that cannot grow; the operation's own is Wait's.
+func submit[T any](f *File, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
+	if f.pool == nil {
+		return op(f.ring), nil
+	}
+	return submitShared(f.pool, op)
+}
+
+// run submits an operation as submit does and waits for its result.
+func run[T any](f *File, op func(*rio.Ring) *rio.Completion[T]) (T, error) {
+	c, err := submit(f, op)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return c.Wait()
+}
+
+func submitShared[T any](p *ringPool, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
+	rings := *p.rings.Load()
+	for i := 0; ; i++ {
+		if i == len(rings) {
+			var err error
+			if rings, err = p.grow(i); err != nil {
+				return nil, err
 			}
 		}
-		defaultRing, defaultErr = r, err
-	})
-	return defaultRing, defaultErr
+		c := op(rings[i])
+		// A full shared ring fails the operation before it returns.
+		if !c.Done() {
+			return c, nil
+		}
+		if _, err := c.Wait(); err == nil || !errors.Is(err, rio.ErrRingFull) {
+			return c, nil
+		}
+	}
+}
+
+// each runs f on every shared ring of a File opened on them, or on its
+// own ring.
+func (f *File) each(fn func(*rio.Ring)) {
+	if f.pool == nil {
+		fn(f.ring)
+		return
+	}
+	for _, r := range *f.pool.rings.Load() {
+		fn(r)
+	}
 }
 
 // requiredOps are the operations a File cannot do without. The others
-// (OPENAT, STATX, CLOSE, FSYNC, FTRUNCATE, ASYNC_CANCEL) fall back to
+// (OPENAT, STATX, FSYNC, FTRUNCATE, ASYNC_CANCEL) fall back to
 // system calls when the kernel lacks them.
 var requiredOps = []string{"READ", "WRITE"}
 
@@ -221,7 +330,11 @@ func openWith(ring func() (*rio.Ring, error), name string, flag int, perm fs.Fil
 		}
 		return &File{name: name, osf: osf, fd: -1}, nil
 	}
-	return OpenFileRing(r, name, flag, perm)
+	var pool *ringPool
+	if rs := shared.rings.Load(); rs != nil && (*rs)[0] == r {
+		pool = &shared
+	}
+	return openRing(r, pool, name, flag, perm)
 }
 
 // OpenFileRing is OpenFile on a Ring of the caller's, which must stay open
@@ -229,6 +342,12 @@ func openWith(ring func() (*rio.Ring, error), name string, flag int, perm fs.Fil
 // the Ring lacks an operation a File needs, the error matches
 // rio.ErrNotSupported.
 func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, error) {
+	return openRing(r, nil, name, flag, perm)
+}
+
+// openRing opens name on r, or with pool set, on the shared rings, of
+// which r is the first.
+func openRing(r *rio.Ring, pool *ringPool, name string, flag int, perm fs.FileMode) (*File, error) {
 	if r == nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("nil *rio.Ring: %w", syscall.EINVAL)}
 	}
@@ -240,9 +359,12 @@ func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, 
 	}
 	var fd int
 	var err error
+	opener := &File{ring: r, pool: pool}
 	for {
 		if r.Supported("OPENAT") == nil {
-			fd, err = r.Openat(unix.AT_FDCWD, name, flag|unix.O_CLOEXEC, syscallMode(perm)).Wait()
+			fd, err = run(opener, func(r *rio.Ring) *rio.Completion[int] {
+				return r.Openat(unix.AT_FDCWD, name, flag|unix.O_CLOEXEC, syscallMode(perm))
+			})
 		} else {
 			fd, err = unix.Open(name, flag|unix.O_CLOEXEC, syscallMode(perm))
 		}
@@ -256,6 +378,7 @@ func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, 
 	f := &File{
 		name:      name,
 		ring:      r,
+		pool:      pool,
 		fd:        fd,
 		append:    flag&os.O_APPEND != 0,
 		direct:    flag&syscall.O_DIRECT != 0,
@@ -303,7 +426,7 @@ func (f *File) Name() string { return f.name }
 // (lseek) follows Seek but not Read and Write. On a File that fell back to
 // the os package, Fd is the *os.File's Fd.
 func (f *File) Fd() uintptr {
-	if f == nil {
+	if f == nil || f.invalid() {
 		return ^uintptr(0)
 	}
 	if f.osf != nil {
@@ -312,13 +435,22 @@ func (f *File) Fd() uintptr {
 	return uintptr(f.fd)
 }
 
-// Ring returns the Ring the File's IO goes through, or nil if it fell back
-// to the os package. The File does not own it.
+// Ring returns the Ring the File's IO goes through (for a File opened on
+// the shared rings, the first of them, DefaultRing), or nil if it fell
+// back to the os package. The File does not own it.
 func (f *File) Ring() *rio.Ring { return f.ring }
 
+// invalid reports whether f is a zero File, not made by this package's
+// functions: its methods fail with EINVAL, as those of a nil *os.File do.
+func (f *File) invalid() bool { return f.ring == nil && f.osf == nil }
+
 // acquire registers an operation in progress; it fails once Close has
-// begun. Every successful acquire is paired with a release.
+// begun, and on a zero File. Every successful acquire is paired with a
+// release.
 func (f *File) acquire() bool {
+	if f.invalid() {
+		return false
+	}
 	for {
 		v := f.life.Load()
 		if v&closedBit != 0 {
@@ -356,6 +488,9 @@ func (f *File) Close() error {
 	}
 	if f.osf != nil {
 		return f.osf.Close()
+	}
+	if f.invalid() {
+		return f.closedErr("close")
 	}
 	first := false
 	f.closeOnce.Do(func() {
@@ -417,25 +552,29 @@ func (f *File) cancelUntilDrained() {
 	}
 }
 
-// cancelFd cancels every operation in flight on the descriptor. It
-// reports false if the kernel cannot.
+// cancelFd cancels every operation in flight on the descriptor, on every
+// ring the File uses; the cancellation takes a slot kept for it, so it
+// never waits behind the operations it cancels. It reports false if the
+// kernel cannot.
 func (f *File) cancelFd() bool {
 	if f.ring.Supported("ASYNC_CANCEL") != nil {
 		return false
 	}
-	_, err := f.ring.CancelFd(f.fd).Wait()
-	return err == nil || errors.Is(err, syscall.ENOENT)
+	ok := true
+	f.each(func(r *rio.Ring) {
+		_, err := r.CancelFd(f.fd).Wait()
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			ok = false
+		}
+	})
+	return ok
 }
 
-// closeFd closes the descriptor, through the ring where it can.
+// closeFd closes the descriptor, with close(2) on the calling thread
+// rather than through the ring: a Close must never wait for a slot of a
+// ring that other Files' operations (blocked reads of pipes, say) may hold
+// for ever, and closing a descriptor nothing else uses is quick.
 func (f *File) closeFd() error {
-	if f.ring.Supported("CLOSE") == nil {
-		_, err := f.ring.CloseFd(f.fd).Wait()
-		if err == nil || !errors.Is(err, rio.ErrClosed) {
-			return errnoOf(err)
-		}
-		// The Ring was closed first: close the descriptor directly.
-	}
 	return errnoOf(unix.Close(f.fd))
 }
 
@@ -463,5 +602,8 @@ func errnoOf(err error) error {
 }
 
 func (f *File) closedErr(op string) error {
+	if f.invalid() {
+		return &fs.PathError{Op: op, Path: f.name, Err: syscall.EINVAL}
+	}
 	return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrClosed}
 }

@@ -48,7 +48,7 @@ func (f *File) Read(b []byte) (int, error) {
 			// Part was cached. Read the rest through the ring, so that a
 			// Read returns as much as os.File's would; an error there
 			// will show on the next Read.
-			m, err := f.ring.ReadAt(f.fd, b[n:], f.pos+int64(n)).Wait()
+			m, err := run(f, func(r *rio.Ring) *rio.Completion[int] { return r.ReadAt(f.fd, b[n:], f.pos+int64(n)) })
 			if err == nil {
 				n += m
 			}
@@ -60,9 +60,9 @@ func (f *File) Read(b []byte) (int, error) {
 	var err error
 	for {
 		if f.stream {
-			n, err = f.ring.Read(f.fd, b).Wait()
+			n, err = run(f, func(r *rio.Ring) *rio.Completion[int] { return r.Read(f.fd, b) })
 		} else {
-			n, err = f.ring.ReadAt(f.fd, b, f.pos).Wait()
+			n, err = run(f, func(r *rio.Ring) *rio.Completion[int] { return r.ReadAt(f.fd, b, f.pos) })
 		}
 		if err == nil || !f.again(err, unix.POLLIN) {
 			break
@@ -122,9 +122,9 @@ func (f *File) writeCur(b []byte) (int, error) {
 		var n int
 		var err error
 		if f.stream || f.append {
-			n, err = f.ring.Write(f.fd, b[nn:]).Wait()
+			n, err = run(f, func(r *rio.Ring) *rio.Completion[int] { return r.Write(f.fd, b[nn:]) })
 		} else {
-			n, err = f.ring.WriteAt(f.fd, b[nn:], f.pos).Wait()
+			n, err = run(f, func(r *rio.Ring) *rio.Completion[int] { return r.WriteAt(f.fd, b[nn:], f.pos) })
 		}
 		if err != nil {
 			if f.again(err, unix.POLLOUT) {
@@ -183,7 +183,7 @@ func (f *File) ReadAt(b []byte, off int64) (int, error) {
 				continue
 			}
 		}
-		m, err := f.ring.ReadAt(f.fd, b, off).Wait()
+		m, err := run(f, func(r *rio.Ring) *rio.Completion[int] { return r.ReadAt(f.fd, b, off) })
 		if err != nil {
 			if f.again(err, unix.POLLIN) {
 				continue
@@ -239,7 +239,7 @@ func (f *File) WriteAt(b []byte, off int64) (int, error) {
 	}
 	n := 0
 	for len(b) > 0 {
-		m, err := f.ring.WriteAt(f.fd, b, off).Wait()
+		m, err := run(f, func(r *rio.Ring) *rio.Completion[int] { return r.WriteAt(f.fd, b, off) })
 		if err != nil {
 			if f.again(err, unix.POLLOUT) {
 				continue
@@ -311,11 +311,14 @@ func (f *File) startAsync(write bool, b []byte, off int64) (*rio.Completion[int]
 			return nil, &fs.PathError{Op: op, Path: f.name, Err: err}
 		}
 	}
-	var c *rio.Completion[int]
-	if write {
-		c = f.ring.WriteAt(f.fd, b, off)
-	} else {
-		c = f.ring.ReadAt(f.fd, b, off)
+	c, err := submit(f, func(r *rio.Ring) *rio.Completion[int] {
+		if write {
+			return r.WriteAt(f.fd, b, off)
+		}
+		return r.ReadAt(f.fd, b, off)
+	})
+	if err != nil {
+		return nil, f.wrapErr(op, err)
 	}
 	f.track(c)
 	return c, nil
@@ -382,7 +385,7 @@ func (f *File) again(err error, events uint32) bool {
 		return true
 	case errors.Is(err, syscall.EAGAIN):
 		if f.stream {
-			_, perr := f.ring.Poll(f.fd, events).Wait()
+			_, perr := run(f, func(r *rio.Ring) *rio.Completion[uint32] { return r.Poll(f.fd, events) })
 			return perr == nil || errors.Is(perr, syscall.EINTR)
 		}
 		return true
