@@ -377,13 +377,11 @@ func (r *Ring) Supported(opname string) error {
 	if !r.usable() {
 		return errBadRing
 	}
-	for code := range opTable {
-		if upper(opTable[code].name) == opname {
-			if !r.probe.Supported(uint8(code)) {
-				return opFeatureError(uint8(code))
-			}
-			return nil
+	if code, ok := opCodes[opname]; ok {
+		if !r.probe.Supported(code) {
+			return opFeatureError(code)
 		}
+		return nil
 	}
 	return argError("Supported", fmt.Errorf("unknown operation %q: %w", opname, syscall.EINVAL))
 }

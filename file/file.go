@@ -7,28 +7,40 @@
 // io.EOF at end of file, fs.ErrClosed after Close). Reads, writes, opens,
 // stats, syncs and truncates go through an io_uring Ring of the rio
 // package instead of blocking system calls, so a goroutine waiting for the
-// disk never holds an OS thread, however many goroutines wait. (Three
+// disk never holds an OS thread, however many goroutines wait. (The
 // exceptions: a buffered read first tries to copy the data from the page
 // cache with preadv2(RWF_NOWAIT), which never waits for the disk and is
-// cheaper than a ring round trip when the data is cached; File-to-File
-// copies use copy_file_range, as os does; and Close closes the descriptor
-// with close(2), so that it never waits for a slot of a full ring.)
+// cheaper than a ring round trip when the data is cached, and Stat of a
+// path the kernel has cached reads it without the ring in the same way;
+// File-to-File copies use copy_file_range, as os does; getdents64
+// (ReadDir), fchmod and fchown, which io_uring lacks, are system calls;
+// and Close closes the descriptor with close(2), so that it never waits
+// for a slot of a full ring.)
 //
-// ReadAtAsync and WriteAtAsync start an operation and return its
-// *rio.Completion at once, so that one goroutine can keep many operations
-// in flight.
+// ReadAtAsync and WriteAtAsync start an operation and return its *Op at
+// once, so that one goroutine can keep many operations in flight; a
+// Collector returns them in the order they complete and a Batch starts many
+// with one system call. An Op's Wait has the shape of ReadAt and WriteAt.
+//
+// The package-level functions (ReadFile, WriteFile, ReadDir, Stat, Lstat,
+// Remove, RemoveAll, Rename, Mkdir, MkdirAll, Symlink, Link) and DirFS are
+// os's, through the ring, with os's results and errors.
 //
 // # Rings
 //
-// Open, Create and OpenFile use rings shared by the whole process, created
-// on first use and never closed. Each operation goes to the first shared
-// ring with a free slot; when every one is full (as when many reads of
-// pipes or FIFOs wait for data, each holding a slot), another ring is
-// created, up to 64 of them, so that unrelated Opens, reads and Closes
-// never wait behind them. Past that, operations fail with an error
-// matching rio.ErrRingFull rather than wait. OpenFileRing uses a Ring of
-// the caller's, and its operations wait in that Ring's queue when it is
-// full (see rio.WithQueueLimit).
+// Open, Create and OpenFile use a Ring shared by the whole process,
+// DefaultRing, created on first use and never closed. An operation on a
+// regular file or a directory holds a slot of its ring for a bounded time;
+// a read or write of a pipe, FIFO, socket or terminal may hold one for
+// ever (until data comes). So the operations of shared Files on such
+// streams go to rings of their own, made with rio.WithQueueLimit(0): each
+// goes to the first of them with a free slot, and when every one is full
+// another is created, up to 64 (past that, the operation fails with an
+// error matching rio.ErrRingFull rather than wait). However many reads of
+// streams block, the operations on DefaultRing never wait behind them.
+// OpenFileRing uses a Ring of the caller's for everything, and its
+// operations wait in that Ring's queue when it is full (see
+// rio.WithQueueLimit).
 //
 // # Fallback
 //
@@ -80,7 +92,7 @@ type File struct {
 	osf  *os.File // non-nil: fallback mode, every method delegates to it
 
 	ring   *rio.Ring // the caller's Ring, or the first shared ring
-	pool   *ringPool // the shared rings, for a File opened on them
+	pool   *ringPool // for a File on DefaultRing: where a stream's operations go
 	fd     int
 	append bool // opened with O_APPEND
 	direct bool // opened with O_DIRECT
@@ -116,6 +128,23 @@ type File struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	dir *dirInfo                      // ReadDir's buffer (dir.go), guarded by posMu
+	dls atomic.Pointer[fileDeadlines] // set by SetDeadline (osfile.go)
+	// On a stream, Reads are serialised by rmu and Writes by wmu rather
+	// than both by posMu, so that a blocked Read does not hold up a Write.
+	rmu, wmu sync.Mutex
+}
+
+// ioLock returns the mutex that serialises Read (or Write, if write).
+func (f *File) ioLock(write bool) *sync.Mutex {
+	switch {
+	case !f.stream:
+		return &f.posMu
+	case write:
+		return &f.wmu
+	}
+	return &f.rmu
 }
 
 const closedBit = int64(1) << 62
@@ -159,53 +188,53 @@ func SetFallback(enabled bool) { fallback.Store(enabled) }
 
 var (
 	defaultOnce sync.Once
+	defaultRing *rio.Ring
 	defaultErr  error
-	shared      ringPool
+	streamRings ringPool
 )
 
-// DefaultRing returns the first of the rings that Open, Create and
-// OpenFile use, creating it on first use. It belongs to the package and is
-// never closed; callers may submit their own operations to it but must not
-// close it. It is made with rio.WithQueueLimit(0): when it is full, an
-// operation fails at once with an error matching rio.ErrRingFull instead
-// of waiting for a slot (the package then uses another ring). If io_uring
+// DefaultRing returns the Ring that Open, Create and OpenFile use, creating
+// it on first use. It belongs to the package and is never closed; callers
+// may submit their own operations to it but must not close it. If io_uring
 // is unavailable, the error matches rio.ErrNotSupported.
+//
+// The reads and writes of Files on pipes, FIFOs, sockets and terminals,
+// which may wait for ever, each holding a slot of their ring, do not go
+// there but to rings of their own (see the package documentation), so
+// that they never make the operations on DefaultRing wait.
 func DefaultRing() (*rio.Ring, error) {
 	defaultOnce.Do(func() {
-		r, err := newSharedRing()
+		r, err := rio.New()
 		if err == nil {
-			shared.rings.Store(&[]*rio.Ring{r})
+			err = checkRing(r)
+			if err != nil {
+				r.Close()
+				r = nil
+			}
 		}
-		defaultErr = err
+		defaultRing, defaultErr = r, err
 	})
-	if defaultErr != nil {
-		return nil, defaultErr
-	}
-	return (*shared.rings.Load())[0], nil
+	return defaultRing, defaultErr
 }
 
-// newSharedRing creates one of the shared rings.
-func newSharedRing() (*rio.Ring, error) {
-	r, err := rio.New(rio.WithQueueLimit(0))
-	if err == nil {
-		err = checkRing(r)
-		if err != nil {
-			r.Close()
-			r = nil
-		}
-	}
-	return r, err
-}
+// maxStreamRings bounds how many rings the stream pool grows to.
+const maxStreamRings = 64
 
-// maxSharedRings bounds how many rings the shared pool grows to.
-const maxSharedRings = 64
-
-// ringPool is the package's shared rings. They refuse operations when full
-// (rio.WithQueueLimit(0)), so that an operation can go to another one
-// rather than wait behind operations that may never complete.
+// ringPool is the package's rings for the operations of shared Files on
+// streams. They refuse operations when full (rio.WithQueueLimit(0)), so
+// that an operation goes to another one, rather than wait behind
+// operations that may never complete; one is added when all are full.
 type ringPool struct {
 	rings atomic.Pointer[[]*rio.Ring] // grows, never shrinks
 	mu    sync.Mutex                  // held to grow
+}
+
+// load returns the pool's rings (none before the first is needed).
+func (p *ringPool) load() []*rio.Ring {
+	if rs := p.rings.Load(); rs != nil {
+		return *rs
+	}
+	return nil
 }
 
 // grow adds a ring to the pool, unless another goroutine did since the
@@ -213,31 +242,48 @@ type ringPool struct {
 func (p *ringPool) grow(n int) ([]*rio.Ring, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	rings := *p.rings.Load()
+	rings := p.load()
 	if len(rings) > n {
 		return rings, nil
 	}
-	if len(rings) >= maxSharedRings {
-		return nil, fmt.Errorf("file: all %d shared rings are full: %w", len(rings), rio.ErrRingFull)
+	if len(rings) >= maxStreamRings {
+		return nil, fmt.Errorf("file: all %d rings for streams are full: %w", len(rings), rio.ErrRingFull)
 	}
-	r, err := newSharedRing()
+	r, err := rio.New(rio.WithQueueLimit(0))
+	if err == nil {
+		if err = checkRing(r); err != nil {
+			r.Close()
+		}
+	}
 	if err != nil {
-		return nil, fmt.Errorf("file: adding a shared ring: %w", err)
+		return nil, fmt.Errorf("file: adding a ring for streams: %w", err)
 	}
 	rings = append(rings[:len(rings):len(rings)], r)
 	p.rings.Store(&rings)
 	return rings, nil
 }
 
-// submit submits an operation, made by op, on the File's ring, or on the
-// first shared ring that has a free slot, adding one if none has: on the
-// shared rings an operation never waits for a slot. The error is that of
-// a pool that cannot grow; the operation's own is Wait's.
+// submit submits an operation, made by op, on the File's ring; for a
+// shared File on a stream (pipe, FIFO, socket, terminal), on the first
+// ring of the stream pool that has a free slot, adding one if none has:
+// there an operation never waits for a slot. The error is that of a pool
+// that cannot grow; the operation's own is Wait's.
 func submit[T any](f *File, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
-	if f.pool == nil {
+	if f.pool == nil || !f.stream {
 		return op(f.ring), nil
 	}
-	return submitShared(f.pool, op)
+	return submitPool(f.pool, op)
+}
+
+// runDeadline is run, waiting with the File's read (or, with write, its
+// write) deadline on a stream (see waitDeadline).
+func runDeadline[T any](f *File, write bool, op func(*rio.Ring) *rio.Completion[T]) (T, error) {
+	c, err := submit(f, op)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return waitDeadline(f, c, write)
 }
 
 // run submits an operation as submit does and waits for its result.
@@ -250,8 +296,8 @@ func run[T any](f *File, op func(*rio.Ring) *rio.Completion[T]) (T, error) {
 	return c.Wait()
 }
 
-func submitShared[T any](p *ringPool, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
-	rings := *p.rings.Load()
+func submitPool[T any](p *ringPool, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
+	rings := p.load()
 	for i := 0; ; i++ {
 		if i == len(rings) {
 			var err error
@@ -260,7 +306,7 @@ func submitShared[T any](p *ringPool, op func(*rio.Ring) *rio.Completion[T]) (*r
 			}
 		}
 		c := op(rings[i])
-		// A full shared ring fails the operation before it returns.
+		// A full ring of the pool fails the operation before it returns.
 		if !c.Done() {
 			return c, nil
 		}
@@ -270,15 +316,13 @@ func submitShared[T any](p *ringPool, op func(*rio.Ring) *rio.Completion[T]) (*r
 	}
 }
 
-// each runs f on every shared ring of a File opened on them, or on its
-// own ring.
+// each runs fn on every ring the File's operations may have gone to.
 func (f *File) each(fn func(*rio.Ring)) {
-	if f.pool == nil {
-		fn(f.ring)
-		return
-	}
-	for _, r := range *f.pool.rings.Load() {
-		fn(r)
+	fn(f.ring)
+	if f.pool != nil && f.stream {
+		for _, r := range f.pool.load() {
+			fn(r)
+		}
 	}
 }
 
@@ -330,11 +374,7 @@ func openWith(ring func() (*rio.Ring, error), name string, flag int, perm fs.Fil
 		}
 		return &File{name: name, osf: osf, fd: -1}, nil
 	}
-	var pool *ringPool
-	if rs := shared.rings.Load(); rs != nil && (*rs)[0] == r {
-		pool = &shared
-	}
-	return openRing(r, pool, name, flag, perm)
+	return OpenFileRing(r, name, flag, perm)
 }
 
 // OpenFileRing is OpenFile on a Ring of the caller's, which must stay open
@@ -342,12 +382,6 @@ func openWith(ring func() (*rio.Ring, error), name string, flag int, perm fs.Fil
 // the Ring lacks an operation a File needs, the error matches
 // rio.ErrNotSupported.
 func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, error) {
-	return openRing(r, nil, name, flag, perm)
-}
-
-// openRing opens name on r, or with pool set, on the shared rings, of
-// which r is the first.
-func openRing(r *rio.Ring, pool *ringPool, name string, flag int, perm fs.FileMode) (*File, error) {
 	if r == nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: fmt.Errorf("nil *rio.Ring: %w", syscall.EINVAL)}
 	}
@@ -359,12 +393,9 @@ func openRing(r *rio.Ring, pool *ringPool, name string, flag int, perm fs.FileMo
 	}
 	var fd int
 	var err error
-	opener := &File{ring: r, pool: pool}
 	for {
 		if r.Supported("OPENAT") == nil {
-			fd, err = run(opener, func(r *rio.Ring) *rio.Completion[int] {
-				return r.Openat(unix.AT_FDCWD, name, flag|unix.O_CLOEXEC, syscallMode(perm))
-			})
+			fd, err = r.Openat(unix.AT_FDCWD, name, flag|unix.O_CLOEXEC, syscallMode(perm)).Wait()
 		} else {
 			fd, err = unix.Open(name, flag|unix.O_CLOEXEC, syscallMode(perm))
 		}
@@ -375,22 +406,7 @@ func openRing(r *rio.Ring, pool *ringPool, name string, flag int, perm fs.FileMo
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errnoOf(err)}
 	}
-	f := &File{
-		name:      name,
-		ring:      r,
-		pool:      pool,
-		fd:        fd,
-		append:    flag&os.O_APPEND != 0,
-		direct:    flag&syscall.O_DIRECT != 0,
-		drained:   make(chan struct{}),
-		asyncNext: 64,
-	}
-	// Seekable? Also picks up the starting position (0 after open).
-	if f.pos, err = unix.Seek(fd, 0, io.SeekCurrent); err != nil {
-		f.pos = 0
-		f.stream = true
-	}
-	f.noNowait.Store(f.direct || f.stream)
+	f := newFile(r, fd, name, flag)
 	if f.direct {
 		f.align, err = f.statAlignment()
 		if err != nil {
@@ -399,6 +415,30 @@ func openRing(r *rio.Ring, pool *ringPool, name string, flag int, perm fs.FileMo
 		}
 	}
 	return f, nil
+}
+
+// newFile makes the File of descriptor fd, open with flag, on r.
+func newFile(r *rio.Ring, fd int, name string, flag int) *File {
+	f := &File{
+		name:      name,
+		ring:      r,
+		fd:        fd,
+		append:    flag&os.O_APPEND != 0,
+		direct:    flag&syscall.O_DIRECT != 0,
+		drained:   make(chan struct{}),
+		asyncNext: 64,
+	}
+	// Seekable? Also picks up the starting position (0 after open).
+	var err error
+	if f.pos, err = unix.Seek(fd, 0, io.SeekCurrent); err != nil {
+		f.pos = 0
+		f.stream = true
+	}
+	f.noNowait.Store(f.direct || f.stream)
+	if f.stream && r == defaultRing {
+		f.pool = &streamRings
+	}
+	return f
 }
 
 // syscallMode converts a fs.FileMode to open(2)'s mode bits, as os does.
@@ -588,6 +628,8 @@ func (f *File) wrapErr(op string, err error) error {
 	}
 	if errors.Is(err, syscall.ECANCELED) && f.closing() {
 		err = fs.ErrClosed
+	} else if f.stream && errors.Is(err, syscall.EAGAIN) && f.pastDeadline(op == "write") {
+		err = os.ErrDeadlineExceeded // the wait for readiness timed out (osfile.go)
 	}
 	return &fs.PathError{Op: op, Path: f.name, Err: errnoOf(err)}
 }
