@@ -102,6 +102,17 @@ func fillRing(t *testing.T, r *Ring) ([]*Completion[int], *os.File, *os.File) {
 	return cs, pr, pw
 }
 
+// releaseFill gives each read of fillRing its byte and waits for them.
+func releaseFill(t *testing.T, cs []*Completion[int], pw *os.File) {
+	t.Helper()
+	_, err := pw.Write(make([]byte, len(cs)))
+	require.NoError(t, err)
+	for _, c := range cs {
+		_, err := c.Wait()
+		require.NoError(t, err)
+	}
+}
+
 // Issue 11, item 2: an operation that cannot get a slot waits for one in
 // the queue, and its wait ends on its context, on Cancel and on Close, as
 // any wait for a result does. Before the fix, the operation method itself
@@ -127,12 +138,7 @@ func TestQueuedOpHonoursContextAndCancel(t *testing.T) {
 		assert.ErrorIs(t, err, syscall.ECANCELED)
 	})
 	assert.Zero(t, r.Stats().Queued)
-	_, err := pw.Write(make([]byte, len(cs)))
-	require.NoError(t, err)
-	for _, c := range cs {
-		_, err := c.Wait()
-		require.NoError(t, err)
-	}
+	releaseFill(t, cs, pw)
 }
 
 // A cancellation never needs a slot that only the operations it cancels
@@ -230,13 +236,8 @@ func TestQueuedStream(t *testing.T) {
 		assert.Equal(t, io.EOF, err)
 	})
 	s = r.RecvMultishot(fds[0], br, 0)
-	_, err := pw.Write(make([]byte, len(cs)))
-	require.NoError(t, err)
-	for _, c := range cs {
-		_, err := c.Wait()
-		require.NoError(t, err)
-	}
-	_, err = unix.Write(fds[1], []byte("hi"))
+	releaseFill(t, cs, pw)
+	_, err := unix.Write(fds[1], []byte("hi"))
 	require.NoError(t, err)
 	got, err := s.Next()
 	require.NoError(t, err)
