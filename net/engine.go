@@ -124,8 +124,8 @@ func Release(r *rio.Ring) error {
 		return nil
 	}
 	if err := e.br.Close(); err != nil {
-		return err
+		return err // EBUSY: a connection still receives; nothing changed
 	}
 	delete(engines, r)
-	return nil
+	return releaseDgram(e)
 }
