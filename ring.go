@@ -459,18 +459,31 @@ func (r *Ring) spin(s *streamCore) bool {
 	return ok
 }
 
-// cqHolds reports whether one of the first completions in the CQ, not yet
-// reaped, has user_data ud.
-func (r *Ring) cqHolds(ud uint64) bool {
-	rg := r.rings
-	head := uring.LoadAcquire(rg.CQHead)
-	tail := uring.LoadAcquire(rg.CQTail)
-	for i := 0; head != tail && i < 64; head, i = head+1, i+1 {
-		if rg.CQEs[head&rg.CQMask].UserData == ud {
-			return true
+// reapIfHolds reaps the CQ if one of its first completions not yet
+// reaped has user_data ud. It looks under cqMu, where no other goroutine
+// can consume those entries (and the kernel reuse their slots) while it
+// reads them; if another goroutine holds cqMu, that one is reaping and
+// delivers ud's completion, if there is one. A reap requested while it
+// held cqMu (reap's TryLock failed) is made here.
+func (r *Ring) reapIfHolds(ud uint64) {
+	if !r.cqMu.TryLock() {
+		return
+	}
+	found := false
+	if !r.dead {
+		rg := r.rings
+		tail := uring.LoadAcquire(rg.CQTail)
+		for h, i := r.cqHead, 0; h != tail && i < 64; h, i = h+1, i+1 {
+			if rg.CQEs[h&rg.CQMask].UserData == ud {
+				found = true
+				break
+			}
 		}
 	}
-	return false
+	r.cqMu.Unlock()
+	if found || r.reapReq.Load() {
+		r.reap()
+	}
 }
 
 // arm makes the kernel signal the eventfd for new completions, for as long

@@ -228,11 +228,9 @@ func (s *Stream[T]) Wait() {
 	// another runs next on its P, ahead of those already queued: the
 	// readers that reaped this way kept serving the connections that had
 	// just been served while others waited (docs/net.md, "Reads").
-	if r.cqHolds(s.op.userData) {
-		r.reap()
-		if s.pending() {
-			return
-		}
+	r.reapIfHolds(s.op.userData)
+	if s.pending() {
+		return
 	}
 	if r.spinFor > 0 && r.spin(&s.streamCore) {
 		return
