@@ -204,7 +204,7 @@ var (
 // that they never make the operations on DefaultRing wait.
 func DefaultRing() (*rio.Ring, error) {
 	defaultOnce.Do(func() {
-		r, err := rio.New()
+		r, err := newSharedRing()
 		if err == nil {
 			err = checkRing(r)
 			if err != nil {
@@ -249,7 +249,7 @@ func (p *ringPool) grow(n int) ([]*rio.Ring, error) {
 	if len(rings) >= maxStreamRings {
 		return nil, fmt.Errorf("file: all %d rings for streams are full: %w", len(rings), rio.ErrRingFull)
 	}
-	r, err := rio.New(rio.WithQueueLimit(0))
+	r, err := newSharedRing(rio.WithQueueLimit(0))
 	if err == nil {
 		if err = checkRing(r); err != nil {
 			r.Close()
@@ -272,7 +272,7 @@ func submit[T any](f *File, op func(*rio.Ring) *rio.Completion[T]) (*rio.Complet
 	if f.pool == nil || !f.stream {
 		return op(f.ring), nil
 	}
-	return submitPool(f.pool, op)
+	return submitPool(f.pool, f.ring, op)
 }
 
 // runDeadline is run, waiting with the File's read (or, with write, its
@@ -296,12 +296,22 @@ func run[T any](f *File, op func(*rio.Ring) *rio.Completion[T]) (T, error) {
 	return c.Wait()
 }
 
-func submitPool[T any](p *ringPool, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
+func submitPool[T any](p *ringPool, shared *rio.Ring, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
 	rings := p.load()
 	for i := 0; ; i++ {
 		if i == len(rings) {
 			var err error
 			if rings, err = p.grow(i); err != nil {
+				if i == 0 && errors.Is(err, rio.ErrResourceLimit) {
+					// Not even one ring for streams fits: the reduced
+					// form is DefaultRing, where a blocked read holds
+					// a slot, and operations past its capacity wait
+					// in its queue (Close's cancellations have slots
+					// of their own).
+					why := fmt.Errorf("file: no ring for streams, their operations go to DefaultRing: %w", err)
+					reduced.CompareAndSwap(nil, &why)
+					return op(shared), nil
+				}
 				return nil, err
 			}
 		}
@@ -626,6 +636,10 @@ func (f *File) wrapErr(op string, err error) error {
 	if err == nil || err == io.EOF {
 		return err
 	}
+	if errors.Is(err, rio.ErrResourceLimit) {
+		// No ring for streams fits: say so, not just ENOMEM.
+		return &fs.PathError{Op: op, Path: f.name, Err: err}
+	}
 	if errors.Is(err, syscall.ECANCELED) && f.closing() {
 		err = fs.ErrClosed
 	} else if f.stream && errors.Is(err, syscall.EAGAIN) && f.pastDeadline(op == "write") {
@@ -648,4 +662,48 @@ func (f *File) closedErr(op string) error {
 		return &fs.PathError{Op: op, Path: f.name, Err: syscall.EINVAL}
 	}
 	return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrClosed}
+}
+
+// sharedRingSizes are the SQ sizes the shared rings try, largest (rio's
+// default) first.
+var sharedRingSizes = []uint32{256, 32, 4}
+
+// reduced is the first resource limit that made a shared ring smaller.
+var reduced atomic.Pointer[error]
+
+// newSharedRing creates a shared ring with opts, smaller than the default
+// if RLIMIT_MEMLOCK, against which the kernel counts the rings' memory,
+// demands it.
+func newSharedRing(opts ...rio.Option) (*rio.Ring, error) {
+	var first error
+	for _, n := range sharedRingSizes {
+		r, err := rio.New(append(opts[:len(opts):len(opts)], rio.WithEntries(n))...)
+		if err == nil && first != nil {
+			why := fmt.Errorf("file: a shared ring of %d entries instead of %d: %w", n, sharedRingSizes[0], first)
+			reduced.CompareAndSwap(nil, &why)
+		}
+		if err == nil || !errors.Is(err, rio.ErrResourceLimit) {
+			return r, err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+// Reduced reports whether the shared rings (DefaultRing and the rings for
+// streams) run in a reduced form, and why: nil if not (nor if the package
+// falls back to os: DefaultRing's error says why). Where RLIMIT_MEMLOCK,
+// against which the kernel counts the rings' memory, is too low for rings
+// of the default size, they are smaller, and the error matches
+// rio.ErrResourceLimit: operations past a ring's capacity wait in its
+// queue, or, for streams, go to another ring; where not even a small ring
+// for streams fits, the operations on pipes, FIFOs, sockets and terminals
+// go to DefaultRing.
+func Reduced() error {
+	if p := reduced.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

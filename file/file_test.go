@@ -619,6 +619,9 @@ const childEnv = "RIO_FILE_TEST_CHILD"
 
 // runChild runs in a re-executed test binary; see TestEFBIG.
 func runChild(kind string) int {
+	if spec, ok := strings.CutPrefix(kind, "setup:"); ok {
+		return setupChild(spec)
+	}
 	switch kind {
 	case "efbig":
 		// Writes past RLIMIT_FSIZE fail with EFBIG, once SIGXFSZ, which

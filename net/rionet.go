@@ -79,7 +79,9 @@ func pickEngine(r *rio.Ring, noFallback bool) (*engine, error) {
 	if err == nil {
 		return e, nil
 	}
-	if errors.Is(err, rio.ErrNotSupported) && !noFallback && !noFallbackEnv() {
+	// No io_uring, or too little of it for a ring at all (a resource
+	// limit): package net, unless the caller wants the error.
+	if (errors.Is(err, rio.ErrNotSupported) || errors.Is(err, rio.ErrResourceLimit)) && !noFallback && !noFallbackEnv() {
 		return nil, nil
 	}
 	return nil, err

@@ -1,0 +1,179 @@
+package file
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
+	"github.com/gorio/rio"
+	"github.com/gorio/rio/internal/sandbox"
+)
+
+// Issue 11, item 3 (adapter side), as for rionet (see
+// net/setup_test.go's TestSetupFailuresReduceOrFallBack): every setup
+// failure that leaves no full io_uring gives either the ring-backed File
+// (in a reduced form if need be, Reduced saying why) or the os fallback,
+// with the reason reachable (DefaultRing's error), and with fallback off an
+// error matching rio.ErrNotSupported or rio.ErrResourceLimit. A pipe's
+// reads go to the stream rings, created on demand, which must manage too.
+// Before the fix, under an RLIMIT_MEMLOCK of 16 KiB the package fell back
+// to os (a smaller ring fits), and under 32 KiB the pipe's first read
+// failed with ENOMEM: no ring for streams fitted next to the default ring.
+func TestSetupFailuresReduceOrFallBack(t *testing.T) {
+	for _, c := range []struct{ spec, want string }{
+		// The default ring does not fit: smaller shared rings.
+		{"memlock:16384", "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
+		// The default ring fits, no ring for streams next to it: the
+		// pipe's reads go to the default ring.
+		{"memlock:32768", "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
+		// Not even the smallest ring fits: package os.
+		{"memlock:0", "RING: false\nAVAILABLE: resource limit\nNOFALLBACK: resource limit\n"},
+		{"seccomp:setup:" + strconv.Itoa(int(syscall.EPERM)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
+		{"seccomp:setup:" + strconv.Itoa(int(syscall.ENOSYS)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
+		{"seccomp:register:" + strconv.Itoa(int(syscall.EPERM)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
+		{"seccomp:register:" + strconv.Itoa(int(syscall.ENOSYS)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
+		{"seccomp:enter:" + strconv.Itoa(int(syscall.EPERM)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
+		{"seccomp:enter:" + strconv.Itoa(int(syscall.ENOSYS)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
+	} {
+		t.Run(strings.ReplaceAll(c.spec, ":", "="), func(t *testing.T) {
+			// A hang fails the test: a generous bound, not a timing assertion.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+			cmd.Env = append(os.Environ(), childEnv+"=setup:"+c.spec)
+			out, err := cmd.CombinedOutput()
+			require.NoError(t, err, "child output:\n%s", out)
+			assert.Equal(t, c.want, classLines(string(out)), "child output:\n%s", out)
+			assert.Contains(t, string(out), "IO: ok", "child output:\n%s", out)
+		})
+	}
+}
+
+// classLines returns the lines of the child's output that name classes
+// (everything but the "  why:" details).
+func classLines(out string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(out, "\n") {
+		for _, p := range []string{"RING:", "REDUCED:", "AVAILABLE:", "NOFALLBACK:"} {
+			if strings.HasPrefix(l, p) {
+				b.WriteString(l)
+			}
+		}
+	}
+	return b.String()
+}
+
+// errClass names the class of a setup error for the parent to compare.
+func errClass(err error) string {
+	switch {
+	case err == nil:
+		return "nil"
+	case errors.Is(err, rio.ErrResourceLimit) && !errors.Is(err, rio.ErrNotSupported):
+		return "resource limit"
+	case errors.Is(err, rio.ErrNotSupported):
+		return "not supported"
+	}
+	return "other: " + err.Error()
+}
+
+// setupChild applies the restriction spec ("memlock:BYTES" or
+// "seccomp:CALL:ERRNO"), then reads a file and a pipe through the package
+// with fallback on, and opens a file with fallback off.
+func setupChild(spec string) int {
+	parts := strings.Split(spec, ":")
+	var err error
+	switch {
+	case parts[0] == "memlock" && len(parts) == 2:
+		var n uint64
+		if n, err = strconv.ParseUint(parts[1], 10, 64); err == nil {
+			err = sandbox.LimitMemlock(n)
+		}
+	case parts[0] == "seccomp" && len(parts) == 3:
+		var errno int
+		if errno, err = strconv.Atoi(parts[2]); err == nil {
+			err = sandbox.BlockSyscall(sandbox.Calls[parts[1]], uint32(errno))
+		}
+	default:
+		err = fmt.Errorf("bad spec %q", spec)
+	}
+	if err != nil {
+		fmt.Println(err)
+		return 2
+	}
+	const name = "/etc/passwd" // readable by nobody, whom a memlock child becomes
+	f, err := Open(name)
+	if err != nil {
+		fmt.Println("OPEN:", err)
+		return 1
+	}
+	defer f.Close()
+	onRing := f.Ring() != nil
+	fmt.Println("RING:", onRing)
+	if err := childIO(f, name); err != nil {
+		fmt.Println("IO:", err)
+		return 1
+	}
+	fmt.Println("IO: ok")
+	if onRing {
+		fmt.Println("REDUCED:", errClass(Reduced()))
+		fmt.Println("  why:", Reduced())
+	} else {
+		_, err := DefaultRing()
+		fmt.Println("AVAILABLE:", errClass(err))
+		fmt.Println("  why:", err)
+	}
+	SetFallback(false)
+	g, err := Open(name)
+	if err == nil {
+		g.Close()
+	}
+	fmt.Println("NOFALLBACK:", errClass(err))
+	fmt.Println("  why:", err)
+	if onRing != (err == nil) {
+		fmt.Println("SetFallback(false) disagrees with fallback")
+		return 1
+	}
+	return 0
+}
+
+// childIO reads f, which is name, and a pipe, through the package.
+func childIO(f *File, name string) error {
+	got, err := io.ReadAll(f)
+	if err != nil {
+		return err
+	}
+	want, err := os.ReadFile(name)
+	if err != nil {
+		return err
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("read %d bytes of %s, want %d", len(got), name, len(want))
+	}
+	var p [2]int
+	if err := syscall.Pipe2(p[:], syscall.O_CLOEXEC); err != nil {
+		return err
+	}
+	pr, pw := NewFile(uintptr(p[0]), "pipe-r"), NewFile(uintptr(p[1]), "pipe-w")
+	defer pr.Close()
+	go func() { pw.Write(want); pw.Close() }()
+	got, err = io.ReadAll(pr)
+	if err != nil {
+		return fmt.Errorf("pipe: %w", err)
+	}
+	if !bytes.Equal(got, want) {
+		return fmt.Errorf("read %d bytes of the pipe, want %d", len(got), len(want))
+	}
+	return nil
+}
