@@ -3,12 +3,10 @@ package file
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -17,8 +15,8 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
-	"github.com/gorio/rio"
 	"github.com/gorio/rio/internal/sandbox"
+	"github.com/gorio/rio/internal/testutil"
 )
 
 // Issue 11, item 3 (adapter side), as for rionet (see
@@ -32,7 +30,7 @@ import (
 // to os (a smaller ring fits), and under 32 KiB the pipe's first read
 // failed with ENOMEM: no ring for streams fitted next to the default ring.
 func TestSetupFailuresReduceOrFallBack(t *testing.T) {
-	for _, c := range []struct{ spec, want string }{
+	cases := []struct{ spec, want string }{
 		// The default ring does not fit: smaller shared rings.
 		{"memlock:16384", "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
 		// The default ring fits, no ring for streams next to it: the
@@ -40,13 +38,11 @@ func TestSetupFailuresReduceOrFallBack(t *testing.T) {
 		{"memlock:32768", "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
 		// Not even the smallest ring fits: package os.
 		{"memlock:0", "RING: false\nAVAILABLE: resource limit\nNOFALLBACK: resource limit\n"},
-		{"seccomp:setup:" + strconv.Itoa(int(syscall.EPERM)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-		{"seccomp:setup:" + strconv.Itoa(int(syscall.ENOSYS)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-		{"seccomp:register:" + strconv.Itoa(int(syscall.EPERM)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-		{"seccomp:register:" + strconv.Itoa(int(syscall.ENOSYS)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-		{"seccomp:enter:" + strconv.Itoa(int(syscall.EPERM)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-		{"seccomp:enter:" + strconv.Itoa(int(syscall.ENOSYS)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-	} {
+	}
+	for _, spec := range sandbox.SeccompSpecs() {
+		cases = append(cases, struct{ spec, want string }{spec, "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"})
+	}
+	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.spec, ":", "="), func(t *testing.T) {
 			// A hang fails the test: a generous bound, not a timing assertion.
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -55,59 +51,17 @@ func TestSetupFailuresReduceOrFallBack(t *testing.T) {
 			cmd.Env = append(os.Environ(), childEnv+"=setup:"+c.spec)
 			out, err := cmd.CombinedOutput()
 			require.NoError(t, err, "child output:\n%s", out)
-			assert.Equal(t, c.want, classLines(string(out)), "child output:\n%s", out)
+			assert.Equal(t, c.want, testutil.ClassLines(string(out), "RING:", "REDUCED:", "AVAILABLE:", "NOFALLBACK:"), "child output:\n%s", out)
 			assert.Contains(t, string(out), "IO: ok", "child output:\n%s", out)
 		})
 	}
-}
-
-// classLines returns the lines of the child's output that name classes
-// (everything but the "  why:" details).
-func classLines(out string) string {
-	var b strings.Builder
-	for _, l := range strings.SplitAfter(out, "\n") {
-		for _, p := range []string{"RING:", "REDUCED:", "AVAILABLE:", "NOFALLBACK:"} {
-			if strings.HasPrefix(l, p) {
-				b.WriteString(l)
-			}
-		}
-	}
-	return b.String()
-}
-
-// errClass names the class of a setup error for the parent to compare.
-func errClass(err error) string {
-	switch {
-	case err == nil:
-		return "nil"
-	case errors.Is(err, rio.ErrResourceLimit) && !errors.Is(err, rio.ErrNotSupported):
-		return "resource limit"
-	case errors.Is(err, rio.ErrNotSupported):
-		return "not supported"
-	}
-	return "other: " + err.Error()
 }
 
 // setupChild applies the restriction spec ("memlock:BYTES" or
 // "seccomp:CALL:ERRNO"), then reads a file and a pipe through the package
 // with fallback on, and opens a file with fallback off.
 func setupChild(spec string) int {
-	parts := strings.Split(spec, ":")
-	var err error
-	switch {
-	case parts[0] == "memlock" && len(parts) == 2:
-		var n uint64
-		if n, err = strconv.ParseUint(parts[1], 10, 64); err == nil {
-			err = sandbox.LimitMemlock(n)
-		}
-	case parts[0] == "seccomp" && len(parts) == 3:
-		var errno int
-		if errno, err = strconv.Atoi(parts[2]); err == nil {
-			err = sandbox.BlockSyscall(sandbox.Calls[parts[1]], uint32(errno))
-		}
-	default:
-		err = fmt.Errorf("bad spec %q", spec)
-	}
+	err := sandbox.Apply(spec)
 	if err != nil {
 		fmt.Println(err)
 		return 2
@@ -127,11 +81,11 @@ func setupChild(spec string) int {
 	}
 	fmt.Println("IO: ok")
 	if onRing {
-		fmt.Println("REDUCED:", errClass(Reduced()))
+		fmt.Println("REDUCED:", testutil.SetupClass(Reduced()))
 		fmt.Println("  why:", Reduced())
 	} else {
 		_, err := DefaultRing()
-		fmt.Println("AVAILABLE:", errClass(err))
+		fmt.Println("AVAILABLE:", testutil.SetupClass(err))
 		fmt.Println("  why:", err)
 	}
 	SetFallback(false)
@@ -139,7 +93,7 @@ func setupChild(spec string) int {
 	if err == nil {
 		g.Close()
 	}
-	fmt.Println("NOFALLBACK:", errClass(err))
+	fmt.Println("NOFALLBACK:", testutil.SetupClass(err))
 	fmt.Println("  why:", err)
 	if onRing != (err == nil) {
 		fmt.Println("SetFallback(false) disagrees with fallback")

@@ -22,8 +22,15 @@ type Listener struct {
 	keepAlive    time.Duration
 	keepAliveCfg net.KeepAliveConfig
 
-	amu    sync.Mutex       // serializes Accept
-	stream *rio.Stream[int] // the multishot accept, if armed
+	amu sync.Mutex     // serializes Accept
+	ls  *listenerState // also the netFD's: it must not point back at the Listener
+}
+
+// listenerState is what a listener's netFD must do when it is destroyed,
+// besides closing the socket.
+type listenerState struct {
+	stream *rio.Stream[int] // the multishot accept, if armed; guarded by amu
+	unlink string           // the Unix socket file to remove, if any
 }
 
 var (
@@ -98,12 +105,12 @@ func (l *Listener) accept() (int, error) {
 		}
 		return nfd, err
 	}
-	if l.stream == nil {
-		l.stream = fd.e.ring.AcceptMultishot(fd.sysfd, 0)
+	if l.ls.stream == nil {
+		l.ls.stream = fd.e.ring.AcceptMultishot(fd.sysfd, 0)
 	}
-	nfd, err := l.stream.NextContext(wc)
-	if err == io.EOF || err != nil && l.stream.Ended() && l.stream.Buffered() == 0 {
-		l.stream = nil
+	nfd, err := l.ls.stream.NextContext(wc)
+	if err == io.EOF || err != nil && l.ls.stream.Ended() && l.ls.stream.Buffered() == 0 {
+		l.ls.stream = nil
 	}
 	if errnoOf(err) == syscall.EINVAL && !fd.e.noAcceptMS.Load() {
 		fd.e.noAcceptMS.Store(true) // before Linux 5.19
@@ -114,7 +121,7 @@ func (l *Listener) accept() (int, error) {
 
 // drain ends the multishot accept and closes the sockets it accepted that
 // nobody took; it runs once nothing uses the listener.
-func (l *Listener) drain() {
+func (l *listenerState) drain() {
 	s := l.stream
 	if s == nil {
 		return

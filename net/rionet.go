@@ -60,6 +60,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -210,14 +211,12 @@ func newListener(e *engine, s, family int, network string, laddr net.Addr, unlin
 		laddr = sockaddrToAddr(network, lsa)
 	}
 	fd.laddr = laddr
-	l := &Listener{fd: fd, addr: laddr}
+	fd.lis = &listenerState{unlink: unlink}
+	l := &Listener{fd: fd, addr: laddr, ls: fd.lis}
 	if lc != nil {
 		l.keepAlive, l.keepAliveCfg = lc.KeepAlive, lc.KeepAliveConfig
 	}
-	fd.drain = l.drain
-	if unlink != "" {
-		fd.onDestroy = func() { os.Remove(unlink) }
-	}
+	runtime.AddCleanup(l, dropped, fd)
 	return l
 }
 

@@ -2,13 +2,11 @@ package rionet_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net"
 	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -19,6 +17,7 @@ import (
 
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/internal/sandbox"
+	"github.com/gorio/rio/internal/testutil"
 	rionet "github.com/gorio/rio/net"
 )
 
@@ -58,7 +57,7 @@ func runSetupChild(t *testing.T, spec string) string {
 // the fix, under an RLIMIT_MEMLOCK of 64 KiB or 1 MiB, Listen and Dial
 // failed with "io_uring_setup: resource limit" even with fallback on.
 func TestSetupFailuresReduceOrFallBack(t *testing.T) {
-	for _, c := range []struct {
+	cases := []struct {
 		spec string
 		want string // the lines the child must print
 	}{
@@ -68,16 +67,14 @@ func TestSetupFailuresReduceOrFallBack(t *testing.T) {
 		{"memlock:1048576", "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
 		// Not even the smallest ring fits: package net.
 		{"memlock:0", "RING: false\nAVAILABLE: resource limit\nNOFALLBACK: resource limit\n"},
-		{"seccomp:setup:" + strconv.Itoa(int(syscall.EPERM)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-		{"seccomp:setup:" + strconv.Itoa(int(syscall.ENOSYS)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-		{"seccomp:register:" + strconv.Itoa(int(syscall.EPERM)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-		{"seccomp:register:" + strconv.Itoa(int(syscall.ENOSYS)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-		{"seccomp:enter:" + strconv.Itoa(int(syscall.EPERM)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-		{"seccomp:enter:" + strconv.Itoa(int(syscall.ENOSYS)), "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"},
-	} {
+	}
+	for _, spec := range sandbox.SeccompSpecs() {
+		cases = append(cases, struct{ spec, want string }{spec, "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"})
+	}
+	for _, c := range cases {
 		t.Run(strings.ReplaceAll(c.spec, ":", "="), func(t *testing.T) {
 			out := runSetupChild(t, c.spec)
-			assert.Equal(t, c.want, classes(out), "child output:\n%s", out)
+			assert.Equal(t, c.want, testutil.ClassLines(out, "RING:", "REDUCED:", "AVAILABLE:", "NOFALLBACK:"), "child output:\n%s", out)
 			assert.Contains(t, out, "ECHO: ok", "child output:\n%s", out)
 		})
 	}
@@ -107,51 +104,11 @@ func TestBufferGroupTakenReduces(t *testing.T) {
 	require.NoError(t, rionet.Release(r))
 }
 
-// classes returns the lines of the child's output that name classes
-// (everything but the "  why:" details).
-func classes(out string) string {
-	var b strings.Builder
-	for _, l := range strings.SplitAfter(out, "\n") {
-		if strings.HasPrefix(l, "RING:") || strings.HasPrefix(l, "REDUCED:") || strings.HasPrefix(l, "AVAILABLE:") || strings.HasPrefix(l, "NOFALLBACK:") {
-			b.WriteString(l)
-		}
-	}
-	return b.String()
-}
-
-// errClass names the class of a setup error for the parent to compare.
-func errClass(err error) string {
-	switch {
-	case err == nil:
-		return "nil"
-	case errors.Is(err, rio.ErrResourceLimit) && !errors.Is(err, rio.ErrNotSupported):
-		return "resource limit"
-	case errors.Is(err, rio.ErrNotSupported):
-		return "not supported"
-	}
-	return "other: " + err.Error()
-}
-
 // setupChild applies the restriction spec ("memlock:BYTES" or
 // "seccomp:CALL:ERRNO") and then uses the package as a program would:
 // Listen, Dial, an echo, with fallback on; then Listen with NoFallback.
 func setupChild(spec string) int {
-	parts := strings.Split(spec, ":")
-	var err error
-	switch {
-	case parts[0] == "memlock" && len(parts) == 2:
-		var n uint64
-		if n, err = strconv.ParseUint(parts[1], 10, 64); err == nil {
-			err = sandbox.LimitMemlock(n)
-		}
-	case parts[0] == "seccomp" && len(parts) == 3:
-		var errno int
-		if errno, err = strconv.Atoi(parts[2]); err == nil {
-			err = sandbox.BlockSyscall(sandbox.Calls[parts[1]], uint32(errno))
-		}
-	default:
-		err = fmt.Errorf("bad spec %q", spec)
-	}
+	err := sandbox.Apply(spec)
 	if err != nil {
 		fmt.Println(err)
 		return 2
@@ -165,10 +122,10 @@ func setupChild(spec string) int {
 	onRing := rionet.RingOf(ln) != nil
 	fmt.Println("RING:", onRing)
 	if onRing {
-		fmt.Println("REDUCED:", errClass(rionet.Reduced(nil)))
+		fmt.Println("REDUCED:", testutil.SetupClass(rionet.Reduced(nil)))
 		fmt.Println("  why:", rionet.Reduced(nil))
 	} else {
-		fmt.Println("AVAILABLE:", errClass(rionet.Available(nil)))
+		fmt.Println("AVAILABLE:", testutil.SetupClass(rionet.Available(nil)))
 		fmt.Println("  why:", rionet.Available(nil))
 	}
 	if err := echoThrough(ln, func(a string) (net.Conn, error) { return rionet.Dial("tcp", a) }); err != nil {
@@ -181,7 +138,7 @@ func setupChild(spec string) int {
 	if err == nil {
 		ln2.Close()
 	}
-	fmt.Println("NOFALLBACK:", errClass(err))
+	fmt.Println("NOFALLBACK:", testutil.SetupClass(err))
 	fmt.Println("  why:", err)
 	if onRing != (err == nil) {
 		fmt.Println("NoFallback disagrees with fallback")

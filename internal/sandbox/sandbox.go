@@ -8,6 +8,8 @@ package sandbox
 import (
 	"fmt"
 	"os"
+	"strconv"
+	"strings"
 	"syscall"
 	"unsafe"
 
@@ -71,4 +73,40 @@ var Calls = map[string]uint32{
 	"setup":    unix.SYS_IO_URING_SETUP,
 	"register": unix.SYS_IO_URING_REGISTER,
 	"enter":    unix.SYS_IO_URING_ENTER,
+}
+
+// Apply applies the restriction spec names: "memlock:BYTES" (LimitMemlock)
+// or "seccomp:CALL:ERRNO" (BlockSyscall of the io_uring call named as in
+// Calls, failing with errno number ERRNO).
+func Apply(spec string) error {
+	parts := strings.Split(spec, ":")
+	switch {
+	case parts[0] == "memlock" && len(parts) == 2:
+		n, err := strconv.ParseUint(parts[1], 10, 64)
+		if err != nil {
+			return err
+		}
+		return LimitMemlock(n)
+	case parts[0] == "seccomp" && len(parts) == 3:
+		nr, ok := Calls[parts[1]]
+		errno, err := strconv.Atoi(parts[2])
+		if !ok || err != nil {
+			return fmt.Errorf("bad spec %q", spec)
+		}
+		return BlockSyscall(nr, uint32(errno))
+	}
+	return fmt.Errorf("bad spec %q", spec)
+}
+
+// SeccompSpecs are the specs (for Apply) of every way a seccomp profile
+// can make io_uring unavailable: each of its three system calls failing
+// with EPERM or ENOSYS.
+func SeccompSpecs() []string {
+	var specs []string
+	for _, call := range []string{"setup", "register", "enter"} {
+		for _, errno := range []syscall.Errno{syscall.EPERM, syscall.ENOSYS} {
+			specs = append(specs, fmt.Sprintf("seccomp:%s:%d", call, int(errno)))
+		}
+	}
+	return specs
 }

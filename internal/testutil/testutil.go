@@ -88,3 +88,47 @@ func FastTempDir(t testing.TB) string {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
 }
+
+// GCUntil runs the garbage collector until cond holds, failing t if it
+// does not after a generous bound (a hang bound, not a timing assertion).
+func GCUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after 20s of garbage collections", what)
+		}
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// SetupClass names the class of a setup error, for a test's child process
+// to print and its parent to compare: "nil", "resource limit" (matching
+// rio.ErrResourceLimit), "not supported" (rio.ErrNotSupported), or
+// "other: " and the error.
+func SetupClass(err error) string {
+	switch {
+	case err == nil:
+		return "nil"
+	case errors.Is(err, rio.ErrResourceLimit) && !errors.Is(err, rio.ErrNotSupported):
+		return "resource limit"
+	case errors.Is(err, rio.ErrNotSupported):
+		return "not supported"
+	}
+	return "other: " + err.Error()
+}
+
+// ClassLines returns the lines of out that start with one of prefixes.
+func ClassLines(out string, prefixes ...string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(out, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				b.WriteString(l)
+				break
+			}
+		}
+	}
+	return b.String()
+}
