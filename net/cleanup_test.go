@@ -2,8 +2,10 @@ package rionet_test
 
 import (
 	"net"
+	"os"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -45,6 +47,33 @@ func TestDroppedConnsAreClosed(t *testing.T) {
 	}()
 	t.Logf("fds: %d before, %d with %d conns dropped", base, len(testutil.Fds(t)), 2*n)
 	testutil.GCUntil(t, "dropped Conns still open", func() bool { return len(testutil.Fds(t)) <= base })
+}
+
+// Issue 11, item 5: Listeners (one with a multishot accept armed) and
+// PacketConns (one with a receive armed) dropped unclosed are closed too.
+func TestDroppedListenersAndPacketConnsAreClosed(t *testing.T) {
+	_, err := rionet.DefaultRing() // the package's, never closed: not a leak
+	requireURing(t, err)
+	checkLeaks(t)
+	base := len(testutil.Fds(t))
+	func() {
+		lc := rionet.ListenConfig{NoFallback: true}
+		for i := 0; i < 100; i++ {
+			ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			pc, err := lc.ListenPacket(t.Context(), "udp", "127.0.0.1:0")
+			require.NoError(t, err)
+			if i == 0 {
+				ln.(*rionet.Listener).SetDeadline(time.Now().Add(time.Millisecond))
+				_, err = ln.Accept() // arms the multishot accept, times out
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+				pc.SetReadDeadline(time.Now().Add(time.Millisecond))
+				_, _, err = pc.ReadFrom(make([]byte, 16))
+				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
+			}
+		}
+	}()
+	testutil.GCUntil(t, "dropped Listeners and PacketConns still open", func() bool { return len(testutil.Fds(t)) <= base })
 }
 
 // Issue 11, item 5: the cleanup of a Conn that became unreachable while a
