@@ -94,7 +94,8 @@ func TestSoak(t *testing.T) {
 			go func() { defer wg.Done(); f(i) }()
 		}
 	}
-	start(1, func(int) { s.echoServer() })
+	server := make(chan struct{})
+	go func() { defer close(server); s.echoServer() }()
 	start(4, s.echoClient)
 	start(2, s.fileIO)
 	start(2, s.closeStorm)
@@ -132,8 +133,12 @@ loop:
 			s.n.checks.Add(1)
 		}
 	}
-	ln.Close() // ends the server's Accept
+	// The workers first, then the listener: closing it closes the
+	// connections it accepted that the server has not taken yet, which a
+	// client that has just dialed would see reset.
 	wg.Wait()
+	ln.Close() // ends the server's Accept
+	<-server
 	select {
 	case err := <-s.errs:
 		t.Error(err)
@@ -276,7 +281,8 @@ func (s *soak) fileIO(id int) {
 	rng := rand.New(rand.NewPCG(uint64(id), 2))
 	name := filepath.Join(s.dir, fmt.Sprintf("file%d", id))
 	const blocks, bs = 64, 16 << 10
-	seeds := make([]uint64, blocks)
+	seeds := make([]uint64, blocks) // the seed of each block's content
+	prev := make([]uint64, blocks)  // and of the content before it
 	for s.running() {
 		f, err := file.OpenFile(name, os.O_RDWR|os.O_CREATE, 0o644)
 		if err != nil {
@@ -285,9 +291,10 @@ func (s *soak) fileIO(id int) {
 		}
 		for range 100 {
 			var ops []*file.Op
-			for range 8 {
-				i := rng.IntN(blocks)
-				seeds[i] = rng.Uint64() | 1
+			// Distinct blocks: two writes of one block in flight at once
+			// may land in either order.
+			for _, i := range rng.Perm(blocks)[:8] {
+				prev[i], seeds[i] = seeds[i], rng.Uint64()|1
 				b := make([]byte, bs)
 				payload(b, seeds[i])
 				if rng.IntN(2) == 0 {
@@ -327,7 +334,7 @@ func (s *soak) fileIO(id int) {
 				if err != nil {
 					s.fail("read block %d: %v", i, err)
 				} else if !bytes.Equal(got, want) {
-					s.fail("block %d of %s read back changed", i, name)
+					s.fail("block %d of %s read back changed: %s", i, name, diagnose(got, prev[i]))
 				}
 				s.n.fileBytes.Add(2 * bs)
 			}
@@ -336,6 +343,20 @@ func (s *soak) fileIO(id int) {
 			s.fail("close: %v", err)
 		}
 	}
+}
+
+// diagnose says what a block that read back changed holds instead.
+func diagnose(got []byte, prev uint64) string {
+	old := make([]byte, len(got))
+	payload(old, prev)
+	same := 0
+	for i := range got {
+		if got[i] == old[i] {
+			same++
+		}
+	}
+	zeros := len(got) - len(bytes.TrimLeft(got, "\x00"))
+	return fmt.Sprintf("%d of %d bytes are the block's previous content, the first %d are zero", same, len(got), zeros)
 }
 
 // closeStorm closes Conns and pipe Files while Reads are blocked on them,
