@@ -134,3 +134,40 @@ func TestCleanupNeverClosesUnderRead(t *testing.T) {
 		return err == unix.EBADF || err == nil && st.Ino != st0.Ino
 	})
 }
+
+// Issue 11, item 5: a RawConn keeps its Conn, so the Conn's cleanup does
+// not close the socket under a caller who kept only the RawConn, as a
+// RawConn of package net keeps its socket. Before, Control failed with
+// net.ErrClosed once the Conn had been collected.
+func TestRawConnKeepsConn(t *testing.T) {
+	_, err := rionet.DefaultRing() // the package's, never closed: not a leak
+	requireURing(t, err)
+	checkLeaks(t)
+	lc := rionet.ListenConfig{NoFallback: true}
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	requireURing(t, err)
+	defer ln.Close()
+	d := rionet.Dialer{NoFallback: true}
+	c, err := d.Dial("tcp", ln.Addr().String())
+	require.NoError(t, err)
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	defer s.Close()
+	fd, _ := rionet.FDOfForTest(c.(*rionet.Conn))
+	rc, err := c.(*rionet.Conn).SyscallConn()
+	require.NoError(t, err)
+	c = nil
+	for i := 0; i < 10; i++ {
+		runtime.GC()
+		time.Sleep(time.Millisecond)
+	}
+	closing, _ := rionet.FDStateForTest(fd)
+	assert.False(t, closing, "the Conn's cleanup ran while its RawConn was held")
+	require.NoError(t, rc.Control(func(uintptr) {}))
+	runtime.KeepAlive(rc)
+	rc = nil
+	testutil.GCUntil(t, "the Conn was not closed once its RawConn was dropped", func() bool {
+		closing, refs := rionet.FDStateForTest(fd)
+		return closing && refs == 0
+	})
+}

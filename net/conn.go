@@ -469,7 +469,7 @@ func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 	if c.fd.isClosing() {
 		return nil, syscall.EINVAL
 	}
-	return &rawConn{fd: c.fd}, nil
+	return &rawConn{fd: c.fd, owner: c}, nil
 }
 
 // File returns a copy of the socket descriptor as an *os.File in blocking

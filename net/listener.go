@@ -171,7 +171,7 @@ func (l *Listener) SyscallConn() (syscall.RawConn, error) {
 	if l.fd.isClosing() {
 		return nil, syscall.EINVAL
 	}
-	return &rawConn{fd: l.fd}, nil
+	return &rawConn{fd: l.fd, owner: l}, nil
 }
 
 // File returns a copy of the listening socket's descriptor, which the

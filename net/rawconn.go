@@ -27,7 +27,12 @@ import (
 // instead, rionet retries it.
 //
 // Control calls f with the socket as it is, in blocking mode.
-type rawConn struct{ fd *netFD }
+type rawConn struct {
+	fd *netFD
+	// owner is the Conn, Listener or PacketConn: a RawConn keeps it
+	// reachable, so that its cleanup does not close the socket under it.
+	owner any
+}
 
 var _ syscall.RawConn = (*rawConn)(nil)
 

@@ -788,7 +788,7 @@ func (c *PacketConn) SyscallConn() (syscall.RawConn, error) {
 	if c.fd.isClosing() {
 		return nil, syscall.EINVAL
 	}
-	return &rawConn{fd: c.fd}, nil
+	return &rawConn{fd: c.fd, owner: c}, nil
 }
 
 // File returns a copy of the socket's descriptor as an *os.File, which the
