@@ -453,7 +453,10 @@ func syscallMode(m fs.FileMode) uint32 {
 func (f *File) Name() string { return f.name }
 
 // Fd returns the file's descriptor. It stays owned by the File: it is valid
-// until Close, after which the number may be reused by another file. Unlike
+// until Close, after which the number may be reused by another file, or
+// until the File is garbage collected, whose cleanup closes it (as with
+// os.File.Fd: keep the File reachable, with runtime.KeepAlive if need
+// be, while the number is in use). Unlike
 // os.File.Fd, it does not change the descriptor's mode. The File keeps the
 // position of Read, Write and Seek itself: the descriptor's own offset
 // (lseek) follows Seek but not Read and Write. On a File that fell back to
