@@ -49,7 +49,7 @@ func TestDroppedConnsAreClosed(t *testing.T) {
 	testutil.GCUntil(t, "dropped Conns still open", func() bool { return len(testutil.Fds(t)) <= base })
 }
 
-// Issue 11, item 5: Listeners (one with a multishot accept armed) and
+// Issue 11, item 5: Listeners (one with an Accept that timed out) and
 // PacketConns (one with a receive armed) dropped unclosed are closed too.
 func TestDroppedListenersAndPacketConnsAreClosed(t *testing.T) {
 	_, err := rionet.DefaultRing() // the package's, never closed: not a leak
@@ -65,7 +65,7 @@ func TestDroppedListenersAndPacketConnsAreClosed(t *testing.T) {
 			require.NoError(t, err)
 			if i == 0 {
 				ln.(*rionet.Listener).SetDeadline(time.Now().Add(time.Millisecond))
-				_, err = ln.Accept() // arms the multishot accept, times out
+				_, err = ln.Accept() // waits in the poller, times out
 				require.ErrorIs(t, err, os.ErrDeadlineExceeded)
 				pc.SetReadDeadline(time.Now().Add(time.Millisecond))
 				_, _, err = pc.ReadFrom(make([]byte, 16))

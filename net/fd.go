@@ -68,12 +68,20 @@ type netFD struct {
 	// interleave their bytes.
 	wmu sync.Mutex
 
-	// lis is a listener's part of destroy, nil for other sockets.
+	// lis is a listener's part of destroy and of waking (its Accept
+	// waits in the network poller), nil for other sockets.
 	lis *listenerState
+	// nonblock: the socket stays in non-blocking mode (a listener's,
+	// which Accept waits for in the network poller); RawConn callbacks
+	// leave it so.
+	nonblock bool
 }
 
+// newNetFD makes the netFD of sysfd, which it owns from then on, on e or,
+// if e is one of the package's own rings, on whichever of them has room
+// (engine.take): the caller uses fd.e from then on.
 func newNetFD(e *engine, sysfd, family int, network string) *netFD {
-	return &netFD{e: e, sysfd: sysfd, family: family, net: network}
+	return &netFD{e: e.take(), sysfd: sysfd, family: family, net: network}
 }
 
 // incref takes a reference, or reports false if the netFD is closing.
@@ -139,6 +147,7 @@ func (fd *netFD) destroy() {
 	if fd.lis != nil && fd.lis.unlink != "" {
 		os.Remove(fd.lis.unlink)
 	}
+	fd.e.put()
 }
 
 // drainRecv takes the remaining results of a cancelled receive stream,
