@@ -2,18 +2,11 @@ package file
 
 import (
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"os"
-	"os/exec"
-	"strings"
 	"syscall"
 	"testing"
-	"time"
-
-	"github.com/stretchr/testify/assert"
-	"github.com/stretchr/testify/require"
 
 	"github.com/gorio/rio/internal/sandbox"
 	"github.com/gorio/rio/internal/testutil"
@@ -30,31 +23,15 @@ import (
 // to os (a smaller ring fits), and under 32 KiB the pipe's first read
 // failed with ENOMEM: no ring for streams fitted next to the default ring.
 func TestSetupFailuresReduceOrFallBack(t *testing.T) {
-	cases := []struct{ spec, want string }{
+	testutil.RunSetupChildren(t, childEnv, []testutil.SetupCase{
 		// The default ring does not fit: smaller shared rings.
-		{"memlock:16384", "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
+		{Spec: "memlock:16384", Want: "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
 		// The default ring fits, no ring for streams next to it: the
 		// pipe's reads go to the default ring.
-		{"memlock:32768", "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
+		{Spec: "memlock:32768", Want: "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
 		// Not even the smallest ring fits: package os.
-		{"memlock:0", "RING: false\nAVAILABLE: resource limit\nNOFALLBACK: resource limit\n"},
-	}
-	for _, spec := range sandbox.SeccompSpecs() {
-		cases = append(cases, struct{ spec, want string }{spec, "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"})
-	}
-	for _, c := range cases {
-		t.Run(strings.ReplaceAll(c.spec, ":", "="), func(t *testing.T) {
-			// A hang fails the test: a generous bound, not a timing assertion.
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-			defer cancel()
-			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-			cmd.Env = append(os.Environ(), childEnv+"=setup:"+c.spec)
-			out, err := cmd.CombinedOutput()
-			require.NoError(t, err, "child output:\n%s", out)
-			assert.Equal(t, c.want, testutil.ClassLines(string(out), "RING:", "REDUCED:", "AVAILABLE:", "NOFALLBACK:"), "child output:\n%s", out)
-			assert.Contains(t, string(out), "IO: ok", "child output:\n%s", out)
-		})
-	}
+		{Spec: "memlock:0", Want: "RING: false\nAVAILABLE: resource limit\nNOFALLBACK: resource limit\n"},
+	}, sandbox.SeccompSpecs())
 }
 
 // setupChild applies the restriction spec ("memlock:BYTES" or

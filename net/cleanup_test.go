@@ -85,15 +85,8 @@ func TestCleanupNeverClosesUnderRead(t *testing.T) {
 	_, err := rionet.DefaultRing() // the package's, never closed: not a leak
 	requireURing(t, err)
 	checkLeaks(t)
-	lc := rionet.ListenConfig{NoFallback: true}
-	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	requireURing(t, err)
+	ln, c, s := ringPair(t, nil) // the default ring
 	defer ln.Close()
-	d := rionet.Dialer{NoFallback: true}
-	c, err := d.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	s, err := ln.Accept()
-	require.NoError(t, err)
 	defer s.Close()
 	fd, sysfd := rionet.FDOfForTest(c.(*rionet.Conn))
 	var st0 unix.Stat_t
@@ -143,15 +136,8 @@ func TestRawConnKeepsConn(t *testing.T) {
 	_, err := rionet.DefaultRing() // the package's, never closed: not a leak
 	requireURing(t, err)
 	checkLeaks(t)
-	lc := rionet.ListenConfig{NoFallback: true}
-	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	requireURing(t, err)
+	ln, c, s := ringPair(t, nil) // the default ring
 	defer ln.Close()
-	d := rionet.Dialer{NoFallback: true}
-	c, err := d.Dial("tcp", ln.Addr().String())
-	require.NoError(t, err)
-	s, err := ln.Accept()
-	require.NoError(t, err)
 	defer s.Close()
 	fd, _ := rionet.FDOfForTest(c.(*rionet.Conn))
 	rc, err := c.(*rionet.Conn).SyscallConn()

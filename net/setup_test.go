@@ -6,11 +6,9 @@ import (
 	"io"
 	"net"
 	"os"
-	"os/exec"
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -31,25 +29,6 @@ func TestMain(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// runSetupChild runs this test binary as a child restricted by spec (see
-// setupChild), with fallback allowed, and returns its output.
-func runSetupChild(t *testing.T, spec string) string {
-	t.Helper()
-	// A hang fails the test: the bound is generous, not a timing assertion.
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
-	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RIONET_NOFALLBACK=") {
-			cmd.Env = append(cmd.Env, kv)
-		}
-	}
-	cmd.Env = append(cmd.Env, childEnv+"="+spec)
-	out, err := cmd.CombinedOutput()
-	require.NoError(t, err, "child %s:\n%s", spec, out)
-	return string(out)
-}
-
 // Issue 11, item 3 (adapter side): every setup failure that leaves no
 // full io_uring gives either a reduced form that works or package net,
 // with the reason reachable (Reduced or Available), and with fallback off
@@ -57,27 +36,14 @@ func runSetupChild(t *testing.T, spec string) string {
 // the fix, under an RLIMIT_MEMLOCK of 64 KiB or 1 MiB, Listen and Dial
 // failed with "io_uring_setup: resource limit" even with fallback on.
 func TestSetupFailuresReduceOrFallBack(t *testing.T) {
-	cases := []struct {
-		spec string
-		want string // the lines the child must print
-	}{
+	testutil.RunSetupChildren(t, childEnv, []testutil.SetupCase{
 		// The default ring (1024 SQ, 65536 CQ entries) and 8 MiB of
 		// receive buffers do not fit: a smaller ring, fewer buffers.
-		{"memlock:65536", "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
-		{"memlock:1048576", "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
+		{Spec: "memlock:65536", Want: "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
+		{Spec: "memlock:1048576", Want: "RING: true\nREDUCED: resource limit\nNOFALLBACK: nil\n"},
 		// Not even the smallest ring fits: package net.
-		{"memlock:0", "RING: false\nAVAILABLE: resource limit\nNOFALLBACK: resource limit\n"},
-	}
-	for _, spec := range sandbox.SeccompSpecs() {
-		cases = append(cases, struct{ spec, want string }{spec, "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"})
-	}
-	for _, c := range cases {
-		t.Run(strings.ReplaceAll(c.spec, ":", "="), func(t *testing.T) {
-			out := runSetupChild(t, c.spec)
-			assert.Equal(t, c.want, testutil.ClassLines(out, "RING:", "REDUCED:", "AVAILABLE:", "NOFALLBACK:"), "child output:\n%s", out)
-			assert.Contains(t, out, "ECHO: ok", "child output:\n%s", out)
-		})
-	}
+		{Spec: "memlock:0", Want: "RING: false\nAVAILABLE: resource limit\nNOFALLBACK: resource limit\n"},
+	}, sandbox.SeccompSpecs())
 }
 
 // Issue 11, item 3: a Ring of the caller's on which BufferGroup is taken
@@ -129,10 +95,10 @@ func setupChild(spec string) int {
 		fmt.Println("  why:", rionet.Available(nil))
 	}
 	if err := echoThrough(ln, func(a string) (net.Conn, error) { return rionet.Dial("tcp", a) }); err != nil {
-		fmt.Println("ECHO:", err)
+		fmt.Println("IO:", err)
 		return 1
 	}
-	fmt.Println("ECHO: ok")
+	fmt.Println("IO: ok")
 	lc := rionet.ListenConfig{NoFallback: true}
 	ln2, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err == nil {
