@@ -15,8 +15,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// LoopServer serves stream connections from a few event loops, one per P
-// by default, each owning an io_uring instance of its own: the loop
+// LoopServer serves stream connections from a few event loops (by
+// default one per P but one), each owning an io_uring instance of its own: the loop
 // accepts with a multishot accept, receives with one multishot receive per
 // connection into a ring of buffers it owns, calls the handler's functions
 // for each event, and submits the writes the handler queued as sends, all
@@ -89,7 +89,12 @@ type LoopServer struct {
 	// OnOpen gets exactly one OnClose.
 	OnClose func(c *LoopConn, err error)
 
-	// Loops is the number of event loops; 0 means runtime.GOMAXPROCS(0).
+	// Loops is the number of event loops. 0 means one per P but one,
+	// GOMAXPROCS-1 (at least 1): each loop holds a P while it runs and
+	// waits in the kernel between iterations, and the P left over runs
+	// the rest of the program (handlers' goroutines, the garbage
+	// collector) and keeps the scheduler from taking the loops' Ps back
+	// while they wait (docs/loop.md has the measurements).
 	Loops int
 
 	// MaxWriteBuffer bounds the bytes a connection's write queue holds
@@ -194,7 +199,7 @@ func (s *LoopServer) withDefaults() error {
 		return errors.New("rionet: LoopServer.OnData is nil")
 	}
 	if s.Loops <= 0 {
-		s.Loops = runtime.GOMAXPROCS(0)
+		s.Loops = max(1, runtime.GOMAXPROCS(0)-1)
 	}
 	if s.MaxWriteBuffer <= 0 {
 		s.MaxWriteBuffer = 256 << 10
@@ -300,12 +305,19 @@ func (s *LoopServer) serve(lns []net.Listener) error {
 	s.mu.Unlock()
 
 	// Start the loops; each sets up its ring on its own locked thread.
+	// s.loops is complete before any starts: loops place connections on
+	// each other.
 	loops := make([]*loop, s.Loops)
-	errs := make(chan error, s.Loops)
 	for i := range loops {
-		loops[i] = newLoop(s, i, fds[i%len(fds)])
+		loops[i] = newLoop(s, i, fds[i%len(fds)], len(fds) == 1 && len(loops) > 1)
+	}
+	s.mu.Lock()
+	s.loops = loops
+	s.mu.Unlock()
+	errs := make(chan error, s.Loops)
+	for _, l := range loops {
 		s.accepts.Add(1)
-		go loops[i].run(errs)
+		go l.run(errs)
 	}
 	var first error
 	for range loops {
@@ -314,7 +326,6 @@ func (s *LoopServer) serve(lns []net.Listener) error {
 		}
 	}
 	s.mu.Lock()
-	s.loops = loops
 	stopping := s.state != srvServing
 	s.mu.Unlock()
 	close(s.started)

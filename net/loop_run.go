@@ -7,6 +7,8 @@ import (
 	"os"
 	"runtime"
 	"runtime/debug"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -49,18 +51,21 @@ type loop struct {
 	released chan struct{} // closed once its receive buffers are unmapped
 
 	// Inbox, guarded by mu.
-	mu      sync.Mutex
-	pending atomic.Bool  // something is in the inbox
-	dirty   []*LoopConn  // connections with writes or requests to look at
-	recycle []uint16     // buffers released by LoopBuffer.Release
-	cmds    uint32       // cmdStop, cmdAbort
-	pool    chunkPool    // write-queue memory
-	held    int          // receive buffers retained by handlers
-	gone    bool         // exited: Release unmaps the last buffer itself
-	efd     int          // eventfd that wakes the loop; closed under mu
-	sleep   atomic.Int32 // 1 while the loop may be blocked in io_uring_enter
-	br      *uring.BufRing
-	tid     int // the loop's OS thread
+	mu          sync.Mutex
+	pending     atomic.Bool  // something is in the inbox
+	dirty       []*LoopConn  // connections with writes or requests to look at
+	recycle     []uint16     // buffers released by LoopBuffer.Release
+	cmds        uint32       // cmdStop, cmdAbort
+	pool        chunkPool    // write-queue memory
+	held        int          // receive buffers retained by handlers
+	adopt       []int        // connections another loop accepted for this one
+	load        atomic.Int64 // connections, for placing new ones
+	closedInbox bool         // stopping: takes no more connections
+	gone        bool         // exited: Release unmaps the last buffer itself
+	efd         int          // eventfd that wakes the loop; closed under mu
+	sleep       atomic.Int32 // 1 while the loop may be blocked in io_uring_enter
+	br          *uring.BufRing
+	tid         int // the loop's OS thread
 
 	// ---- loop-only ----
 
@@ -68,6 +73,10 @@ type loop struct {
 	short interface {
 		EnterShort(toSubmit, minComplete, flags uint32) (int, syscall.Errno)
 	}
+	block interface {
+		EnterBlock(toSubmit, minComplete, flags uint32) (int, syscall.Errno)
+	}
+	spin     int
 	rg       *uring.Rings
 	sqTail   uint32
 	cqHead   uint32
@@ -78,15 +87,18 @@ type loop struct {
 	inKernel int     // buffers in the ring for the kernel
 	added    bool    // buffers added since the last Publish
 
-	conns    []*LoopConn // by slot
-	free     []uint32
-	nconns   int
-	nclosing int
-	gen      uint16
-	starved  []*LoopConn
-	work     []*LoopConn // dirty connections being serviced
-	workIdx  int
-	spare    []*LoopConn
+	conns     []*LoopConn // by slot
+	free      []uint32
+	nconns    int
+	nclosing  int
+	gen       uint16
+	starved   []*LoopConn
+	work      []*LoopConn // dirty connections being serviced
+	workIdx   int
+	spare     []*LoopConn
+	spareFds  []int
+	adoptWork []int
+	shared    bool // the listener is shared with other loops: place connections
 
 	accepting     bool
 	acceptCancel  bool
@@ -159,11 +171,12 @@ const (
 	tickMax    = 100 * time.Millisecond
 )
 
-func newLoop(s *LoopServer, id, lfd int) *loop {
+func newLoop(s *LoopServer, id, lfd int, shared bool) *loop {
 	return &loop{
 		srv:      s,
 		id:       id,
 		lfd:      lfd,
+		shared:   shared,
 		efd:      -1,
 		exited:   make(chan struct{}),
 		released: make(chan struct{}),
@@ -289,6 +302,14 @@ func (l *loop) setup() error {
 	})
 	l.sqTail = *l.rg.SQTail
 	l.cqHead = *l.rg.CQHead
+	switch w := os.Getenv("RIONET_LOOP_WAIT"); {
+	case w == "block":
+		l.block, _ = k.(interface {
+			EnterBlock(toSubmit, minComplete, flags uint32) (int, syscall.Errno)
+		})
+	case strings.HasPrefix(w, "spin"):
+		l.spin, _ = strconv.Atoi(w[4:])
+	}
 	fail := func(err error) error {
 		l.k.Close()
 		l.k = nil
@@ -332,7 +353,7 @@ func (l *loop) setup() error {
 // finished reports whether the loop may exit: stopping, no connection
 // left, nothing in flight.
 func (l *loop) finished() bool {
-	if !l.stopping || l.nconns > 0 || l.accepting {
+	if !l.stopping || l.nconns > 0 || l.accepting || l.pending.Load() {
 		return false
 	}
 	if l.pollOn && !l.pollCancel {
@@ -358,6 +379,9 @@ func (l *loop) iterate() {
 	l.reap()
 	l.now = int64(time.Since(l.epoch))
 	l.inbox()
+	if len(l.adoptWork) > 0 {
+		l.adoptAll()
+	}
 	if l.sweeping {
 		l.sweepStop()
 	}
@@ -390,7 +414,22 @@ func (l *loop) enter() {
 		}
 	}
 	var errno syscall.Errno
+	if wait && l.spin > 0 && l.short != nil {
+		// Poll a few times without waiting before waiting.
+		for i := 0; i < l.spin && wait; i++ {
+			_, errno = l.short.EnterShort(toSubmit, 0, uring.EnterGetEvents)
+			toSubmit = 0
+			wait = uring.LoadAcquire(rg.CQTail) == l.cqHead && !l.pending.Load()
+		}
+		if !wait {
+			l.sleep.Store(0)
+			l.enterErr(errno)
+			return
+		}
+	}
 	switch {
+	case wait && l.block != nil:
+		_, errno = l.block.EnterBlock(toSubmit, 1, uring.EnterGetEvents)
 	case wait:
 		// Through the scheduler's system call path: the P is handed to
 		// other goroutines while the thread waits.
@@ -403,6 +442,10 @@ func (l *loop) enter() {
 		_, errno = l.k.Enter(toSubmit, 0, uring.EnterGetEvents)
 	}
 	l.sleep.Store(0)
+	l.enterErr(errno)
+}
+
+func (l *loop) enterErr(errno syscall.Errno) {
 	switch errno {
 	case 0, syscall.EINTR:
 	case syscall.EAGAIN, syscall.EBUSY:
@@ -545,9 +588,12 @@ func (l *loop) onAccept(res int32, more bool) {
 		l.accepting = false
 	}
 	if res >= 0 {
-		if l.stopping {
+		switch {
+		case l.stopping:
 			unix.Close(int(res))
-		} else {
+		case l.shared:
+			l.place(int(res))
+		default:
 			l.newConn(int(res))
 		}
 	} else if !more {
@@ -591,6 +637,35 @@ func (l *loop) stopAccepting() {
 	}
 }
 
+// place gives a connection accepted from the shared listener to the loop
+// with the fewest connections: all of a shared listener's connections tend
+// to be accepted by the same loop (whichever's multishot accept the kernel
+// wakes first), so they are spread here, through the chosen loop's inbox.
+func (l *loop) place(fd int) {
+	best := l
+	for _, o := range l.srv.loops {
+		if o.load.Load() < best.load.Load() {
+			best = o
+		}
+	}
+	if best == l {
+		l.newConn(fd)
+		return
+	}
+	best.load.Add(1) // counted now, so that the next choice sees it
+	best.mu.Lock()
+	if best.gone || best.closedInbox {
+		best.mu.Unlock()
+		best.load.Add(-1)
+		l.newConn(fd)
+		return
+	}
+	best.adopt = append(best.adopt, fd)
+	best.pending.Store(true)
+	best.wakeLocked()
+	best.mu.Unlock()
+}
+
 func (l *loop) newConn(fd int) {
 	if l.tcp {
 		// Errors are not fatal: the connection works without them.
@@ -608,6 +683,7 @@ func (l *loop) newConn(fd int) {
 	c := &LoopConn{l: l, fd: fd, slot: slot, gen: l.gen, lastRecv: l.now}
 	l.conns[slot] = c
 	l.nconns++
+	l.load.Add(1)
 	l.armRecv(c)
 	if l.srv.OnOpen != nil {
 		l.cur, l.curPhase = c, phaseOpen
@@ -937,6 +1013,7 @@ func (l *loop) tryFinish(c *LoopConn) {
 	l.conns[c.slot] = nil
 	l.free = append(l.free, c.slot)
 	l.nconns--
+	l.load.Add(-1)
 	l.nclosing--
 	if l.srv.OnClose != nil {
 		l.cur, l.curPhase = c, phaseClose
@@ -1010,15 +1087,38 @@ func (l *loop) inbox() {
 		l.giveBack(bid)
 	}
 	l.recycle = l.recycle[:0]
+	adopt := l.adopt
+	l.adopt = l.spareFds[:0]
+	l.spareFds = nil
 	l.work = append(l.work, l.dirty...)
 	clear(l.dirty)
 	l.dirty = l.dirty[:0]
 	l.mu.Unlock()
+	l.adoptWork = append(l.adoptWork, adopt...)
+	l.spareFds = adopt[:0]
+	l.adoptAll()
 	if cmds&cmdAbort != 0 && !l.aborting {
 		l.stopAll(true, ErrServerClosed)
 	} else if cmds&cmdStop != 0 && !l.stopping {
 		l.stopAll(false, ErrServerClosed)
 	}
+}
+
+// adoptAll takes on the connections other loops placed here. Each is
+// taken off the list before OnOpen runs, so that a panic in it loses no
+// other.
+func (l *loop) adoptAll() {
+	for len(l.adoptWork) > 0 {
+		fd := l.adoptWork[0]
+		l.adoptWork = l.adoptWork[1:]
+		l.load.Add(-1) // newConn counts it again
+		if l.stopping {
+			unix.Close(fd)
+		} else {
+			l.newConn(fd)
+		}
+	}
+	l.adoptWork = l.adoptWork[:0]
 }
 
 // stopAll stops accepting and closes the connections: all of them if
@@ -1027,6 +1127,9 @@ func (l *loop) inbox() {
 // so that a panicking OnClose cannot leave some of them open.
 func (l *loop) stopAll(abort bool, err error) {
 	l.stopping = true
+	l.mu.Lock()
+	l.closedInbox = true
+	l.mu.Unlock()
 	if abort {
 		l.aborting = true
 	}
@@ -1218,6 +1321,10 @@ func (l *loop) teardown() {
 func (l *loop) exit() {
 	l.mu.Lock()
 	l.gone = true
+	for _, fd := range l.adopt {
+		unix.Close(fd) // placed here as the loop stopped
+	}
+	l.adopt = nil
 	if l.efd >= 0 {
 		unix.Close(l.efd)
 		l.efd = -1

@@ -195,7 +195,8 @@ func randMsgs(r *rand.Rand, n, maxSize int) [][]byte {
 }
 
 func TestLoopEcho1000Conns(t *testing.T) {
-	lt := serveLoop(t, &rionet.LoopServer{OnData: echoHandler})
+	// Three loops: connections are spread over them.
+	lt := serveLoop(t, &rionet.LoopServer{Loops: 3, OnData: echoHandler})
 	const n = 1000
 	// Messages per connection and their largest size; RIO_SOAK sends more.
 	msgs, maxSize := 2, 6000
@@ -802,4 +803,27 @@ func TestLoopNoAllocPerRequest(t *testing.T) {
 		t.Fatalf("%d heap allocations over %d requests", allocs, n)
 	}
 	unix.SetNonblock(fd, true)
+}
+
+// Connections accepted from one shared listener are spread over the
+// loops (the kernel tends to give them all to one loop's accept).
+func TestLoopSpreadsConnections(t *testing.T) {
+	var mu sync.Mutex
+	per := map[int]int{}
+	lt := serveLoop(t, &rionet.LoopServer{Loops: 2, OnData: echoHandler, OnOpen: func(c *rionet.LoopConn) {
+		mu.Lock()
+		per[c.Loop()]++
+		mu.Unlock()
+	}})
+	for i := 0; i < 64; i++ {
+		c := lt.dial()
+		if err := echoCheck(t, c, [][]byte{[]byte("x")}); err != nil { // accepted and served
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if per[0]+per[1] != 64 || per[0] < 30 || per[1] < 30 {
+		t.Fatalf("connections per loop: %v", per)
+	}
 }

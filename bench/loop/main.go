@@ -53,7 +53,7 @@ func main() {
 func loopServer(args []string) {
 	fs := flag.NewFlagSet("loop-server", flag.ExitOnError)
 	addr := fs.String("addr", "127.0.0.1:0", "listen address")
-	loops := fs.Int("loops", 0, "event loops (0: GOMAXPROCS)")
+	loops := fs.Int("loops", 0, "event loops (0: the LoopServer default)")
 	reuse := fs.Bool("reuseport", false, "one SO_REUSEPORT listener per loop")
 	fs.Parse(args)
 	srv := &rionet.LoopServer{
@@ -80,6 +80,7 @@ func loopServer(args []string) {
 type server struct {
 	name string
 	cmd  func(port int) []string
+	env  []string
 }
 
 type result struct {
@@ -92,7 +93,7 @@ func orchestrate(args []string) {
 	dur := fs.Duration("dur", 3*time.Second, "measured duration of a run")
 	warm := fs.Duration("warmup", 500*time.Millisecond, "warm-up before measuring")
 	only := fs.String("only", "echo16,echo256,idle", "scenarios: echo16, echo256, idle")
-	servers := fs.String("servers", "loop,gnet,c", "servers: loop, loop1 (one loop), loop-reuseport, gnet, gnet-reuseport, c")
+	servers := fs.String("servers", "loop,gnet,c", "servers: loop, loopN (N loops), loop[N]-block and loop[N]-spinK (RIONET_LOOP_WAIT=block, spinK), loop-reuseport, gnet, gnet-reuseport, c")
 	cref := fs.String("c", "/work/shared/reference/uring_echo.c", "the C io_uring echo server's source")
 	idleN := fs.Int("idle-conns", 10000, "connections of the idle scenario")
 	fs.Parse(args)
@@ -106,9 +107,26 @@ func orchestrate(args []string) {
 	client := filepath.Join(dir, "client")
 	run("gcc", "-O2", "-pthread", "-o", client, filepath.Join(src, "c", "client.c"))
 	all := map[string]server{
-		"loop":           {"loop", func(p int) []string { return []string{self, "loop-server", "-addr", addrOf(p)} }},
-		"loop1":          {"loop1", func(p int) []string { return []string{self, "loop-server", "-loops", "1", "-addr", addrOf(p)} }},
-		"loop-reuseport": {"loop-reuseport", func(p int) []string { return []string{self, "loop-server", "-reuseport", "-addr", addrOf(p)} }},
+		"loop-reuseport": {name: "loop-reuseport", cmd: func(p int) []string { return []string{self, "loop-server", "-reuseport", "-addr", addrOf(p)} }},
+	}
+	// Variants of the loop server: loop[N][-block|-spinK][@VAR=value] runs
+	// N loops (default: LoopServer's) waiting as RIONET_LOOP_WAIT says,
+	// with VAR=value in its environment (such as GOMAXPROCS=3).
+	for _, w := range strings.Split(*servers, ",") {
+		rest, ok := strings.CutPrefix(w, "loop")
+		if !ok || all[w].cmd != nil {
+			continue
+		}
+		rest, extra, _ := strings.Cut(rest, "@") // @VAR=value: an environment variable
+		loops, wait, _ := strings.Cut(rest, "-")
+		if _, err := strconv.Atoi(loops); loops != "" && err != nil {
+			continue
+		}
+		if loops == "" {
+			loops = "0"
+		}
+		all[w] = server{name: w, cmd: func(p int) []string { return []string{self, "loop-server", "-loops", loops, "-addr", addrOf(p)} },
+			env: []string{"RIONET_LOOP_WAIT=" + wait, extra}}
 	}
 	want := strings.Split(*servers, ",")
 	if slices.Contains(want, "gnet") || slices.Contains(want, "gnet-reuseport") {
@@ -117,13 +135,13 @@ func orchestrate(args []string) {
 		cmd.Dir = filepath.Join(src, "..", "gnet")
 		cmd.Stderr = os.Stderr
 		check(cmd.Run())
-		all["gnet"] = server{"gnet", func(p int) []string { return []string{gbin, "-addr", addrOf(p)} }}
-		all["gnet-reuseport"] = server{"gnet-reuseport", func(p int) []string { return []string{gbin, "-reuseport", "-addr", addrOf(p)} }}
+		all["gnet"] = server{name: "gnet", cmd: func(p int) []string { return []string{gbin, "-addr", addrOf(p)} }}
+		all["gnet-reuseport"] = server{name: "gnet-reuseport", cmd: func(p int) []string { return []string{gbin, "-reuseport", "-addr", addrOf(p)} }}
 	}
 	if slices.Contains(want, "c") {
 		cbin := filepath.Join(dir, "uring_echo")
 		run("gcc", "-O2", "-o", cbin, *cref, "-luring")
-		all["c"] = server{"c uring", func(p int) []string { return []string{cbin, "-p", strconv.Itoa(p)} }}
+		all["c"] = server{name: "c uring", cmd: func(p int) []string { return []string{cbin, "-p", strconv.Itoa(p)} }}
 	}
 	var list []server
 	for _, w := range want {
@@ -216,7 +234,7 @@ func printEcho(sc string, conns int, list []server, res map[string][]result) {
 // window.
 func echoRun(s server, client string, conns int, dur, warm time.Duration) result {
 	port := freePort()
-	srv := start(s.cmd(port))
+	srv := start(s.cmd(port), s.env)
 	defer stop(srv)
 	waitPort(port)
 	cmd := exec.Command(client, "-p", strconv.Itoa(port), "-c", strconv.Itoa(conns), "-s", "64",
@@ -252,7 +270,7 @@ func echoRun(s server, client string, conns int, dur, warm time.Duration) result
 // VmRSS in MiB once they are all accepted and the server has settled.
 func idleRun(s server, client string, n int) float64 {
 	port := freePort()
-	srv := start(s.cmd(port))
+	srv := start(s.cmd(port), s.env)
 	defer stop(srv)
 	waitPort(port)
 	cmd := exec.Command(client, "-p", strconv.Itoa(port), "-c", strconv.Itoa(n), "-i")
@@ -313,8 +331,9 @@ func vmRSS(pid int) float64 {
 	return 0
 }
 
-func start(argv []string) *exec.Cmd {
+func start(argv, env []string) *exec.Cmd {
 	cmd := exec.Command(argv[0], argv[1:]...)
+	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = nil
 	check(cmd.Start())
 	return cmd
