@@ -5,13 +5,15 @@
 // riobench builds it (go build in this directory) and runs it with the same
 // JSON spec it gives its own child processes:
 //
-//	peers '{"role":"nop","dur":500000000,"batch":32,"cpus":[1]}'
+//	peers '{"role":"nop","dur":500000000,"batch":32}'
 //	peers '{"role":"direct","dur":1000000000,"file":"/tmp/data","depth":32}'
 //
-// and reads one line "RESULT <json>" from it. go-uring's uring package is a
-// port of liburing: a Ring is used by one goroutine, which queues SQEs,
-// submits them and reaps CQEs itself, so every workload here runs on one
-// goroutine keeping depth operations in flight.
+// and reads one line "RESULT <json>" from it. riobench pins it where a
+// workload needs it (the NOPs) by starting it on the CPUs it should use.
+// go-uring's uring package is a port of liburing: a Ring is used by one
+// goroutine, which queues SQEs, submits them and reaps CQEs itself, so
+// every workload here runs on one goroutine keeping depth operations in
+// flight.
 package main
 
 import (
@@ -20,7 +22,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -32,7 +33,6 @@ import (
 type spec struct {
 	Role  string        `json:"role"`
 	Dur   time.Duration `json:"dur"`
-	CPUs  []int         `json:"cpus,omitempty"`
 	File  string        `json:"file,omitempty"`
 	Depth int           `json:"depth,omitempty"`
 	Batch int           `json:"batch,omitempty"`
@@ -52,9 +52,6 @@ func main() {
 	var s spec
 	if err := json.Unmarshal([]byte(os.Args[1]), &s); err != nil {
 		fatalf("bad spec: %v", err)
-	}
-	if err := pinSelf(s.CPUs); err != nil {
-		fatalf("pin: %v", err)
 	}
 	var (
 		res []sample
@@ -246,31 +243,4 @@ func threadCount() int {
 		return -1
 	}
 	return len(ents)
-}
-
-// pinSelf pins every thread of the process to cpus (threads created later
-// inherit the mask) and sets GOMAXPROCS to their number.
-func pinSelf(cpus []int) error {
-	if len(cpus) == 0 {
-		return nil
-	}
-	var m [16]uint64
-	for _, c := range cpus {
-		m[c/64] |= 1 << (c % 64)
-	}
-	for pass := 0; pass < 2; pass++ {
-		ents, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			tid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, uintptr(tid), unsafe.Sizeof(m), uintptr(unsafe.Pointer(&m)))
-		}
-	}
-	runtime.GOMAXPROCS(len(cpus))
-	return nil
 }

@@ -22,14 +22,15 @@ import (
 // and the child prints one line "RESULT <json []sample>" (or, for a server,
 // "ADDR host:port" and then serves until its standard input closes).
 // Separate processes keep one side's heap, threads and rings from
-// disturbing the other's, and let each be pinned to its own CPUs.
+// disturbing the other's, and let each be pinned to its own CPUs: the
+// parent starts a pinned child from a pinned thread (startOn), so the
+// child never runs elsewhere and its GOMAXPROCS follows its CPUs.
 
 // spec says what a child measures.
 type spec struct {
 	Role    string        `json:"role"` // nop, direct, hot, copy, echo-server, echo-client, http-server, http-client
 	Impl    string        `json:"impl"`
 	Dur     time.Duration `json:"dur"`
-	CPUs    []int         `json:"cpus,omitempty"`
 	File    string        `json:"file,omitempty"`
 	Dst     string        `json:"dst,omitempty"`
 	Depth   int           `json:"depth,omitempty"` // in flight (goroutines or async handles)
@@ -52,9 +53,6 @@ func childMain(arg string) {
 	var s spec
 	if err := json.Unmarshal([]byte(arg), &s); err != nil {
 		fatalf("child: bad spec: %v", err)
-	}
-	if err := pinSelf(s.CPUs); err != nil {
-		fatalf("child: pin to CPUs %v: %v", s.CPUs, err)
 	}
 	var (
 		res []sample
@@ -154,12 +152,12 @@ func childNop(s spec) ([]sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, sample{Param: "single", Value: float64(n) / el.Seconds(), Unit: "ops/s"})
+	out = append(out, sample{Param: "mode=single", Value: float64(n) / el.Seconds(), Unit: "ops/s"})
 	n, el, err = batched(s.Dur)
 	if err != nil {
 		return nil, err
 	}
-	out = append(out, sample{Param: fmt.Sprintf("batch%d", batch), Value: float64(n) / el.Seconds(), Unit: "ops/s"})
+	out = append(out, sample{Param: fmt.Sprintf("mode=batch%d", batch), Value: float64(n) / el.Seconds(), Unit: "ops/s"})
 	return out, nil
 }
 

@@ -177,7 +177,7 @@ func childEchoClient(s spec) ([]sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []sample{{Param: fmt.Sprintf("conns=%d", s.Conns), Value: rate, Unit: "req/s"}}, nil
+	return []sample{{Value: rate, Unit: "req/s"}}, nil
 }
 
 var httpRequest = []byte("GET / HTTP/1.1\r\nHost: riobench\r\nUser-Agent: riobench\r\n\r\n")
@@ -199,7 +199,7 @@ func childHTTPClient(s spec) ([]sample, error) {
 	if err != nil {
 		return nil, err
 	}
-	return []sample{{Param: fmt.Sprintf("conns=%d", s.Conns), Value: rate, Unit: "req/s"}}, nil
+	return []sample{{Value: rate, Unit: "req/s"}}, nil
 }
 
 var errBadResponse = errors.New("bad HTTP response")

@@ -1,95 +1,39 @@
 package main
 
 import (
-	"errors"
-	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"strconv"
 	"strings"
-	"syscall"
-	"unsafe"
+
+	"github.com/gorio/rio/internal/pin"
+	"golang.org/x/sys/unix"
 )
 
-// System helpers, with the standard library only (syscall), so that
-// riobench depends on nothing but rio's own packages.
-
-// cpuMask is a sched_setaffinity mask for up to 1024 CPUs.
-type cpuMask [16]uint64
+// System helpers: CPU sets and pinning (internal/pin, through
+// golang.org/x/sys/unix), and what riobench reads from /proc and /sys to
+// describe the machine.
 
 // allowedCPUs returns the CPUs this process may run on.
 func allowedCPUs() []int {
-	var m cpuMask
-	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_GETAFFINITY, 0, unsafe.Sizeof(m), uintptr(unsafe.Pointer(&m)))
-	if e != 0 {
-		cpus := make([]int, runtime.NumCPU())
+	cpus, err := pin.CPUs()
+	if err != nil {
+		cpus = make([]int, runtime.NumCPU())
 		for i := range cpus {
 			cpus[i] = i
-		}
-		return cpus
-	}
-	var cpus []int
-	for i := 0; i < len(m)*64; i++ {
-		if m[i/64]&(1<<(i%64)) != 0 {
-			cpus = append(cpus, i)
 		}
 	}
 	return cpus
 }
 
-func maskOf(cpus []int) cpuMask {
-	var m cpuMask
-	for _, c := range cpus {
-		if c >= 0 && c < len(m)*64 {
-			m[c/64] |= 1 << (c % 64)
-		}
-	}
-	return m
-}
-
-// setAffinity pins thread (or process) tid to cpus.
-func setAffinity(tid int, cpus []int) error {
-	m := maskOf(cpus)
-	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, uintptr(tid), unsafe.Sizeof(m), uintptr(unsafe.Pointer(&m)))
-	if e != 0 {
-		return e
-	}
-	return nil
-}
-
-// pinSelf pins every thread of this process to cpus and sets GOMAXPROCS
-// to their number. Threads created later inherit the mask from the thread
-// that creates them, so pinning the existing ones (twice, to catch one
-// started meanwhile) pins the process.
-func pinSelf(cpus []int) error {
-	if len(cpus) == 0 {
-		return nil
-	}
-	for pass := 0; pass < 2; pass++ {
-		ents, err := os.ReadDir("/proc/self/task")
-		if err != nil {
-			return err
-		}
-		for _, e := range ents {
-			tid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			if err := setAffinity(tid, cpus); err != nil && !errors.Is(err, syscall.ESRCH) {
-				return fmt.Errorf("sched_setaffinity: %w", err)
-			}
-		}
-	}
-	runtime.GOMAXPROCS(len(cpus))
-	return nil
-}
+// startOn starts cmd pinned to cpus from its first instruction (none:
+// unpinned); see pin.Start.
+func startOn(cmd *exec.Cmd, cpus []int) error { return pin.Start(cmd, cpus) }
 
 // fadviseDontNeed drops a file's clean pages from the page cache.
-func fadviseDontNeed(fd int) {
-	const fadvDontNeed = 4 // POSIX_FADV_DONTNEED
-	syscall.Syscall6(syscall.SYS_FADVISE64, uintptr(fd), 0, 0, fadvDontNeed, 0, 0)
+func fadviseDontNeed(fd int) error {
+	return unix.Fadvise(fd, 0, 0, unix.FADV_DONTNEED)
 }
 
 // threadCount is the number of OS threads of this process.
@@ -101,9 +45,9 @@ func threadCount() int {
 	return len(ents)
 }
 
-// repoRoot finds the rio repository (for bench/c and bench/peers): the
-// directory of this source file's module when riobench runs from a checkout
-// (go run ./cmd/riobench), or the working directory's.
+// repoRoot finds the rio repository (for bench/c, bench/net and
+// bench/peers): the directory of this source file's module when riobench
+// runs from a checkout (go run ./cmd/riobench), or the working directory's.
 func repoRoot() string {
 	var starts []string
 	if _, file, _, ok := runtime.Caller(0); ok {
@@ -128,11 +72,11 @@ func repoRoot() string {
 
 // kernelRelease is uname -r.
 func kernelRelease() string {
-	b, err := os.ReadFile("/proc/sys/kernel/osrelease")
-	if err != nil {
+	var u unix.Utsname
+	if err := unix.Uname(&u); err != nil {
 		return "unknown"
 	}
-	return strings.TrimSpace(string(b))
+	return unix.ByteSliceToString(u.Release[:])
 }
 
 // cpuModel is the first "model name" of /proc/cpuinfo.
@@ -149,6 +93,34 @@ func cpuModel() string {
 	return "unknown"
 }
 
+// virtualization says whether the CPU runs under a hypervisor (the
+// "hypervisor" flag of /proc/cpuinfo) and, where /sys tells, which one.
+func virtualization() string {
+	b, err := os.ReadFile("/proc/cpuinfo")
+	if err != nil || !strings.Contains(string(b), " hypervisor") {
+		return ""
+	}
+	for _, f := range []string{"/sys/hypervisor/type", "/sys/class/dmi/id/sys_vendor"} {
+		if v, err := os.ReadFile(f); err == nil && strings.TrimSpace(string(v)) != "" {
+			return "virtual machine (" + strings.TrimSpace(string(v)) + ")"
+		}
+	}
+	return "virtual machine"
+}
+
+// loadAverage is the first three fields of /proc/loadavg.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
 // lookPath is exec.LookPath returning "" when the program is missing.
 func lookPath(name string) string {
 	p, err := exec.LookPath(name)
@@ -158,10 +130,28 @@ func lookPath(name string) string {
 	return p
 }
 
-func cpuList(cpus []int) string {
-	s := make([]string, len(cpus))
-	for i, c := range cpus {
-		s[i] = strconv.Itoa(c)
+// goTool is the go command: the one on PATH, else the one riobench was
+// built with.
+func goTool() string {
+	if g := lookPath("go"); g != "" {
+		return g
 	}
-	return strings.Join(s, ",")
+	return filepath.Join(runtime.GOROOT(), "bin", "go")
+}
+
+// gitCommit describes the checkout at root: the commit, and "+dirty" when
+// tracked files differ from it. "" if git cannot tell.
+func gitCommit(root string) string {
+	if root == "" {
+		return ""
+	}
+	out, err := exec.Command("git", "-C", root, "rev-parse", "--short=12", "HEAD").Output()
+	if err != nil {
+		return ""
+	}
+	c := strings.TrimSpace(string(out))
+	if st, err := exec.Command("git", "-C", root, "status", "--porcelain", "--untracked-files=no").Output(); err == nil && len(strings.TrimSpace(string(st))) > 0 {
+		c += "+dirty"
+	}
+	return c
 }
