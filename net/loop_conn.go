@@ -430,7 +430,9 @@ func (c *LoopConn) LocalAddr() net.Addr {
 	return c.laddr
 }
 
-// RemoteAddr returns the peer's address, or nil once c is closed.
+// RemoteAddr returns the peer's address, or nil once c is closed. It is
+// looked up on the first call (a system call), so it is also nil if the
+// peer had reset the connection by then.
 func (c *LoopConn) RemoteAddr() net.Addr {
 	c.mu.Lock()
 	defer c.mu.Unlock()

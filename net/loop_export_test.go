@@ -86,3 +86,11 @@ func LoopStateForTest(s *LoopServer) string {
 	}
 	return out
 }
+
+// SetPoisonForTest makes freed write chunks and returned receive buffers
+// be overwritten (see poisonMemory).
+func SetPoisonForTest(v bool) (restore func()) {
+	old := poisonMemory
+	poisonMemory = v
+	return func() { poisonMemory = old }
+}

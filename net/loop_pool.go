@@ -56,8 +56,23 @@ func (p *chunkPool) chunk(id int32) []byte {
 
 // put gives chunk id back.
 func (p *chunkPool) put(id int32) {
+	if poisonMemory {
+		poison(p.chunk(id))
+	}
 	p.free = append(p.free, id)
 	p.inUse--
+}
+
+// poisonMemory, set by tests, overwrites write-queue chunks and receive
+// buffers when they are given back, so that a send still reading a chunk
+// after it was freed, or a handler seeing a buffer after it went back to
+// the kernel, shows as corrupted data.
+var poisonMemory bool
+
+func poison(b []byte) {
+	for i := range b {
+		b[i] = 0xdb
+	}
 }
 
 // unmap unmaps the arenas. No chunk may be in use.

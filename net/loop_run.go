@@ -725,6 +725,9 @@ func (l *loop) giveBack(bid uint16) {
 		return
 	}
 	l.bufState[bid] = bufKernel
+	if poisonMemory {
+		poison(l.br.Buf(bid, l.br.Size()))
+	}
 	l.br.Add(bid)
 	l.added = true
 	l.inKernel++

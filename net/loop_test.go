@@ -195,6 +195,7 @@ func randMsgs(r *rand.Rand, n, maxSize int) [][]byte {
 }
 
 func TestLoopEcho1000Conns(t *testing.T) {
+	defer rionet.SetPoisonForTest(true)()
 	// Three loops: connections are spread over them.
 	lt := serveLoop(t, &rionet.LoopServer{Loops: 3, OnData: echoHandler})
 	const n = 1000
@@ -599,6 +600,7 @@ func TestLoopRetain(t *testing.T) {
 // with ErrServerClosed after its queued bytes were sent, a connection
 // handed to a goroutine is closed once resumed, and nothing leaks.
 func TestLoopShutdownUnderLoad(t *testing.T) {
+	defer rionet.SetPoisonForTest(true)()
 	paused := make(chan *rionet.LoopConn, 1)
 	s := &rionet.LoopServer{OnData: func(c *rionet.LoopConn, data []byte) int {
 		if bytes.Equal(data, []byte("pause")) {

@@ -96,7 +96,9 @@ func orchestrate(args []string) {
 	servers := fs.String("servers", "loop,gnet,c", "servers: loop, loopN (N loops), loop[N]-block and loop[N]-spinK (RIONET_LOOP_WAIT=block, spinK), loop-reuseport, gnet, gnet-reuseport, c")
 	cref := fs.String("c", "/work/shared/reference/uring_echo.c", "the C io_uring echo server's source")
 	idleN := fs.Int("idle-conns", 10000, "connections of the idle scenario")
+	pinFlag := fs.Bool("pin", false, "pin the server to CPU 0 and the client to CPU 1 (taskset)")
 	fs.Parse(args)
+	pin = *pinFlag
 
 	dir, err := os.MkdirTemp("", "bench-loop-")
 	check(err)
@@ -153,7 +155,7 @@ func orchestrate(args []string) {
 		list = append(list, s)
 	}
 
-	fmt.Printf("bench/loop: %d rounds, %v measured after %v warm-up, GOMAXPROCS %d, %d CPUs\n", *rounds, *dur, *warm, runtime.GOMAXPROCS(0), runtime.NumCPU())
+	fmt.Printf("bench/loop: %d rounds, %v measured after %v warm-up, GOMAXPROCS %d, %d CPUs, pinned %v\n", *rounds, *dur, *warm, runtime.GOMAXPROCS(0), runtime.NumCPU(), pin)
 	for _, sc := range strings.Split(*only, ",") {
 		switch sc {
 		case "echo16", "echo256":
@@ -237,8 +239,9 @@ func echoRun(s server, client string, conns int, dur, warm time.Duration) result
 	srv := start(s.cmd(port), s.env)
 	defer stop(srv)
 	waitPort(port)
-	cmd := exec.Command(client, "-p", strconv.Itoa(port), "-c", strconv.Itoa(conns), "-s", "64",
+	argv := pinned("1", client, "-p", strconv.Itoa(port), "-c", strconv.Itoa(conns), "-s", "64",
 		"-d", fmt.Sprint(dur.Seconds()), "-w", fmt.Sprint(warm.Seconds()))
+	cmd := exec.Command(argv[0], argv[1:]...)
 	out, err := cmd.StdoutPipe()
 	check(err)
 	cmd.Stderr = os.Stderr
@@ -331,7 +334,19 @@ func vmRSS(pid int) float64 {
 	return 0
 }
 
+// pin says to run servers on CPU 0 and the client on CPU 1.
+var pin bool
+
+// pinned prefixes argv with taskset for cpu when pinning.
+func pinned(cpu string, argv ...string) []string {
+	if !pin {
+		return argv
+	}
+	return append([]string{"taskset", "-c", cpu}, argv...)
+}
+
 func start(argv, env []string) *exec.Cmd {
+	argv = pinned("0", argv...)
 	cmd := exec.Command(argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), env...)
 	cmd.Stderr = nil
