@@ -26,7 +26,8 @@ type LoopConn struct {
 	eof, starved       bool
 	autoPaused         bool // write queue over half full: not reading
 	shutWant, shutDone bool
-	ops                int // operations in flight on fd
+	ops                int   // operations in flight on fd
+	cancelling         uint8 // bit 1<<(kind-kCancelRecv): a cancellation of it in flight
 	closeErr           error
 	lastRecv, closeBy  int64
 	inbuf              []byte      // bytes OnData left unconsumed

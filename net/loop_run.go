@@ -111,6 +111,7 @@ type loop struct {
 	sweep         int
 	tcp           bool
 
+	cancelling           uint16 // bit 1<<kind: a cancellation of that kind is in flight
 	pollOn, pollCancel   bool
 	timerOn, timerCancel bool
 	ts                   uring.Timespec // the timeout's; the kernel copies it at submission
@@ -357,12 +358,10 @@ func (l *loop) finished() bool {
 		return false
 	}
 	if l.pollOn && !l.pollCancel {
-		l.cancel(kCancelWake, ud(kWake, nil))
-		l.pollCancel = true
+		l.pollCancel = l.cancel(kCancelWake, ud(kWake, nil))
 	}
 	if l.timerOn && !l.timerCancel {
-		l.cancel(kCancelTimer, ud(kTimer, nil))
-		l.timerCancel = true
+		l.timerCancel = l.cancel(kCancelTimer, ud(kTimer, nil))
 	}
 	if l.inflight > 0 {
 		return false
@@ -519,6 +518,7 @@ func (l *loop) dispatch(u uint64, res int32, flags uint32) {
 		l.onTick()
 		return
 	case kCancelAccept, kCancelWake, kCancelTimer:
+		l.onCancel(kind, nil, res)
 		return
 	}
 	c := l.connOf(u)
@@ -540,16 +540,8 @@ func (l *loop) dispatch(u uint64, res int32, flags uint32) {
 		l.onRecv(c, res, flags)
 	case kSend:
 		l.onSend(c, res)
-	case kCancelRecv:
-		if res == -int32(syscall.EALREADY) && c.recvOn {
-			c.recvCancel = false // ask again at the next tick
-		}
-		l.tryFinish(c)
-	case kCancelSend:
-		if res == -int32(syscall.EALREADY) && c.sendOn {
-			c.sendCancel = false
-		}
-		l.tryFinish(c)
+	case kCancelRecv, kCancelSend:
+		l.onCancel(kind, c, res)
 	}
 }
 
@@ -625,8 +617,7 @@ func (l *loop) onAccept(res int32, more bool) {
 func (l *loop) stopAccepting() {
 	if l.accepting {
 		if !l.acceptCancel {
-			l.cancel(kCancelAccept, ud(kAccept, nil))
-			l.acceptCancel = true
+			l.acceptCancel = l.cancel(kCancelAccept, ud(kAccept, nil))
 		}
 		return
 	}
@@ -877,8 +868,7 @@ func (l *loop) afterData(c *LoopConn) {
 // the kernel has ended it is parked.
 func (l *loop) pauseRecv(c *LoopConn) {
 	if c.recvOn && !c.recvCancel {
-		l.cancel(kCancelRecv, ud(kRecv, c))
-		c.recvCancel = true
+		c.recvCancel = l.cancel(kCancelRecv, ud(kRecv, c))
 	}
 }
 
@@ -990,8 +980,7 @@ func (l *loop) startClose(c *LoopConn, err error, abort bool) {
 		c.dropQueueLocked(c.sendOn)
 		c.mu.Unlock()
 		if c.sendOn && !c.sendCancel {
-			l.cancel(kCancelSend, ud(kSend, c))
-			c.sendCancel = true
+			c.sendCancel = l.cancel(kCancelSend, ud(kSend, c))
 		}
 	}
 	l.tryFinish(c)
@@ -1025,20 +1014,71 @@ func (l *loop) tryFinish(c *LoopConn) {
 	}
 }
 
-// cancel submits an IORING_OP_ASYNC_CANCEL for the operation target.
-func (l *loop) cancel(kind int, target uint64) {
+// cancel submits an IORING_OP_ASYNC_CANCEL for the operation target,
+// unless a cancellation of the same kind is still in flight for it (a
+// cancellation's user_data must not be reused while it is in flight); it
+// reports whether it submitted one. Whoever skipped one asks again when
+// the one in flight completes (see onCancel).
+func (l *loop) cancel(kind int, target uint64) bool {
 	var c *LoopConn
 	if k := int(target >> 56); k == kRecv || k == kSend {
 		c = l.connOf(target)
+	}
+	bit := uint16(1) << kind
+	if c != nil {
+		if c.cancelling&uint8(bit>>kCancelRecv) != 0 {
+			return false
+		}
+		c.cancelling |= uint8(bit >> kCancelRecv)
+		c.ops++
+	} else {
+		if l.cancelling&bit != 0 {
+			return false
+		}
+		l.cancelling |= bit
 	}
 	s := l.sqe()
 	s.Opcode = uring.OpAsyncCancel
 	s.Fd = -1
 	s.Addr = target
 	s.UserData = ud(kind, c)
-	if c != nil {
-		c.ops++
+	return true
+}
+
+// onCancel handles a cancellation's completion: EALREADY (the operation
+// was running) is asked again at the next tick; a cancellation that was
+// skipped because this one was in flight is made now.
+func (l *loop) onCancel(kind int, c *LoopConn, res int32) {
+	already := res == -int32(syscall.EALREADY)
+	bit := uint16(1) << kind
+	if c == nil {
+		l.cancelling &^= bit
+		if kind == kCancelAccept {
+			if already {
+				l.acceptCancel = false
+			}
+			if l.accepting && !l.acceptCancel && (l.stopping || l.acceptDone) && !already {
+				l.stopAccepting()
+			}
+		}
+		return
 	}
+	c.cancelling &^= uint8(bit >> kCancelRecv)
+	switch kind {
+	case kCancelRecv:
+		if already {
+			c.recvCancel = false // ask again at the next tick
+		} else if c.recvOn && !c.recvCancel && (c.closing || c.readPaused()) {
+			l.pauseRecv(c)
+		}
+	case kCancelSend:
+		if already {
+			c.sendCancel = false
+		} else if c.sendOn && c.abortW && !c.sendCancel {
+			c.sendCancel = l.cancel(kCancelSend, ud(kSend, c))
+		}
+	}
+	l.tryFinish(c)
 }
 
 // ---- the inbox and the connections' requests ----
@@ -1252,8 +1292,7 @@ func (l *loop) onTick() {
 			l.pauseRecv(c)
 		}
 		if c.sendOn && c.abortW && !c.sendCancel {
-			l.cancel(kCancelSend, ud(kSend, c))
-			c.sendCancel = true
+			c.sendCancel = l.cancel(kCancelSend, ud(kSend, c))
 		}
 	}
 }
