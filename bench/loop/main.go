@@ -213,22 +213,27 @@ func printEcho(sc string, conns int, list []server, res map[string][]result) {
 			col(v, func(r result) float64 { return r.cpu }, 2),
 			col(v, func(r result) float64 { return r.cs }, 3))
 	}
-	// Ratios of the first server to the others, from the medians.
+	// Ratios of the first server to each other one, round by round (the
+	// rounds alternate, so a ratio compares runs a few seconds apart),
+	// then their median and range: steadier than the ratio of medians on
+	// a machine shared with other work.
 	base := list[0].name
-	med := func(name string, f func(result) float64) float64 {
-		var xs []float64
-		for _, r := range res[name] {
-			xs = append(xs, f(r))
-		}
-		return median(xs)
-	}
-	for _, s := range list[1:] {
-		fmt.Printf("\n%s / %s: req/s %.2f×, CPU/req %.2f×, p99 %.2f×", base, s.name,
-			med(base, func(r result) float64 { return r.rps })/med(s.name, func(r result) float64 { return r.rps }),
-			med(base, func(r result) float64 { return r.cpu })/med(s.name, func(r result) float64 { return r.cpu }),
-			med(base, func(r result) float64 { return r.p99 })/med(s.name, func(r result) float64 { return r.p99 }))
-	}
 	fmt.Println()
+	for _, s := range list[1:] {
+		var rr, cr, pr []float64
+		for i, b := range res[base] {
+			if i < len(res[s.name]) {
+				o := res[s.name][i]
+				rr = append(rr, b.rps/o.rps)
+				cr = append(cr, b.cpu/o.cpu)
+				pr = append(pr, b.p99/o.p99)
+			}
+		}
+		rng := func(v []float64) string {
+			return fmt.Sprintf("%.2f× [%.2f-%.2f]", median(v), slices.Min(v), slices.Max(v))
+		}
+		fmt.Printf("%s / %s, per round: req/s %s, CPU/req %s, p99 %s\n", base, s.name, rng(rr), rng(cr), rng(pr))
+	}
 }
 
 // echoRun starts s, drives it with the client, and reads the server's CPU
