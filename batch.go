@@ -105,3 +105,9 @@ func (b *Batch) reset() {
 	clear(b.ops)
 	b.ops, b.sqes, b.err = b.ops[:0], b.sqes[:0], nil
 }
+
+// Cap returns the most operations one Submit accepts: the smaller of the
+// submission queue's size and the number of operations the ring keeps in
+// flight. A caller with more independent operations submits them in
+// groups of Cap.
+func (b *Batch) Cap() int { return min(int(b.r.rings.SQEntries), b.r.table.nuser) }

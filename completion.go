@@ -77,14 +77,19 @@ func (o *op) prepErr() error {
 	return o.x.err
 }
 
-type waiter struct{ ch chan struct{} }
+type waiter struct {
+	ch chan struct{}
+	in atomic.Pointer[collected] // the op's Collector, if any (collect.go)
+}
 
-// finish publishes the result and wakes any waiter. It is called exactly once
-// per op, by whichever goroutine reaped its CQE or failed its submission.
+// finish publishes the result and wakes any waiter, and tells the op's
+// Collector, if it has one. It is called exactly once per op, by whichever
+// goroutine reaped its CQE or failed its submission.
 func (o *op) finish() {
 	o.state.Store(stateDone)
 	if w := o.wake.Load(); w != nil {
 		close(w.ch)
+		w.in.Load().fire()
 	}
 }
 
@@ -110,15 +115,7 @@ func (o *op) wait(ctx context.Context) error {
 	if o.state.Load() == stateDone {
 		return nil
 	}
-	w := o.wake.Load()
-	if w == nil {
-		nw := &waiter{ch: make(chan struct{})}
-		if o.wake.CompareAndSwap(nil, nw) {
-			w = nw
-		} else {
-			w = o.wake.Load()
-		}
-	}
+	w := o.waiterOf()
 	if !r.arm() {
 		// Torn down: every op has been reaped, so ours is done.
 		<-w.ch

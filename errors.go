@@ -145,6 +145,18 @@ var opTable = [...]opInfo{
 	uring.OpListen:         {"listen", "6.11"},
 }
 
+// opCodes maps the kernel's names of the operations ("READ") to their
+// codes, for Supported, which file/ calls on every open and close.
+var opCodes = func() map[string]uint8 {
+	m := make(map[string]uint8, len(opTable))
+	for code, info := range opTable {
+		if info.name != "" {
+			m[upper(info.name)] = uint8(code)
+		}
+	}
+	return m
+}()
+
 func opName(code uint8) string {
 	if int(code) < len(opTable) && opTable[code].name != "" {
 		return opTable[code].name

@@ -135,3 +135,31 @@ func ExampleCompletion_WaitContext() {
 	// context deadline exceeded
 	// read: operation canceled
 }
+
+// A Collector returns operations in the order they complete. Here three
+// timeouts, submitted together in one Batch, longest first, come back
+// shortest first.
+func ExampleCollector() {
+	r, err := rio.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	var q rio.Collector[string]
+	b := r.NewBatch()
+	for _, d := range []time.Duration{30 * time.Millisecond, 20 * time.Millisecond, 10 * time.Millisecond} {
+		if err := q.Add(b.Timeout(d), d.String()); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := b.Submit(); err != nil {
+		log.Fatal(err)
+	}
+	for name := range q.All() {
+		fmt.Println(name)
+	}
+	// Output:
+	// 10ms
+	// 20ms
+	// 30ms
+}

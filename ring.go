@@ -300,13 +300,11 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 // If not, the error matches ErrNotSupported and says which kernel brought
 // the operation.
 func (r *Ring) Supported(opname string) error {
-	for code := range opTable {
-		if upper(opTable[code].name) == opname {
-			if !r.probe.Supported(uint8(code)) {
-				return opFeatureError(uint8(code))
-			}
-			return nil
+	if code, ok := opCodes[opname]; ok {
+		if !r.probe.Supported(code) {
+			return opFeatureError(code)
 		}
+		return nil
 	}
 	return argError("Supported", fmt.Errorf("unknown operation %q: %w", opname, syscall.EINVAL))
 }

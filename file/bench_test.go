@@ -3,6 +3,7 @@ package file
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -51,6 +52,9 @@ func benchData(b *testing.B, key string, size int64) string {
 	defer bench.mu.Unlock()
 	if name, ok := bench.files[key]; ok {
 		return name
+	}
+	if name := os.Getenv("RIO_BENCH_FILE"); name != "" && key == "direct" {
+		return name // bench/direct.sh's, shared with fio
 	}
 	if bench.dir == "" {
 		dir, err := os.MkdirTemp(os.Getenv("RIO_BENCH_DIR"), "rio-file-bench-")
@@ -255,10 +259,77 @@ func asyncReads(b *testing.B, f *File, depth int, size int64) {
 	reportIOPS(b, start, ts)
 }
 
+// collectReads keeps depth reads in flight from one goroutine, as
+// asyncReads, but refills in completion order: it waits for the first
+// read to complete (Collector.Next), takes every other one already
+// complete (TryNext), and starts their replacements together (Batch, one
+// enter).
+func collectReads(b *testing.B, f *File, depth int, size int64) {
+	const bs = 4096
+	blocks := size / bs
+	rng := rand.New(rand.NewPCG(1, 7))
+	type slot struct {
+		buf []byte
+		op  *Op
+	}
+	var q Collector[*slot]
+	var batch Batch
+	var started []*slot
+	queue := func(s *slot) {
+		op, err := batch.ReadAt(f, s.buf, rng.Int64N(blocks)*bs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		s.op = op
+		started = append(started, s)
+	}
+	submit := func() {
+		if err := batch.Submit(); err != nil {
+			b.Fatal(err)
+		}
+		for _, s := range started {
+			if err := q.Add(s.op, s); err != nil {
+				b.Fatal(err)
+			}
+		}
+		started = started[:0]
+	}
+	b.ResetTimer()
+	start := time.Now()
+	ts := startThreadSampler()
+	issued := 0
+	for i := 0; i < depth && issued < b.N; i++ {
+		buf, _ := AlignedBuffer(bs, 4096)
+		queue(&slot{buf: buf})
+		issued++
+	}
+	submit()
+	for done := 0; done < b.N; {
+		s, ok := q.Next()
+		if !ok {
+			b.Fatal("nothing in flight")
+		}
+		for ; ok; s, ok = q.TryNext() {
+			if n, err := s.op.Wait(); err != nil || n != bs {
+				b.Fatalf("read: %d, %v", n, err)
+			}
+			done++
+			if issued < b.N {
+				queue(s)
+				issued++
+			}
+		}
+		submit()
+	}
+	b.StopTimer()
+	reportIOPS(b, start, ts)
+}
+
 // BenchmarkDirectRandRead: O_DIRECT 4 KiB random reads of a 1 GiB file at
 // 32 and 256 in flight: os.File from as many goroutines; File from as many
 // goroutines (rio) or from one goroutine keeping that many ReadAtAsync
-// operations in flight (rio-async).
+// operations in flight, waiting for the oldest (rio-async) or for the first
+// to complete and refilling in a Batch (rio-collect).
 func BenchmarkDirectRandRead(b *testing.B) {
 	sharedRing(b)
 	name := benchData(b, "direct", benchFileSize)
@@ -278,6 +349,14 @@ func BenchmarkDirectRandRead(b *testing.B) {
 			}
 			defer f.Close()
 			asyncReads(b, f, depth, benchFileSize)
+		})
+		b.Run(fmt.Sprintf("depth=%d/impl=rio-collect", depth), func(b *testing.B) {
+			f, err := OpenFile(name, os.O_RDONLY|syscall.O_DIRECT, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer f.Close()
+			collectReads(b, f, depth, benchFileSize)
 		})
 		b.Run(fmt.Sprintf("depth=%d/impl=os", depth), func(b *testing.B) {
 			f, err := os.OpenFile(name, os.O_RDONLY|syscall.O_DIRECT, 0)
@@ -357,6 +436,196 @@ func BenchmarkCopy1GiB(b *testing.B) {
 			}
 			b.StopTimer()
 			os.Remove(dst)
+		})
+	}
+}
+
+// The benchmarks of issue 14: ReadFile of many small files and of one big
+// one, and fs.WalkDir over DirFS, each against package os. Their data is
+// made on first use: in RIO_BENCH_DATA if set (kept, so that alternating
+// processes share it; the caller removes it), otherwise in the binary's
+// temporary directory. They do not warm the page cache: run them with it
+// warm (docs/benchmarks.md says how), so that both sides read memory.
+
+// benchTree returns the directory key under the data directory, creating
+// it with make if it is not complete (a marker file says it is).
+func benchTree(b *testing.B, key string, make func(dir string) error) string {
+	b.Helper()
+	root := os.Getenv("RIO_BENCH_DATA")
+	if root == "" {
+		bench.mu.Lock()
+		if bench.dir == "" {
+			dir, err := os.MkdirTemp(os.Getenv("RIO_BENCH_DIR"), "rio-file-bench-")
+			if err != nil {
+				bench.mu.Unlock()
+				b.Fatal(err)
+			}
+			bench.dir = dir
+			bench.files = map[string]string{}
+		}
+		root = bench.dir
+		bench.mu.Unlock()
+	}
+	dir := filepath.Join(root, key)
+	marker := filepath.Join(root, key+".done")
+	if _, err := os.Stat(marker); err == nil {
+		return dir
+	}
+	os.RemoveAll(dir)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		b.Fatal(err)
+	}
+	if err := make(dir); err != nil {
+		b.Fatal(err)
+	}
+	if err := os.WriteFile(marker, nil, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	return dir
+}
+
+const smallFiles, smallSize = 10000, 4096
+
+func smallFileNames(b *testing.B) []string {
+	dir := benchTree(b, "small", func(dir string) error {
+		data := make([]byte, smallSize)
+		for i := range smallFiles {
+			for j := range data {
+				data[j] = byte(i + j)
+			}
+			if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("f%05d", i)), data, 0o644); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	names := make([]string, smallFiles)
+	for i := range names {
+		names[i] = filepath.Join(dir, fmt.Sprintf("f%05d", i))
+	}
+	return names
+}
+
+// readFileImpls are the two ReadFiles compared.
+var readFileImpls = []struct {
+	name string
+	fn   func(string) ([]byte, error)
+}{{"rio", ReadFile}, {"os", os.ReadFile}}
+
+// BenchmarkReadFileSmall: ReadFile of 10,000 files of 4 KiB, one after
+// the other; an operation is one file.
+func BenchmarkReadFileSmall(b *testing.B) {
+	sharedRing(b)
+	names := smallFileNames(b)
+	for _, impl := range readFileImpls {
+		b.Run("impl="+impl.name, func(b *testing.B) {
+			b.SetBytes(smallSize)
+			ts := startThreadSampler()
+			b.ResetTimer()
+			for i := range b.N {
+				data, err := impl.fn(names[i%smallFiles])
+				if err != nil || len(data) != smallSize {
+					b.Fatalf("%d bytes, %v", len(data), err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(ts.finish()), "threads")
+		})
+	}
+}
+
+const bigFileSize = 1 << 30
+
+// BenchmarkReadFileBig: ReadFile of one 1 GiB file.
+func BenchmarkReadFileBig(b *testing.B) {
+	sharedRing(b)
+	dir := benchTree(b, "big", func(dir string) error {
+		f, err := os.Create(filepath.Join(dir, "big"))
+		if err != nil {
+			return err
+		}
+		buf := make([]byte, 8<<20)
+		rng := rand.New(rand.NewPCG(1, 2))
+		for off := 0; off < bigFileSize; off += len(buf) {
+			for i := range buf {
+				buf[i] = byte(rng.Uint32())
+			}
+			if _, err := f.Write(buf); err != nil {
+				return err
+			}
+		}
+		return f.Close()
+	})
+	name := filepath.Join(dir, "big")
+	for _, impl := range readFileImpls {
+		b.Run("impl="+impl.name, func(b *testing.B) {
+			b.SetBytes(bigFileSize)
+			ts := startThreadSampler()
+			b.ResetTimer()
+			for range b.N {
+				data, err := impl.fn(name)
+				if err != nil || len(data) != bigFileSize {
+					b.Fatalf("%d bytes, %v", len(data), err)
+				}
+			}
+			b.StopTimer()
+			b.ReportMetric(float64(ts.finish()), "threads")
+		})
+	}
+}
+
+// walkTree is 50 directories of 20 directories of 99 empty files: 100,050
+// entries.
+func walkTree(b *testing.B) string {
+	return benchTree(b, "tree", func(dir string) error {
+		for i := range 50 {
+			for j := range 20 {
+				d := filepath.Join(dir, fmt.Sprintf("d%02d", i), fmt.Sprintf("e%02d", j))
+				if err := os.MkdirAll(d, 0o755); err != nil {
+					return err
+				}
+				for k := range 99 {
+					f, err := os.Create(filepath.Join(d, fmt.Sprintf("file-%02d", k)))
+					if err != nil {
+						return err
+					}
+					f.Close()
+				}
+			}
+		}
+		return nil
+	})
+}
+
+// BenchmarkWalkDir: fs.WalkDir over DirFS of a tree of 100,050 entries;
+// an operation is the whole walk.
+func BenchmarkWalkDir(b *testing.B) {
+	sharedRing(b)
+	root := walkTree(b)
+	for _, impl := range []struct {
+		name string
+		fsys fs.FS
+	}{{"rio", DirFS(root)}, {"os", os.DirFS(root)}} {
+		b.Run("impl="+impl.name, func(b *testing.B) {
+			ts := startThreadSampler()
+			b.ResetTimer()
+			var n int
+			for range b.N {
+				n = 0
+				err := fs.WalkDir(impl.fsys, ".", func(path string, d fs.DirEntry, err error) error {
+					n++
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			if n != 100051 {
+				b.Fatalf("walked %d entries", n)
+			}
+			b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "entries/s")
+			b.ReportMetric(float64(ts.finish()), "threads")
 		})
 	}
 }

@@ -122,3 +122,98 @@ func ExampleAlignedBuffer() {
 	// true <nil>
 	// true length
 }
+
+// A Batch starts many reads with one system call; a Collector hands each
+// back as soon as it completes, under a key of the caller's choosing.
+func ExampleBatch() {
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	name := filepath.Join(dir, "data")
+	if err := os.WriteFile(name, []byte("aaaabbbbccccdddd"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	f, err := file.Open(name)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer f.Close()
+
+	var b file.Batch
+	bufs := make([][]byte, 4)
+	ops := make([]*file.Op, 4)
+	for i := range bufs {
+		bufs[i] = make([]byte, 4)
+		if ops[i], err = b.ReadAt(f, bufs[i], int64(4*i)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	if err := b.Submit(); err != nil { // all four, one io_uring_enter
+		log.Fatal(err)
+	}
+	var q file.Collector[int]
+	for i, op := range ops {
+		if err := q.Add(op, i); err != nil {
+			log.Fatal(err)
+		}
+	}
+	got := make([]string, 4)
+	for i := range q.All() { // in the order they complete
+		if _, err := ops[i].Wait(); err != nil { // bufs[i] is ours again
+			log.Fatal(err)
+		}
+		got[i] = string(bufs[i])
+	}
+	fmt.Println(got)
+
+	// At the end of the file, Wait returns io.EOF, as ReadAt does.
+	op, err := f.ReadAtAsync(make([]byte, 8), 12)
+	if err != nil {
+		log.Fatal(err)
+	}
+	n, err := op.Wait()
+	fmt.Println(n, err)
+	// Output:
+	// [aaaa bbbb cccc dddd]
+	// 4 EOF
+}
+
+// DirFS is os.DirFS through the ring: an fs.FS for fs.WalkDir, fs.ReadFile,
+// fstest and the rest.
+func ExampleDirFS() {
+	dir, err := os.MkdirTemp("", "example")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	if err := file.MkdirAll(filepath.Join(dir, "a/b"), 0o755); err != nil {
+		log.Fatal(err)
+	}
+	if err := file.WriteFile(filepath.Join(dir, "a/b/hello.txt"), []byte("hello"), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	fsys := file.DirFS(dir)
+	err = fs.WalkDir(fsys, ".", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fmt.Println(path, d.IsDir())
+		return nil
+	})
+	if err != nil {
+		log.Fatal(err)
+	}
+	data, err := fs.ReadFile(fsys, "a/b/hello.txt")
+	fmt.Println(string(data), err)
+	_, err = fs.ReadFile(fsys, "../outside")
+	fmt.Println(err)
+	// Output:
+	// . true
+	// a true
+	// a/b true
+	// a/b/hello.txt false
+	// hello <nil>
+	// readfile ../outside: invalid argument
+}

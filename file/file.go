@@ -7,15 +7,22 @@
 // io.EOF at end of file, fs.ErrClosed after Close). Reads, writes, opens,
 // stats, syncs, truncates and closes go through an io_uring Ring of the rio
 // package instead of blocking system calls, so a goroutine waiting for the
-// disk never holds an OS thread, however many goroutines wait. (Two
+// disk never holds an OS thread, however many goroutines wait. (The
 // exceptions: a buffered read first tries to copy the data from the page
 // cache with preadv2(RWF_NOWAIT), which never waits for the disk and is
-// cheaper than a ring round trip when the data is cached; and File-to-File
-// copies use copy_file_range, as os does.)
+// cheaper than a ring round trip when the data is cached, and Stat of a
+// path the kernel has cached reads it without the ring in the same way;
+// File-to-File copies use copy_file_range, as os does; and getdents64
+// (ReadDir), fchmod and fchown, which io_uring lacks, are system calls.)
 //
-// ReadAtAsync and WriteAtAsync start an operation and return its
-// *rio.Completion at once, so that one goroutine can keep many operations
-// in flight.
+// ReadAtAsync and WriteAtAsync start an operation and return its *Op at
+// once, so that one goroutine can keep many operations in flight; a
+// Collector returns them in the order they complete and a Batch starts many
+// with one system call. An Op's Wait has the shape of ReadAt and WriteAt.
+//
+// The package-level functions (ReadFile, WriteFile, ReadDir, Stat, Lstat,
+// Remove, RemoveAll, Rename, Mkdir, MkdirAll, Symlink, Link) and DirFS are
+// os's, through the ring, with os's results and errors.
 //
 // # Rings
 //
@@ -107,6 +114,23 @@ type File struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	dir *dirInfo                      // ReadDir's buffer (dir.go), guarded by posMu
+	dls atomic.Pointer[fileDeadlines] // set by SetDeadline (osfile.go)
+	// On a stream, Reads are serialised by rmu and Writes by wmu rather
+	// than both by posMu, so that a blocked Read does not hold up a Write.
+	rmu, wmu sync.Mutex
+}
+
+// ioLock returns the mutex that serialises Read (or Write, if write).
+func (f *File) ioLock(write bool) *sync.Mutex {
+	switch {
+	case !f.stream:
+		return &f.posMu
+	case write:
+		return &f.wmu
+	}
+	return &f.rmu
 }
 
 const closedBit = int64(1) << 62
@@ -253,6 +277,19 @@ func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, 
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: name, Err: errnoOf(err)}
 	}
+	f := newFile(r, fd, name, flag)
+	if f.direct {
+		f.align, err = f.statAlignment()
+		if err != nil {
+			f.closeFd()
+			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
+		}
+	}
+	return f, nil
+}
+
+// newFile makes the File of descriptor fd, open with flag, on r.
+func newFile(r *rio.Ring, fd int, name string, flag int) *File {
 	f := &File{
 		name:      name,
 		ring:      r,
@@ -263,19 +300,13 @@ func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, 
 		asyncNext: 64,
 	}
 	// Seekable? Also picks up the starting position (0 after open).
+	var err error
 	if f.pos, err = unix.Seek(fd, 0, io.SeekCurrent); err != nil {
 		f.pos = 0
 		f.stream = true
 	}
 	f.noNowait.Store(f.direct || f.stream)
-	if f.direct {
-		f.align, err = f.statAlignment()
-		if err != nil {
-			f.closeFd()
-			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
-		}
-	}
-	return f, nil
+	return f
 }
 
 // syscallMode converts a fs.FileMode to open(2)'s mode bits, as os does.
@@ -449,6 +480,8 @@ func (f *File) wrapErr(op string, err error) error {
 	}
 	if errors.Is(err, syscall.ECANCELED) && f.closing() {
 		err = fs.ErrClosed
+	} else if f.stream && errors.Is(err, syscall.EAGAIN) && f.pastDeadline(op == "write") {
+		err = os.ErrDeadlineExceeded // the wait for readiness timed out (osfile.go)
 	}
 	return &fs.PathError{Op: op, Path: f.name, Err: errnoOf(err)}
 }

@@ -450,12 +450,12 @@ func closeRaceRound(t *testing.T, round int) {
 						err = nil
 					}
 				case 2:
-					var c *rio.Completion[int]
+					var c *Op
 					c, err = f.ReadAtAsync(buf, off)
 					if err == nil {
 						_, err = c.Wait()
-						if errors.Is(err, syscall.ECANCELED) {
-							err = nil // cancelled by Close
+						if err == io.EOF {
+							err = nil
 						}
 					}
 				}
@@ -540,7 +540,7 @@ func TestAsync(t *testing.T) {
 	f, err := OpenFileRing(r, name, os.O_RDWR, 0)
 	require.NoError(t, err)
 	bufs := make([][]byte, n)
-	cs := make([]*rio.Completion[int], n)
+	cs := make([]*Op, n)
 	for i := range n {
 		bufs[i] = make([]byte, 512)
 		cs[i], err = f.ReadAtAsync(bufs[i], int64(i*512))
@@ -552,12 +552,19 @@ func TestAsync(t *testing.T) {
 		require.Equal(t, 512, m)
 		require.True(t, bytes.Equal(data[i*512:(i+1)*512], bufs[i]))
 	}
-	// EOF is a zero count.
+	// At end of file, a bare io.EOF, as from ReadAt; short at the end,
+	// the bytes there and io.EOF.
 	c, err := f.ReadAtAsync(bufs[0], int64(len(data)))
 	require.NoError(t, err)
 	m, err := c.Wait()
-	require.NoError(t, err)
+	require.Equal(t, io.EOF, err)
 	require.Equal(t, 0, m)
+	c, err = f.ReadAtAsync(bufs[0], int64(len(data)-100))
+	require.NoError(t, err)
+	m, err = c.Wait()
+	require.Equal(t, io.EOF, err)
+	require.Equal(t, 100, m)
+	require.Equal(t, data[len(data)-100:], bufs[0][:100])
 	// Writes left unwaited are finished by Close.
 	for i := range n {
 		for j := range bufs[i] {

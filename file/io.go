@@ -4,9 +4,9 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"os"
 	"syscall"
 
-	"github.com/gorio/rio"
 	"golang.org/x/sys/unix"
 )
 
@@ -28,8 +28,9 @@ func (f *File) Read(b []byte) (int, error) {
 	if len(b) == 0 {
 		return 0, nil
 	}
-	f.posMu.Lock()
-	defer f.posMu.Unlock()
+	mu := f.ioLock(false)
+	mu.Lock()
+	defer mu.Unlock()
 	if f.direct {
 		if err := f.checkDirect(b, f.pos, !f.stream, false); err != nil {
 			return 0, &fs.PathError{Op: "read", Path: f.name, Err: err}
@@ -60,7 +61,10 @@ func (f *File) Read(b []byte) (int, error) {
 	var err error
 	for {
 		if f.stream {
-			n, err = f.ring.Read(f.fd, b).Wait()
+			if f.pastDeadline(false) {
+				return 0, f.wrapErr("read", os.ErrDeadlineExceeded)
+			}
+			n, err = waitDeadline(f, f.ring.Read(f.fd, b), false)
 		} else {
 			n, err = f.ring.ReadAt(f.fd, b, f.pos).Wait()
 		}
@@ -74,7 +78,9 @@ func (f *File) Read(b []byte) (int, error) {
 	if n == 0 {
 		return 0, io.EOF
 	}
-	f.pos += int64(n)
+	if !f.stream { // a stream's position is the kernel's
+		f.pos += int64(n)
+	}
 	return n, nil
 }
 
@@ -93,8 +99,9 @@ func (f *File) Write(b []byte) (int, error) {
 		return 0, f.closedErr("write")
 	}
 	defer f.release()
-	f.posMu.Lock()
-	defer f.posMu.Unlock()
+	mu := f.ioLock(true)
+	mu.Lock()
+	defer mu.Unlock()
 	if f.direct {
 		if err := f.checkDirect(b, f.pos, !f.stream && !f.append, true); err != nil {
 			return 0, &fs.PathError{Op: "write", Path: f.name, Err: err}
@@ -105,6 +112,16 @@ func (f *File) Write(b []byte) (int, error) {
 
 // writeCur writes all of b at the file position; posMu is held.
 func (f *File) writeCur(b []byte) (int, error) {
+	if len(b) == 0 {
+		// As os, write nothing, which reports a file not open for
+		// writing.
+		for {
+			_, err := f.ring.Write(f.fd, nil).Wait()
+			if err == nil || !f.again(err, unix.POLLOUT) {
+				return 0, f.wrapErr("write", err)
+			}
+		}
+	}
 	nn := 0
 	defer func() {
 		if f.append && nn > 0 {
@@ -121,8 +138,11 @@ func (f *File) writeCur(b []byte) (int, error) {
 		}
 		var n int
 		var err error
+		if f.stream && f.pastDeadline(true) {
+			return nn, f.wrapErr("write", os.ErrDeadlineExceeded)
+		}
 		if f.stream || f.append {
-			n, err = f.ring.Write(f.fd, b[nn:]).Wait()
+			n, err = waitDeadline(f, f.ring.Write(f.fd, b[nn:]), true)
 		} else {
 			n, err = f.ring.WriteAt(f.fd, b[nn:], f.pos).Wait()
 		}
@@ -136,7 +156,7 @@ func (f *File) writeCur(b []byte) (int, error) {
 			return nn, f.wrapErr("write", io.ErrUnexpectedEOF)
 		}
 		nn += n
-		if !f.append {
+		if !f.append && !f.stream {
 			f.pos += int64(n)
 		}
 	}
@@ -259,87 +279,6 @@ func (f *File) WriteAt(b []byte, off int64) (int, error) {
 	return n, nil
 }
 
-// ReadAtAsync starts one read of up to len(b) bytes at offset off and
-// returns its completion at once. Wait on it returns the number of bytes
-// read, which may be short, and 0 at or past end of file (not io.EOF);
-// errors are the core's (*os.SyscallError wrapping the errno). b belongs
-// to the kernel from the call until Wait on the completion has returned:
-// the caller must not touch it before. The file position is not used.
-//
-// An operation that cannot start (the File is closed, off is negative,
-// O_DIRECT alignment is wrong, the File fell back to the os package) is
-// reported by the error, as an *fs.PathError, and the completion is nil.
-//
-// Close waits for the operations started this way (on a pipe, FIFO or
-// socket it cancels them first; they then complete with ECANCELED).
-func (f *File) ReadAtAsync(b []byte, off int64) (*rio.Completion[int], error) {
-	return f.startAsync(false, b, off)
-}
-
-// WriteAtAsync starts one write of b at offset off and returns its
-// completion at once. Wait on it returns the number of bytes written,
-// which may be fewer than len(b) without an error; errors are the core's.
-// b belongs to the kernel until Wait has returned. Otherwise it is like
-// ReadAtAsync; it fails on a file opened with O_APPEND, as WriteAt does.
-func (f *File) WriteAtAsync(b []byte, off int64) (*rio.Completion[int], error) {
-	return f.startAsync(true, b, off)
-}
-
-func (f *File) startAsync(write bool, b []byte, off int64) (*rio.Completion[int], error) {
-	op, atOp := "read", "readat"
-	if write {
-		op, atOp = "write", "writeat"
-	}
-	if f == nil {
-		return nil, fs.ErrInvalid
-	}
-	if f.osf != nil {
-		return nil, &fs.PathError{Op: op, Path: f.name, Err: ErrNoRing}
-	}
-	if write && f.append {
-		return nil, errWriteAtInAppendMode
-	}
-	if off < 0 {
-		return nil, &fs.PathError{Op: atOp, Path: f.name, Err: errNegativeOffset}
-	}
-	if !f.acquire() {
-		return nil, f.closedErr(op)
-	}
-	defer f.release()
-	if f.direct {
-		if err := f.checkDirect(b, off, true, write); err != nil {
-			return nil, &fs.PathError{Op: op, Path: f.name, Err: err}
-		}
-	}
-	var c *rio.Completion[int]
-	if write {
-		c = f.ring.WriteAt(f.fd, b, off)
-	} else {
-		c = f.ring.ReadAt(f.fd, b, off)
-	}
-	f.track(c)
-	return c, nil
-}
-
-// track remembers an asynchronous operation for Close. Called between
-// acquire and release, so Close cannot miss it.
-func (f *File) track(c *rio.Completion[int]) {
-	f.asyncMu.Lock()
-	if len(f.async) >= f.asyncNext {
-		keep := f.async[:0]
-		for _, p := range f.async {
-			if !p.Done() {
-				keep = append(keep, p)
-			}
-		}
-		clear(f.async[len(keep):])
-		f.async = keep
-		f.asyncNext = max(64, 2*len(keep))
-	}
-	f.async = append(f.async, c)
-	f.asyncMu.Unlock()
-}
-
 // Seek sets the file position for the next Read or Write to offset,
 // interpreted according to whence (io.SeekStart, io.SeekCurrent,
 // io.SeekEnd), and returns the new position, as os.File.Seek does.
@@ -357,7 +296,8 @@ func (f *File) Seek(offset int64, whence int) (int64, error) {
 	f.posMu.Lock()
 	defer f.posMu.Unlock()
 	abs, whenceK := offset, whence
-	if !f.stream && whence == io.SeekCurrent {
+	// A directory being read keeps its offset in the kernel, as a stream.
+	if wasDir := f.dropDir(); !f.stream && !wasDir && whence == io.SeekCurrent {
 		// The kernel's offset is not the File's: make it absolute.
 		abs, whenceK = f.pos+offset, io.SeekStart
 		if (offset > 0 && abs < f.pos) || (offset < 0 && abs > f.pos) {
@@ -382,7 +322,7 @@ func (f *File) again(err error, events uint32) bool {
 		return true
 	case errors.Is(err, syscall.EAGAIN):
 		if f.stream {
-			_, perr := f.ring.Poll(f.fd, events).Wait()
+			_, perr := waitDeadline(f, f.ring.Poll(f.fd, events), events == unix.POLLOUT)
 			return perr == nil || errors.Is(perr, syscall.EINTR)
 		}
 		return true

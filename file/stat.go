@@ -166,3 +166,16 @@ func (f *File) Datasync() error {
 	_, err := f.ring.Fdatasync(f.fd).Wait()
 	return f.wrapErr("datasync", err)
 }
+
+// SameFile reports whether fi1 and fi2 describe the same file: the same
+// device and inode. Unlike os.SameFile, which is false for any FileInfo
+// not made by package os, it accepts the FileInfos of this package and of
+// package os (any whose Sys is a *syscall.Stat_t).
+func SameFile(fi1, fi2 fs.FileInfo) bool {
+	if fi1 == nil || fi2 == nil {
+		return false
+	}
+	s1, ok1 := fi1.Sys().(*syscall.Stat_t)
+	s2, ok2 := fi2.Sys().(*syscall.Stat_t)
+	return ok1 && ok2 && s1.Dev == s2.Dev && s1.Ino == s2.Ino
+}

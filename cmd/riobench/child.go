@@ -267,7 +267,7 @@ func asyncReads(s spec, f *file.File, blocks int64, depth int) ([]sample, error)
 	const bs = 4096
 	rng := rand.New(rand.NewPCG(1, 7))
 	bufs := make([][]byte, depth)
-	cs := make([]*rio.Completion[int], depth)
+	cs := make([]*file.Op, depth)
 	for i := range bufs {
 		bufs[i], _ = file.AlignedBuffer(bs, 4096)
 	}

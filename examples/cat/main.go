@@ -1,7 +1,11 @@
 // Command cat concatenates files to standard output, reading them through
 // io_uring with package file, a drop-in for *os.File.
 //
-//	go run ./examples/cat FILE...
+//	go run ./examples/cat [FILE]...
+//
+// With no FILE, or where FILE is -, it reads standard input, as cat does:
+// through file.NewFile, which makes a *file.File of a descriptor the
+// program already has.
 //
 // file.Open is os.Open; the *file.File it returns is an io.Reader whose
 // reads go through rio's shared Ring (or come straight from the page cache
@@ -11,10 +15,12 @@
 package main
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
+	"syscall"
 
 	"github.com/gorio/rio/file"
 )
@@ -22,19 +28,19 @@ import (
 func main() {
 	requireURing := flag.Bool("require-uring", false, "fail instead of falling back to the os package where io_uring is unavailable")
 	flag.Usage = func() {
-		fmt.Fprintln(os.Stderr, "usage: cat [-require-uring] FILE...")
+		fmt.Fprintln(os.Stderr, "usage: cat [-require-uring] [FILE]...")
 		flag.PrintDefaults()
 	}
 	flag.Parse()
-	if flag.NArg() == 0 {
-		flag.Usage()
-		os.Exit(2)
-	}
 	if *requireURing {
 		file.SetFallback(false)
 	}
+	names := flag.Args()
+	if len(names) == 0 {
+		names = []string{"-"}
+	}
 	status := 0
-	for _, name := range flag.Args() {
+	for _, name := range names {
 		if err := cat(os.Stdout, name); err != nil {
 			// Errors are *fs.PathError, as with os: "open NAME: no such file or directory".
 			fmt.Fprintln(os.Stderr, "cat:", err)
@@ -44,12 +50,22 @@ func main() {
 	os.Exit(status)
 }
 
+// stdin is standard input as a File, which owns descriptor 0 from then on.
+// It is never closed: a second "-" reads on from where the first stopped
+// (at the end, for a pipe or terminal that was read to its end).
+var stdin = file.NewFile(uintptr(syscall.Stdin), "/dev/stdin")
+
 func cat(w io.Writer, name string) error {
-	f, err := file.Open(name)
-	if err != nil {
-		return err
+	f := stdin
+	if name != "-" {
+		var err error
+		if f, err = file.Open(name); err != nil {
+			return err
+		}
+		defer f.Close()
+	} else if f == nil {
+		return errors.New("-: standard input is not open")
 	}
-	defer f.Close()
 	// A plain read loop: each Read is one read at the File's position,
 	// which it advances; io.EOF comes bare at the end, as with os.File.
 	buf := make([]byte, 64<<10)

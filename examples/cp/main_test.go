@@ -3,12 +3,14 @@ package main
 import (
 	"bytes"
 	"errors"
+	"io/fs"
 	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/gorio/rio/internal/testutil"
@@ -63,6 +65,101 @@ func TestCopy(t *testing.T) {
 		if !bytes.Equal(got, data) {
 			t.Errorf("size %d: copy differs (%d bytes, want %d)", size, len(got), len(data))
 		}
+	}
+}
+
+// TestSameFile: copying a file onto itself, under the same name, another
+// name, a hard link or a symbolic link, fails as GNU cp does and leaves
+// the file intact.
+func TestSameFile(t *testing.T) {
+	requireURing(t)
+	dir := t.TempDir()
+	a := filepath.Join(dir, "a.txt")
+	data := []byte("precious\n")
+	if err := os.WriteFile(a, data, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	hard, sym := filepath.Join(dir, "hard"), filepath.Join(dir, "sym")
+	if err := os.Link(a, hard); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink("a.txt", sym); err != nil {
+		t.Fatal(err)
+	}
+	for _, dst := range []string{a, filepath.Join(dir, ".", "a.txt"), hard, sym} {
+		out, errOut, err := run(t, a, dst)
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Errorf("cp %s %s: %v, want exit status 1 (stdout %q)", a, dst, err, out)
+		}
+		if want := "cp: '" + a + "' and '" + dst + "' are the same file\n"; errOut != want {
+			t.Errorf("cp %s %s: stderr %q, want %q", a, dst, errOut, want)
+		}
+		if got, err := os.ReadFile(a); err != nil || !bytes.Equal(got, data) {
+			t.Fatalf("cp %s %s: the file now holds %q (%v)", a, dst, got, err)
+		}
+	}
+}
+
+// TestModeAndReport: a new DST gets SRC's permission bits, an existing one
+// keeps its own, and the report counts the chunks there were.
+func TestModeAndReport(t *testing.T) {
+	requireURing(t)
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	if err := os.WriteFile(src, []byte("hello\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(src, 0o750); err != nil { // not subject to the umask
+		t.Fatal(err)
+	}
+	umask := syscall.Umask(0)
+	syscall.Umask(umask)
+	dst := filepath.Join(dir, "dst")
+	out, errOut, err := run(t, src, dst)
+	if err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	fi, err := os.Stat(dst)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fs.FileMode(0o750 &^ umask); fi.Mode() != want {
+		t.Errorf("new DST has mode %v, want %v", fi.Mode(), want)
+	}
+	if !strings.Contains(out, "copied 6 bytes") || !strings.Contains(out, ", 1 chunk of 131072 bytes, at most 1 in flight") {
+		t.Errorf("report %q", out)
+	}
+
+	existing := filepath.Join(dir, "existing")
+	if err := os.WriteFile(existing, []byte("old contents, longer"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, errOut, err := run(t, src, existing); err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	fi, err = os.Stat(existing)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fi.Mode() != 0o600 {
+		t.Errorf("existing DST has mode %v, want it kept (-rw-------)", fi.Mode())
+	}
+	if got, _ := os.ReadFile(existing); string(got) != "hello\n" {
+		t.Errorf("existing DST holds %q", got)
+	}
+
+	// 5 chunks of 64 KiB, at most 2 in flight with -depth 2.
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, make([]byte, 4<<16+1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err = run(t, "-depth", "2", "-chunk", "65536", big, filepath.Join(dir, "big2"))
+	if err != nil {
+		t.Fatalf("%v: %s", err, errOut)
+	}
+	if !strings.Contains(out, ", 5 chunks of 65536 bytes, at most 2 in flight") {
+		t.Errorf("report %q", out)
 	}
 }
 

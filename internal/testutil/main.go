@@ -2,6 +2,7 @@ package testutil
 
 import (
 	"bytes"
+	"io"
 	"os"
 	"os/exec"
 	"testing"
@@ -26,7 +27,15 @@ func MainOrTests(m *testing.M, main func()) {
 // The package's TestMain must call MainOrTests.
 func RunMain(t testing.TB, env []string, args ...string) (stdout, stderr string, err error) {
 	t.Helper()
+	return RunMainInput(t, nil, env, args...)
+}
+
+// RunMainInput is RunMain with stdin as the program's standard input (nil:
+// none, /dev/null).
+func RunMainInput(t testing.TB, stdin io.Reader, env []string, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], args...)
+	cmd.Stdin = stdin
 	cmd.Env = append(append(os.Environ(), mainEnv+"=1"), env...)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
