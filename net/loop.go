@@ -126,8 +126,9 @@ type LoopServer struct {
 	KeepAlive time.Duration
 
 	// ReusePort makes ListenAndServe open one SO_REUSEPORT listening
-	// socket per loop, so that the kernel spreads new connections over
-	// the loops; by default every loop accepts from one shared socket.
+	// socket per loop (TCP only), so that the kernel spreads new
+	// connections over the loops; by default every loop accepts from one
+	// shared socket and the loops spread the connections themselves.
 	ReusePort bool
 
 	// newKernel, set by tests, replaces io_uring_setup (a simulated
@@ -228,7 +229,7 @@ func (s *LoopServer) ListenAndServe(network, address string) error {
 	}
 	n := 1
 	var lc net.ListenConfig
-	if s.ReusePort {
+	if s.ReusePort && network != "unix" {
 		n = s.Loops
 		lc.Control = func(_, _ string, rc syscall.RawConn) error {
 			var serr error
@@ -259,7 +260,13 @@ func (s *LoopServer) ListenAndServe(network, address string) error {
 		}
 		lns = append(lns, ln)
 	}
-	return s.serve(lns)
+	owned, err := s.serve(lns)
+	if !owned {
+		for _, ln := range lns {
+			ln.Close()
+		}
+	}
+	return err
 }
 
 // Serve accepts connections on ln and serves them until Shutdown or Close,
@@ -276,15 +283,19 @@ func (s *LoopServer) Serve(ln net.Listener) error {
 	if err := s.withDefaults(); err != nil {
 		return err
 	}
-	return s.serve([]net.Listener{ln})
+	_, err := s.serve([]net.Listener{ln})
+	return err
 }
 
-func (s *LoopServer) serve(lns []net.Listener) error {
+// serve serves lns; owned reports whether it took them over (and closed
+// them once no loop accepted): false when it returns before serving or
+// when the loops could not start.
+func (s *LoopServer) serve(lns []net.Listener) (owned bool, err error) {
 	fds := make([]int, len(lns))
 	for i, ln := range lns {
 		fd, err := listenerFd(ln)
 		if err != nil {
-			return err
+			return false, err
 		}
 		fds[i] = fd
 	}
@@ -293,9 +304,9 @@ func (s *LoopServer) serve(lns []net.Listener) error {
 		st := s.state
 		s.mu.Unlock()
 		if st == srvServing {
-			return errors.New("rionet: LoopServer.Serve called twice")
+			return false, errors.New("rionet: LoopServer.Serve called twice")
 		}
-		return ErrServerClosed
+		return false, ErrServerClosed
 	}
 	s.state = srvServing
 	s.lns = lns
@@ -358,9 +369,9 @@ func (s *LoopServer) serve(lns []net.Listener) error {
 	s.mu.Unlock()
 	close(s.done)
 	if first != nil {
-		return first
+		return false, first
 	}
-	return ErrServerClosed
+	return true, ErrServerClosed
 }
 
 func (s *LoopServer) stopCmd() uint32 {

@@ -632,6 +632,10 @@ func (l *loop) stopAccepting() {
 // with the fewest connections: all of a shared listener's connections tend
 // to be accepted by the same loop (whichever's multishot accept the kernel
 // wakes first), so they are spread here, through the chosen loop's inbox.
+// The accepting loop keeps the connection unless it has more than a few
+// more than that loop (2 + 1/16 of its own): handing a connection over
+// costs a wake-up of the other loop, which a server with short
+// connections would otherwise pay for every other one.
 func (l *loop) place(fd int) {
 	best := l
 	for _, o := range l.srv.loops {
@@ -639,7 +643,7 @@ func (l *loop) place(fd int) {
 			best = o
 		}
 	}
-	if best == l {
+	if own := l.load.Load(); best == l || own <= best.load.Load()+2+own/16 {
 		l.newConn(fd)
 		return
 	}

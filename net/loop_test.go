@@ -829,3 +829,78 @@ func TestLoopSpreadsConnections(t *testing.T) {
 		t.Fatalf("connections per loop: %v", per)
 	}
 }
+
+// ListenAndServe, also with one SO_REUSEPORT socket per loop, and on a
+// Unix socket.
+func TestLoopListenAndServe(t *testing.T) {
+	for _, tc := range []struct {
+		network, addr string
+		reuse         bool
+	}{
+		{"tcp", "127.0.0.1:0", false},
+		{"tcp", "127.0.0.1:0", true},
+		{"unix", "", false},
+	} {
+		t.Run(fmt.Sprintf("%s reuseport=%v", tc.network, tc.reuse), func(t *testing.T) {
+			checkLeaks(t)
+			addr := tc.addr
+			if tc.network == "unix" {
+				addr = t.TempDir() + "/s"
+			} else {
+				// ListenAndServe takes an address; find a free port.
+				ln, err := net.Listen("tcp", addr)
+				if err != nil {
+					t.Fatal(err)
+				}
+				addr = ln.Addr().String()
+				ln.Close()
+			}
+			s := &rionet.LoopServer{Loops: 2, ReusePort: tc.reuse, OnData: echoHandler}
+			errc := make(chan error, 1)
+			started := rionet.LoopStartedForTest(s)
+			go func() { errc <- s.ListenAndServe(tc.network, addr) }()
+			select {
+			case <-started:
+			case err := <-errc:
+				requireURing(t, err)
+				t.Fatal(err)
+			}
+			for i := 0; i < 8; i++ {
+				var c net.Conn
+				var err error
+				for try := 0; try < 100; try++ { // the listeners are up once started
+					if c, err = net.Dial(tc.network, addr); err == nil {
+						break
+					}
+					time.Sleep(time.Millisecond)
+				}
+				if err != nil {
+					t.Fatal(err)
+				}
+				c.SetDeadline(time.Now().Add(20 * time.Second))
+				if err := echoCheck(t, c, [][]byte{[]byte("over ListenAndServe")}); err != nil {
+					t.Fatal(err)
+				}
+				c.Close()
+			}
+			s.Close()
+			if err := <-errc; err != rionet.ErrServerClosed {
+				t.Fatalf("ListenAndServe: %v", err)
+			}
+			if err := rionet.LoopBugsForTest(s); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// ListenAndServe on a server already closed returns ErrServerClosed and
+// closes the socket it opened (it leaked before).
+func TestLoopListenAndServeClosed(t *testing.T) {
+	checkLeaks(t)
+	s := &rionet.LoopServer{Loops: 2, ReusePort: true, OnData: echoHandler}
+	s.Close()
+	if err := s.ListenAndServe("tcp", "127.0.0.1:0"); err != rionet.ErrServerClosed {
+		t.Fatalf("ListenAndServe after Close: %v", err)
+	}
+}

@@ -70,8 +70,27 @@ func loopServer(args []string) {
 		<-ch
 		srv.Close()
 	}()
-	fmt.Println("listening", *addr)
-	if err := srv.ListenAndServe("tcp", *addr); err != rionet.ErrServerClosed {
+	a := *addr
+	if host, port, err := net.SplitHostPort(a); err == nil && port == "0" {
+		// Pick the port here so that it can be printed (bench/net's -x
+		// reads it from the "listening" line).
+		l, err := net.Listen("tcp", a)
+		check(err)
+		a = net.JoinHostPort(host, strconv.Itoa(l.Addr().(*net.TCPAddr).Port))
+		l.Close()
+	}
+	go func() {
+		// Say so once the server accepts.
+		for {
+			if c, err := net.Dial("tcp", a); err == nil {
+				c.Close()
+				fmt.Println("listening", a)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
+	if err := srv.ListenAndServe("tcp", a); err != rionet.ErrServerClosed {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
@@ -92,8 +111,8 @@ func orchestrate(args []string) {
 	rounds := fs.Int("rounds", 5, "rounds (each runs every server once)")
 	dur := fs.Duration("dur", 3*time.Second, "measured duration of a run")
 	warm := fs.Duration("warmup", 500*time.Millisecond, "warm-up before measuring")
-	only := fs.String("only", "echo16,echo256,idle", "scenarios: echo16, echo256, idle")
-	servers := fs.String("servers", "loop,gnet,c", "servers: loop, loopN (N loops), loop[N]-block and loop[N]-spinK (RIONET_LOOP_WAIT=block, spinK), loop-reuseport, gnet, gnet-reuseport, c")
+	only := fs.String("only", "echo16,echo256,idle", "scenarios: echo16, echo256, idle, churn")
+	servers := fs.String("servers", "loop,gnet,c", "servers: loop, loopN (N loops), loop[N]-block and loop[N]-spinK (RIONET_LOOP_WAIT=block, spinK), loop[N]-reuseport, gnet, gnet-reuseport, c")
 	cref := fs.String("c", "/work/shared/reference/uring_echo.c", "the C io_uring echo server's source")
 	idleN := fs.Int("idle-conns", 10000, "connections of the idle scenario")
 	pinFlag := fs.Bool("pin", false, "pin the server to CPU 0 and the client to CPU 1 (taskset)")
@@ -108,9 +127,7 @@ func orchestrate(args []string) {
 	check(err)
 	client := filepath.Join(dir, "client")
 	run("gcc", "-O2", "-pthread", "-o", client, filepath.Join(src, "c", "client.c"))
-	all := map[string]server{
-		"loop-reuseport": {name: "loop-reuseport", cmd: func(p int) []string { return []string{self, "loop-server", "-reuseport", "-addr", addrOf(p)} }},
-	}
+	all := map[string]server{}
 	// Variants of the loop server: loop[N][-block|-spinK][@VAR=value] runs
 	// N loops (default: LoopServer's) waiting as RIONET_LOOP_WAIT says,
 	// with VAR=value in its environment (such as GOMAXPROCS=3).
@@ -121,13 +138,19 @@ func orchestrate(args []string) {
 		}
 		rest, extra, _ := strings.Cut(rest, "@") // @VAR=value: an environment variable
 		loops, wait, _ := strings.Cut(rest, "-")
+		var flags []string
+		if wait == "reuseport" {
+			wait, flags = "", []string{"-reuseport"}
+		}
 		if _, err := strconv.Atoi(loops); loops != "" && err != nil {
 			continue
 		}
 		if loops == "" {
 			loops = "0"
 		}
-		all[w] = server{name: w, cmd: func(p int) []string { return []string{self, "loop-server", "-loops", loops, "-addr", addrOf(p)} },
+		all[w] = server{name: w, cmd: func(p int) []string {
+			return append([]string{self, "loop-server", "-loops", loops, "-addr", addrOf(p)}, flags...)
+		},
 			env: []string{"RIONET_LOOP_WAIT=" + wait, extra}}
 	}
 	want := strings.Split(*servers, ",")
@@ -158,12 +181,12 @@ func orchestrate(args []string) {
 	fmt.Printf("bench/loop: %d rounds, %v measured after %v warm-up, GOMAXPROCS %d, %d CPUs, pinned %v\n", *rounds, *dur, *warm, runtime.GOMAXPROCS(0), runtime.NumCPU(), pin)
 	for _, sc := range strings.Split(*only, ",") {
 		switch sc {
-		case "echo16", "echo256":
+		case "echo16", "echo256", "churn":
 			conns, _ := strconv.Atoi(strings.TrimPrefix(sc, "echo"))
 			res := map[string][]result{}
 			for r := 0; r < *rounds; r++ {
 				for _, s := range list {
-					x := echoRun(s, client, conns, *dur, *warm)
+					x := echoRun(s, client, conns, *dur, *warm, sc == "churn")
 					res[s.name] = append(res[s.name], x)
 					fmt.Fprintf(os.Stderr, "  %s %-16s round %d: %8.0f req/s p50 %6.1f µs p99 %7.1f µs %5.2f µs CPU/req %.3f cs/req\n",
 						sc, s.name, r+1, x.rps, x.p50, x.p99, x.cpu, x.cs)
@@ -194,7 +217,11 @@ func orchestrate(args []string) {
 }
 
 func printEcho(sc string, conns int, list []server, res map[string][]result) {
-	fmt.Printf("\n%s: %d connections, 64 B echo; median [min-max] over rounds\n\n", sc, conns)
+	if sc == "churn" {
+		fmt.Printf("\nchurn: 4 client threads each connecting, echoing 64 B and closing (reset), over and over; req/s is connections/s; median [min-max] over rounds\n\n")
+	} else {
+		fmt.Printf("\n%s: %d connections, 64 B echo; median [min-max] over rounds\n\n", sc, conns)
+	}
 	fmt.Println("| server | req/s | p50 µs | p99 µs | server CPU µs/req | ctx switches/req |")
 	fmt.Println("| --- | ---: | ---: | ---: | ---: | ---: |")
 	col := func(v []result, f func(result) float64, prec int) string {
@@ -239,13 +266,16 @@ func printEcho(sc string, conns int, list []server, res map[string][]result) {
 // echoRun starts s, drives it with the client, and reads the server's CPU
 // time and context switches at the start and the end of the measured
 // window.
-func echoRun(s server, client string, conns int, dur, warm time.Duration) result {
+func echoRun(s server, client string, conns int, dur, warm time.Duration, churn bool) result {
 	port := freePort()
 	srv := start(s.cmd(port), s.env)
 	defer stop(srv)
 	waitPort(port)
 	argv := pinned("1", client, "-p", strconv.Itoa(port), "-c", strconv.Itoa(conns), "-s", "64",
 		"-d", fmt.Sprint(dur.Seconds()), "-w", fmt.Sprint(warm.Seconds()))
+	if churn {
+		argv = append(argv, "-n", "-t", "4")
+	}
 	cmd := exec.Command(argv[0], argv[1:]...)
 	out, err := cmd.StdoutPipe()
 	check(err)

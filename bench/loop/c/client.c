@@ -10,6 +10,8 @@
 // It prints "measuring" when the warm-up ends, then one JSON line:
 // {"rps":..., "p50_us":..., "p99_us":..., "total":...}. With -i it opens
 // the connections, prints "idle N", and waits for SIGTERM without sending.
+// With -n (churn) each of the threads instead connects, sends one message,
+// reads the echo and closes, over and over: "rps" counts connections.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,7 +29,8 @@
 #include <unistd.h>
 
 static const char *host = "127.0.0.1";
-static int port, nconns = 256, size = 64, nthreads = 1, idle;
+static int port, nconns = 256, size = 64, nthreads = 1, idle, churn;
+static struct sockaddr_in srvaddr;
 static double dur = 3, warm = 0.5;
 static volatile int measuring, stopping;
 
@@ -105,6 +108,39 @@ static void *run(void *arg) {
 	return NULL;
 }
 
+// churner connects, echoes one message and closes, until stopping.
+static void *churner(void *arg) {
+	struct thr *t = arg;
+	char *buf = malloc(size);
+	while (!stopping) {
+		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0) die("socket");
+		uint64_t t0 = now_ns();
+		if (connect(fd, (struct sockaddr *)&srvaddr, sizeof srvaddr) < 0) die("connect");
+		int one = 1;
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+		if (write(fd, msg, size) != size) die("write");
+		for (int got = 0; got < size;) {
+			ssize_t r = read(fd, buf + got, size - got);
+			if (r <= 0) die("read");
+			got += r;
+		}
+		struct linger lg = {1, 0}; // reset: no TIME_WAIT pile-up on the client's ports
+		setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+		close(fd);
+		if (measuring) {
+			t->count++;
+			if (t->nlat == t->cap) {
+				t->cap = t->cap ? 2 * t->cap : 1 << 20;
+				t->lat = realloc(t->lat, t->cap * sizeof *t->lat);
+			}
+			uint64_t d = (now_ns() - t0) / 16;
+			t->lat[t->nlat++] = d > UINT32_MAX ? UINT32_MAX : (uint32_t)d;
+		}
+	}
+	return NULL;
+}
+
 static int cmp(const void *a, const void *b) {
 	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
 	return x < y ? -1 : x > y;
@@ -114,7 +150,7 @@ static void onterm(int s) { (void)s; }
 
 int main(int argc, char **argv) {
 	int opt;
-	while ((opt = getopt(argc, argv, "a:p:c:s:d:w:t:i")) != -1) {
+	while ((opt = getopt(argc, argv, "a:p:c:s:d:w:t:in")) != -1) {
 		switch (opt) {
 		case 'a': host = optarg; break;
 		case 'p': port = atoi(optarg); break;
@@ -124,15 +160,17 @@ int main(int argc, char **argv) {
 		case 'w': warm = atof(optarg); break;
 		case 't': nthreads = atoi(optarg); break;
 		case 'i': idle = 1; break;
+		case 'n': churn = 1; break;
 		}
 	}
 	signal(SIGPIPE, SIG_IGN);
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons(port)};
 	inet_pton(AF_INET, host, &sa.sin_addr);
+	srvaddr = sa;
 	conns = calloc(nconns, sizeof *conns);
 	msg = malloc(size);
 	memset(msg, 'x', size);
-	for (int i = 0; i < nconns; i++) {
+	for (int i = 0; i < nconns && !churn; i++) {
 		int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 		if (fd < 0) die("socket");
 		if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) die("connect");
@@ -154,7 +192,7 @@ int main(int argc, char **argv) {
 		ts[i].first = first;
 		ts[i].n = nconns / nthreads + (i < nconns % nthreads);
 		first += ts[i].n;
-		pthread_create(&th[i], NULL, run, &ts[i]);
+		pthread_create(&th[i], NULL, churn ? churner : run, &ts[i]);
 	}
 	usleep((useconds_t)(warm * 1e6));
 	printf("measuring\n");
