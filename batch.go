@@ -94,9 +94,12 @@ func failAll(ops []*op, err error) {
 	for _, o := range ops {
 		if perr := o.prepErr(); perr != nil && !errors.Is(err, perr) {
 			o.fail(perr)
-			continue
+		} else {
+			o.fail(err)
 		}
-		o.fail(err)
+		if o.stream {
+			streamOf(o).failed() // no CQE will come
+		}
 	}
 }
 

@@ -8,7 +8,8 @@ import (
 )
 
 // The operation methods of Ring submit at once. Each has a twin on Batch,
-// which queues instead and submits with Batch.Submit. Buffer rules are the
+// which queues instead and submits with Batch.Submit (TestBatchTwins
+// checks it), so that any of them can be linked to the next. Buffer rules are the
 // same for both: the memory passed in belongs to the kernel from submission
 // until Wait (or WaitContext) has returned for the operation, or, if nobody
 // waits, until the ring has reaped its completion; the ring keeps it

@@ -30,10 +30,15 @@ func (r *Ring) Accept(fd int, flags int) *Completion[int] {
 // after which it must be submitted again.
 func (r *Ring) AcceptMultishot(fd int, flags int) *Stream[int] {
 	var sqe uring.SQE
-	st := newStream(intResult)
-	prepAccept(&st.op, &sqe, fd, flags)
-	sqe.IOPrio |= uring.AcceptMultishot
+	st := prepAcceptMultishot(&sqe, fd, flags)
 	submitStream(r, &st.streamCore, &sqe)
+	return st
+}
+
+func prepAcceptMultishot(sqe *uring.SQE, fd int, flags int) *Stream[int] {
+	st := newStream(intResult)
+	prepAccept(&st.op, sqe, fd, flags)
+	sqe.IOPrio |= uring.AcceptMultishot
 	return st
 }
 
@@ -48,7 +53,11 @@ func prepAccept(o *op, s *uring.SQE, fd int, flags int) {
 // copy of the address.
 func (r *Ring) Connect(fd int, sa unix.Sockaddr) *Completion[struct{}] {
 	var s uring.SQE
-	c := initOp(new(Completion[struct{}]), &s, uring.OpConnect, fd)
+	return submit1(r, prepConnect(new(Completion[struct{}]), &s, fd, sa), &s)
+}
+
+func prepConnect(c *Completion[struct{}], s *uring.SQE, fd int, sa unix.Sockaddr) *Completion[struct{}] {
+	initOp(c, s, uring.OpConnect, fd)
 	p, n, err := rawSockaddr(sa)
 	if err != nil {
 		c.setErr(argError("connect", err))
@@ -57,7 +66,7 @@ func (r *Ring) Connect(fd int, sa unix.Sockaddr) *Completion[struct{}] {
 		s.Addr = uint64(uintptr(p))
 		s.Off = uint64(n) // addrlen goes in off
 	}
-	return submit1(r, c, &s)
+	return c
 }
 
 // Send sends b on socket fd, like send(2) with flags (unix.MSG_*). The
@@ -81,7 +90,11 @@ func (r *Ring) Recv(fd int, b []byte, flags int) *Completion[int] {
 // has read it. It pays for large buffers only.
 func (r *Ring) SendZC(fd int, b []byte, flags int) *Completion[int] {
 	var s uring.SQE
-	c := prepSendRecv(new(Completion[int]), &s, uring.OpSendZC, fd, b, flags)
+	return submit1(r, prepSendZC(new(Completion[int]), &s, fd, b, flags), &s)
+}
+
+func prepSendZC(c *Completion[int], s *uring.SQE, fd int, b []byte, flags int) *Completion[int] {
+	prepSendRecv(c, s, uring.OpSendZC, fd, b, flags)
 	var result int32
 	var got bool
 	c.extra().onCQE = func(res int32, f uint32) (int32, uint32) {
@@ -92,7 +105,7 @@ func (r *Ring) SendZC(fd int, b []byte, flags int) *Completion[int] {
 		}
 		return result, f
 	}
-	return submit1(r, c, &s)
+	return c
 }
 
 func prepSendRecv(c *Completion[int], s *uring.SQE, opcode uint8, fd int, b []byte, flags int) *Completion[int] {
@@ -107,9 +120,13 @@ func prepSendRecv(c *Completion[int], s *uring.SQE, opcode uint8, fd int, b []by
 // with how unix.SHUT_RD, SHUT_WR or SHUT_RDWR (Linux 5.11).
 func (r *Ring) Shutdown(fd int, how int) *Completion[struct{}] {
 	var s uring.SQE
-	c := initOp(new(Completion[struct{}]), &s, uring.OpShutdown, fd)
+	return submit1(r, prepShutdown(new(Completion[struct{}]), &s, fd, how), &s)
+}
+
+func prepShutdown(c *Completion[struct{}], s *uring.SQE, fd int, how int) *Completion[struct{}] {
+	initOp(c, s, uring.OpShutdown, fd)
 	s.Len = uint32(how)
-	return submit1(r, c, &s)
+	return c
 }
 
 // Msg is the result of Recvmsg.
@@ -132,8 +149,12 @@ type msgState struct {
 // if it is not nil, like sendmsg(2).
 func (r *Ring) Sendmsg(fd int, p, oob []byte, to unix.Sockaddr, flags int) *Completion[int] {
 	var s uring.SQE
-	c := initOp(new(Completion[int]), &s, uring.OpSendmsg, fd)
-	m := newMsg(c, &s, p, oob)
+	return submit1(r, prepSendmsg(new(Completion[int]), &s, fd, p, oob, to, flags), &s)
+}
+
+func prepSendmsg(c *Completion[int], s *uring.SQE, fd int, p, oob []byte, to unix.Sockaddr, flags int) *Completion[int] {
+	initOp(c, s, uring.OpSendmsg, fd)
+	m := newMsg(c, s, p, oob)
 	if to != nil {
 		ptr, n, err := rawSockaddr(to)
 		if err != nil {
@@ -145,20 +166,24 @@ func (r *Ring) Sendmsg(fd int, p, oob []byte, to unix.Sockaddr, flags int) *Comp
 		}
 	}
 	s.OpFlags = uint32(flags)
-	return submit1(r, c, &s)
+	return c
 }
 
 // Recvmsg receives into p and ancillary data into oob from socket fd, like
 // recvmsg(2). The kernel writes p and oob until the operation completes.
 func (r *Ring) Recvmsg(fd int, p, oob []byte, flags int) *Completion[Msg] {
 	var s uring.SQE
-	c := initOp(new(Completion[Msg]), &s, uring.OpRecvmsg, fd)
-	m := newMsg(c, &s, p, oob)
+	return submit1(r, prepRecvmsg(new(Completion[Msg]), &s, fd, p, oob, flags), &s)
+}
+
+func prepRecvmsg(c *Completion[Msg], s *uring.SQE, fd int, p, oob []byte, flags int) *Completion[Msg] {
+	initOp(c, s, uring.OpRecvmsg, fd)
+	m := newMsg(c, s, p, oob)
 	m.hdr.Name = (*byte)(unsafe.Pointer(&m.name))
 	m.hdr.Namelen = uint32(unsafe.Sizeof(m.name))
 	s.OpFlags = uint32(flags)
 	c.kernelWrites = true
-	return submit1(r, c, &s)
+	return c
 }
 
 func newMsg[T any](c *Completion[T], s *uring.SQE, p, oob []byte) *msgState {

@@ -185,6 +185,9 @@ func (s *streamCore) take() (it streamItem, ok bool, err error) {
 	if err := s.op.prepErr(); err != nil {
 		return it, true, err // never submitted
 	}
+	if s.op.state.Load() == stateNew {
+		return it, true, errNotSubmitted // queued in a Batch not submitted
+	}
 	return it, false, nil
 }
 
@@ -224,7 +227,7 @@ func (s *streamCore) pending() bool {
 	s.mu.Lock()
 	p := int(s.head) < len(s.q) || s.ended
 	s.mu.Unlock()
-	return p || s.op.prepErr() != nil
+	return p || s.op.prepErr() != nil || s.op.state.Load() == stateNew
 }
 
 // Wake makes a Wait that is blocked on s return, or if none is, the next
@@ -424,12 +427,26 @@ func (r *Ring) RecvMultishotLimit(fd int, br *BufferRing, flags int, limit uint3
 
 func (r *Ring) recvMultishot(s *streamCore, fd int, br *BufferRing, flags int, limit uint32) {
 	var sqe uring.SQE
-	initSQE(&s.op, &sqe, uring.OpRecv, fd)
+	prepRecvMultishot(s, &sqe, fd, br, flags, limit)
+	submitStream(r, s, &sqe)
+}
+
+// prepRecvMultishot encodes a multishot receive into s and sqe, and counts s
+// among br's active streams (see streamCore.failed for the way back).
+func prepRecvMultishot(s *streamCore, sqe *uring.SQE, fd int, br *BufferRing, flags int, limit uint32) {
+	initSQE(&s.op, sqe, uring.OpRecv, fd)
 	sqe.IOPrio |= uring.RecvMultishot
 	sqe.Flags |= uring.SQEBufferSelect
 	sqe.BufIndex = br.group
 	sqe.OpFlags = uint32(flags)
 	sqe.FileIndex = limit // sqe->optlen shares the file_index slot
+	br.attach(s)
+}
+
+// attach counts s, a stream being prepared to receive into br, among br's
+// active streams (see streamCore.failed for the way back), or fails it if
+// br is closed.
+func (br *BufferRing) attach(s *streamCore) {
 	br.mu.Lock()
 	if br.closed {
 		s.op.setErr(errBufferRingClosed())
@@ -438,7 +455,6 @@ func (r *Ring) recvMultishot(s *streamCore, fd int, br *BufferRing, flags int, l
 		s.br = br
 	}
 	br.mu.Unlock()
-	submitStream(r, s, &sqe)
 }
 
 // errBufferRingClosed is a function of its own to keep the formatting out
@@ -461,4 +477,41 @@ func (br *BufferRing) streamEnded() {
 	br.mu.Lock()
 	br.active--
 	br.mu.Unlock()
+}
+
+// WaitEnded blocks until the kernel has ended the stream (as it does
+// after Cancel), without taking its results, which stay queued for Next.
+// If ctx is done first, it cancels the stream and returns ctx.Err(); a nil
+// ctx waits for the end alone. Closing the ring ends every stream.
+func (s *Stream[T]) WaitEnded(ctx context.Context) error { return s.op.wait(ctx) }
+
+// Err returns the error the kernel ended the stream with: nil while the
+// stream runs, and nil if it ended without one. It takes nothing from the
+// stream. It reaps the completions that are ready first, waiting for a
+// reap in progress on another goroutine, so that a stream the kernel has
+// just ended is seen ended; it does not wait for the stream otherwise.
+func (s *Stream[T]) Err() error {
+	if s.op.state.Load() == statePending {
+		s.op.ring.reapWait()
+	}
+	if s.op.state.Load() != stateDone {
+		return nil
+	}
+	if err := s.op.prepErr(); err != nil {
+		return err
+	}
+	if res := s.op.res; res < 0 {
+		return &os.SyscallError{Syscall: opName(s.op.opcode), Err: syscall.Errno(-res)}
+	}
+	return nil
+}
+
+// reapWait is reap, except that if another goroutine is draining the CQ it
+// waits for that goroutine rather than leaving the rest to it.
+func (r *Ring) reapWait() {
+	r.cqMu.Lock()
+	if !r.dead {
+		r.drainLocked()
+	}
+	r.cqMu.Unlock()
 }

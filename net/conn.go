@@ -67,6 +67,9 @@ func (c *Conn) Read(p []byte) (int, error) {
 			fd.stream.Load().Wait()
 		}
 	}
+	if err != nil {
+		err = fd.readErr(err)
+	}
 	fd.rmu.Unlock()
 	fd.decref()
 	if err != nil {
@@ -152,6 +155,7 @@ func (fd *netFD) took(b rio.Buffer, err error) error {
 		fd.stream.Store(nil)
 		return nil
 	}
+	fd.noteSockErr(err)
 	fd.endStream()
 	switch errnoOf(err) {
 	case syscall.ENOBUFS:
@@ -224,6 +228,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 	fd.wmu.Lock()
 	defer fd.wmu.Unlock()
 	n, err := fd.write(p)
+	if err != nil {
+		err = fd.writeErr(err)
+	}
 	return n, fd.opError("write", err)
 }
 
@@ -333,7 +340,7 @@ func (c *Conn) RemoteAddr() net.Addr {
 // SetWriteDeadline do.
 func (c *Conn) SetDeadline(t time.Time) error {
 	if c.fd.isClosing() {
-		return c.fd.opError("set", net.ErrClosed)
+		return c.fd.setError(net.ErrClosed)
 	}
 	c.fd.setDeadline(t, true, true)
 	return nil
@@ -346,7 +353,7 @@ func (c *Conn) SetDeadline(t time.Time) error {
 // data lost.
 func (c *Conn) SetReadDeadline(t time.Time) error {
 	if c.fd.isClosing() {
-		return c.fd.opError("set", net.ErrClosed)
+		return c.fd.setError(net.ErrClosed)
 	}
 	c.fd.setDeadline(t, true, false)
 	return nil
@@ -357,7 +364,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 // Write returns how many bytes it did write. The zero time clears it.
 func (c *Conn) SetWriteDeadline(t time.Time) error {
 	if c.fd.isClosing() {
-		return c.fd.opError("set", net.ErrClosed)
+		return c.fd.setError(net.ErrClosed)
 	}
 	c.fd.setDeadline(t, false, true)
 	return nil
@@ -377,6 +384,9 @@ func (c *Conn) shutdown(how int) error {
 		return fd.opError("close", net.ErrClosed)
 	}
 	defer fd.decref()
+	if how != unix.SHUT_RD {
+		fd.noteShutWR()
+	}
 	if err := unix.Shutdown(fd.sysfd, how); err != nil {
 		return fd.opError("close", os.NewSyscallError("shutdown", err))
 	}
@@ -395,14 +405,15 @@ func (c *Conn) SetKeepAlive(keepalive bool) error {
 }
 
 // SetKeepAlivePeriod sets the idle time before the first keep-alive probe
-// and the interval between probes.
+// (TCP_KEEPIDLE), as (*net.TCPConn).SetKeepAlivePeriod does: zero means
+// 15 seconds, negative leaves it unchanged.
 func (c *Conn) SetKeepAlivePeriod(d time.Duration) error {
 	fd := c.fd
 	if !fd.incref() {
 		return fd.opError("set", net.ErrClosed)
 	}
 	defer fd.decref()
-	if err := setKeepAlivePeriod(fd.sysfd, d); err != nil {
+	if err := setKeepAliveSecs(fd.sysfd, unix.TCP_KEEPIDLE, d); err != nil {
 		return fd.opError("set", err)
 	}
 	return nil
@@ -456,26 +467,7 @@ func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 
 // File returns a copy of the socket descriptor as an *os.File in blocking
 // mode, which the caller owns and must close. Closing c does not affect it.
-func (c *Conn) File() (*os.File, error) {
-	fd := c.fd
-	if !fd.incref() {
-		return nil, fd.opError("file", net.ErrClosed)
-	}
-	defer fd.decref()
-	nfd, err := unix.FcntlInt(uintptr(fd.sysfd), unix.F_DUPFD_CLOEXEC, 0)
-	if err != nil {
-		return nil, fd.opError("file", os.NewSyscallError("fcntl", err))
-	}
-	l, r := fd.addrs()
-	name := fd.net
-	if l != nil {
-		name += ":" + l.String()
-	}
-	if r != nil {
-		name += "->" + r.String()
-	}
-	return os.NewFile(uintptr(nfd), name), nil
-}
+func (c *Conn) File() (*os.File, error) { return c.fd.file() }
 
 // WriteTo writes the data received on c to w until EOF or an error,
 // handing w the shared receive buffers directly rather than copying them
@@ -520,6 +512,9 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 						return total, werr
 					}
 				}
+			}
+			if err != nil {
+				err = fd.readErr(err)
 			}
 			if err == io.EOF {
 				return total, nil

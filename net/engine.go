@@ -121,5 +121,5 @@ func Release(r *rio.Ring) error {
 	if e == nil {
 		return nil
 	}
-	return e.br.Close()
+	return errors.Join(releaseDgram(e), e.br.Close())
 }

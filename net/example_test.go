@@ -63,3 +63,50 @@ func ExampleDialer() {
 	fmt.Println(resp.Status, string(body))
 	// Output: 200 OK hello over io_uring
 }
+
+// A UDP echo: ListenPacket gives a net.PacketConn, Dial("udp") a connected
+// one that is also a net.Conn, as with package net.
+func ExampleListenPacket() {
+	pc, err := rionet.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer pc.Close()
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			pc.WriteTo(buf[:n], from)
+		}
+	}()
+
+	c, err := rionet.Dial("udp", pc.LocalAddr().String())
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer c.Close()
+	c.Write([]byte("datagram"))
+	buf := make([]byte, 1500)
+	n, _ := c.Read(buf)
+	fmt.Println(string(buf[:n]))
+	// Output: datagram
+}
+
+// RingOf tells whether what a constructor returned runs on io_uring, and
+// Available why not, where the package fell back to package net.
+func ExampleRingOf() {
+	ln, err := rionet.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer ln.Close()
+	onRing := rionet.RingOf(ln) != nil
+	if !onRing {
+		log.Printf("package net, because: %v", rionet.Available(nil))
+	}
+	fmt.Println("on io_uring exactly when it is available:", onRing == (rionet.Available(nil) == nil))
+	// Output: on io_uring exactly when it is available: true
+}

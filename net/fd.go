@@ -20,7 +20,14 @@ type netFD struct {
 	e      *engine
 	sysfd  int
 	family int
-	net    string // "tcp", "tcp4", "tcp6" or "unix"
+	net    string // "tcp", "tcp4", "tcp6", "unix"; "udp", "udp4", "udp6", "unixgram"
+
+	// unconnected is set for a datagram socket with no peer: it has no
+	// remote address to look up.
+	unconnected bool
+	// datagram is set for a PacketConn: its receive stream, if any, is a
+	// multishot recvmsg into the engine's datagram buffers (udp_multishot.go).
+	datagram bool
 
 	// state is refs<<1 | closing. Every method that uses sysfd holds a
 	// reference; Close sets closing and drops the reference the netFD was
@@ -29,8 +36,18 @@ type netFD struct {
 	state atomic.Uint64
 	done  chan struct{} // made by close, closed by destroy
 
+	// Addresses: la and ra are recorded at accept and connect (IP
+	// sockets, see recordAddrs); laddr and raddr are the net.Addrs made
+	// of them when first asked for, or set directly (Unix sockets,
+	// listeners). Guarded by addrMu once the netFD is shared.
 	addrMu       sync.Mutex
+	la, ra       sockAddr
 	laddr, raddr net.Addr
+
+	// rst is the state of socket errors after a reset (see reset.go):
+	// the errno the receive stream ended with, who reported it, and
+	// whether CloseWrite was called, in one word to keep the netFD small.
+	rst atomic.Uint32
 
 	// dl is the deadline state, allocated on first use (see deadlines).
 	dl atomic.Pointer[deadlines]
@@ -120,7 +137,11 @@ func (fd *netFD) destroy() {
 	fd.rmu.Lock()
 	if s := fd.stream.Load(); s != nil {
 		s.Cancel()
-		drainRecv(fd.e, s)
+		if fd.datagram {
+			drainDgram(fd.e, s)
+		} else {
+			drainRecv(fd.e, s)
+		}
 		fd.stream.Store(nil)
 	}
 	if fd.hasCur {
@@ -152,12 +173,19 @@ func drainRecv(e *engine, s *rio.Stream[rio.Buffer]) {
 	}
 }
 
-// addrs returns the local and remote addresses, asking the kernel the first
-// time. They are looked up lazily because most servers never ask.
+// addrs returns the local and remote addresses: those recorded at accept
+// or connect, or for a socket whose addresses were not recorded, what the
+// kernel says now.
 func (fd *netFD) addrs() (laddr, raddr net.Addr) {
 	fd.addrMu.Lock()
 	defer fd.addrMu.Unlock()
-	if fd.laddr == nil || fd.raddr == nil {
+	if fd.laddr == nil && fd.la.valid() {
+		fd.laddr = fd.la.addr(fd.net)
+	}
+	if fd.raddr == nil && fd.ra.valid() {
+		fd.raddr = fd.ra.addr(fd.net)
+	}
+	if fd.laddr == nil || fd.raddr == nil && !fd.unconnected {
 		if fd.incref() {
 			if fd.laddr == nil {
 				if sa, err := unix.Getsockname(fd.sysfd); err == nil {

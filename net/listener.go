@@ -17,9 +17,10 @@ import (
 // It owns its socket (and, for a Unix socket it created, the socket file)
 // until Close; the connections it accepts are owned by the caller.
 type Listener struct {
-	fd        *netFD
-	addr      net.Addr
-	keepAlive time.Duration
+	fd           *netFD
+	addr         net.Addr
+	keepAlive    time.Duration
+	keepAliveCfg net.KeepAliveConfig
 
 	amu    sync.Mutex       // serializes Accept
 	stream *rio.Stream[int] // the multishot accept, if armed
@@ -67,15 +68,13 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 			return nil, l.opError(err)
 		}
 		if isTCP(fd.net) {
-			if err := setTCPOptions(nfd, l.keepAlive); err != nil {
+			if err := setTCPOptions(nfd, l.keepAlive, l.keepAliveCfg); err != nil {
 				unix.Close(nfd)
 				return nil, l.opError(err)
 			}
 		}
 		cfd := newNetFD(fd.e, nfd, fd.family, fd.net)
-		if fd.net == "unix" {
-			cfd.laddr = l.addr
-		}
+		cfd.recordAddrs(l.addr, nil)
 		return newConn(cfd), nil
 	}
 }

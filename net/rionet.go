@@ -40,7 +40,18 @@
 // blocks it, kernel.io_uring_disabled), Listen and Dial return the standard
 // library's listener and connection instead. Set ListenConfig.NoFallback or
 // Dialer.NoFallback, or the environment variable RIONET_NOFALLBACK=1, to
-// get the error (matching rio.ErrNotSupported) instead.
+// get the error (matching rio.ErrNotSupported) instead. The same holds for
+// ListenPacket, FileListener, FileConn and FilePacketConn. RingOf tells
+// whether a Listener, Conn or PacketConn runs on io_uring, and Available
+// why a Ring would not be used (the reason for a fallback).
+//
+// # Datagrams
+//
+// ListenPacket and Dial with "udp", "udp4", "udp6" and "unixgram" return a
+// *PacketConn, which is a net.PacketConn and, connected, a net.Conn, with
+// the methods of *net.UDPConn. Its receives and sends are recvmsg and
+// sendmsg, tried without waiting first and submitted to the ring when the
+// socket is not ready.
 package rionet
 
 import (
@@ -60,6 +71,20 @@ import (
 // noFallbackEnv reports whether RIONET_NOFALLBACK=1 is set.
 func noFallbackEnv() bool { return os.Getenv("RIONET_NOFALLBACK") == "1" }
 
+// pickEngine returns the engine of r (nil: the default Ring); nil and no
+// error when the caller is to fall back to package net; or the error that
+// stops it, when fallback is switched off.
+func pickEngine(r *rio.Ring, noFallback bool) (*engine, error) {
+	e, err := engineFor(r)
+	if err == nil {
+		return e, nil
+	}
+	if errors.Is(err, rio.ErrNotSupported) && !noFallback && !noFallbackEnv() {
+		return nil, nil
+	}
+	return nil, err
+}
+
 // Listen announces on the local network address, like net.Listen, for
 // networks "tcp", "tcp4", "tcp6" and "unix". The result is a *Listener, or
 // a listener of package net where io_uring is unavailable (see the package
@@ -70,8 +95,9 @@ func Listen(network, address string) (net.Listener, error) {
 }
 
 // Dial connects to the address on the named network, like net.Dial, for
-// networks "tcp", "tcp4", "tcp6" and "unix". The result is a *Conn, or a
-// connection of package net where io_uring is unavailable.
+// networks "tcp", "tcp4", "tcp6" and "unix" (a *Conn), and "udp", "udp4",
+// "udp6" and "unixgram" (a *PacketConn). Where io_uring is unavailable the
+// result is a connection of package net.
 func Dial(network, address string) (net.Conn, error) {
 	var d Dialer
 	return d.DialContext(context.Background(), network, address)
@@ -92,106 +118,145 @@ type ListenConfig struct {
 	// stay open until they are all closed.
 	Ring *rio.Ring
 
+	// Control, if not nil, is called after the socket is created and
+	// package net's default options are set on it, and before it is bound,
+	// as in net.ListenConfig: network is "tcp4", "tcp6", "udp4", "udp6",
+	// "unix" or "unixgram", address the address to bind to, and c the
+	// socket (its Control method gives the descriptor, which Control must
+	// not keep). An error from it fails the Listen, wrapped in a
+	// *net.OpError.
+	Control func(network, address string, c syscall.RawConn) error
+
 	// KeepAlive is the keep-alive period for accepted TCP connections, as
 	// in net.ListenConfig: zero means 15 seconds, negative disables them.
+	// It is ignored if KeepAliveConfig.Enable is true.
 	KeepAlive time.Duration
 
-	// NoFallback makes Listen fail where io_uring is unavailable rather
-	// than return a listener of package net.
+	// KeepAliveConfig is the keep-alive configuration of accepted TCP
+	// connections, as in net.ListenConfig: if Enable is true, it is
+	// applied as (*net.TCPConn).SetKeepAliveConfig applies it; if Enable is
+	// false and KeepAlive is negative, keep-alives are off.
+	KeepAliveConfig net.KeepAliveConfig
+
+	// NoFallback makes Listen and ListenPacket fail where io_uring is
+	// unavailable rather than return a listener of package net.
 	NoFallback bool
 }
 
+// std is lc for package net, for the fallback.
+func (lc *ListenConfig) std() *net.ListenConfig {
+	return &net.ListenConfig{Control: lc.Control, KeepAlive: lc.KeepAlive, KeepAliveConfig: lc.KeepAliveConfig}
+}
+
+// ctrl returns lc.Control in the form the socket helpers take.
+func (lc *ListenConfig) ctrl() ctrlFunc {
+	if lc.Control == nil {
+		return nil
+	}
+	return func(_ context.Context, network, address string, c syscall.RawConn) error {
+		return lc.Control(network, address, c)
+	}
+}
+
 // Listen announces on the local network address; see the package function
-// Listen. ctx bounds name resolution only.
+// Listen. ctx bounds name resolution.
 func (lc *ListenConfig) Listen(ctx context.Context, network, address string) (net.Listener, error) {
 	switch network {
 	case "tcp", "tcp4", "tcp6", "unix":
 	default:
 		return nil, &net.OpError{Op: "listen", Net: network, Err: net.UnknownNetworkError(network)}
 	}
-	e, err := engineFor(lc.Ring)
+	e, err := pickEngine(lc.Ring, lc.NoFallback)
 	if err != nil {
-		if errors.Is(err, rio.ErrNotSupported) && !lc.NoFallback && !noFallbackEnv() {
-			var std net.ListenConfig
-			std.KeepAlive = lc.KeepAlive
-			return std.Listen(ctx, network, address)
-		}
 		return nil, &net.OpError{Op: "listen", Net: network, Err: err}
 	}
-	l, err := listen(ctx, e, network, address)
+	if e == nil {
+		return lc.std().Listen(ctx, network, address)
+	}
+	l, err := listen(ctx, lc, e, network, address)
 	if err != nil {
 		return nil, err
 	}
-	l.keepAlive = lc.KeepAlive
 	return l, nil
 }
 
-func listen(ctx context.Context, e *engine, network, address string) (*Listener, error) {
-	var (
-		family int
-		sa     unix.Sockaddr
-		unlink string
-		laddr  net.Addr
-	)
+func listen(ctx context.Context, lc *ListenConfig, e *engine, network, address string) (*Listener, error) {
+	b, err := bindAddr(ctx, network, address)
 	opErr := func(err error) error {
-		return &net.OpError{Op: "listen", Net: network, Addr: laddr, Err: err}
+		return &net.OpError{Op: "listen", Net: network, Addr: b.laddr, Err: err}
 	}
-	if network == "unix" {
-		family = unix.AF_UNIX
-		sa = &unix.SockaddrUnix{Name: address}
-		laddr = &net.UnixAddr{Name: address, Net: network}
-		if address != "" && address[0] != '@' {
-			unlink = address
-		}
-	} else {
-		aps, err := resolveTCP(ctx, network, address, true)
-		if err != nil {
-			return nil, opErr(err)
-		}
-		ap := aps[0]
-		laddr = tcpAddrOf(ap)
-		family = familyFor(network, ap)
-		sa = tcpSockaddr(family, ap.Addr(), int(ap.Port()), ap.Addr().Zone())
-	}
-	s, err := newSocket(family)
 	if err != nil {
 		return nil, opErr(err)
 	}
-	if family != unix.AF_UNIX {
-		if err := unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1); err != nil {
-			unix.Close(s)
-			return nil, opErr(os.NewSyscallError("setsockopt", err))
-		}
-		if family == unix.AF_INET6 {
-			v6only := 0
-			if network == "tcp6" {
-				v6only = 1
-			}
-			unix.SetsockoptInt(s, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, v6only)
-		}
-	}
-	if err := unix.Bind(s, sa); err != nil {
-		unix.Close(s)
-		return nil, opErr(os.NewSyscallError("bind", err))
+	s, err := openSocket(ctx, b.family, unix.SOCK_STREAM, network, true, lc.ctrl(), b.laddr.String(), b.sa)
+	if err != nil {
+		return nil, opErr(err)
 	}
 	if err := unix.Listen(s, listenBacklog()); err != nil {
 		unix.Close(s)
-		if unlink != "" {
-			os.Remove(unlink)
-		}
+		b.unlink()
 		return nil, opErr(os.NewSyscallError("listen", err))
 	}
+	return newListener(e, s, b.family, network, b.laddr, b.unlinkPath, lc), nil
+}
+
+// newListener makes a Listener of the listening socket s, which it owns
+// from then on. unlink, if not empty, is the socket file Close removes.
+func newListener(e *engine, s, family int, network string, laddr net.Addr, unlink string, lc *ListenConfig) *Listener {
 	fd := newNetFD(e, s, family, network)
-	if lsa, err := unix.Getsockname(s); err == nil && network != "unix" {
+	if lsa, err := unix.Getsockname(s); err == nil && (!isUnix(network) || laddr == nil) {
 		laddr = sockaddrToAddr(network, lsa)
 	}
 	fd.laddr = laddr
 	l := &Listener{fd: fd, addr: laddr}
+	if lc != nil {
+		l.keepAlive, l.keepAliveCfg = lc.KeepAlive, lc.KeepAliveConfig
+	}
 	fd.drain = l.drain
 	if unlink != "" {
 		fd.onDestroy = func() { os.Remove(unlink) }
 	}
-	return l, nil
+	return l
+}
+
+// bound is where a socket is to be bound: its family, sockaddr, the
+// address as package net reports it (and passes to Control), and the
+// socket file a listener it creates removes when it closes.
+type bound struct {
+	family     int
+	sa         unix.Sockaddr
+	laddr      net.Addr
+	unlinkPath string
+}
+
+func (b *bound) unlink() {
+	if b.unlinkPath != "" {
+		os.Remove(b.unlinkPath)
+	}
+}
+
+// bindAddr resolves an address to listen on.
+func bindAddr(ctx context.Context, network, address string) (bound, error) {
+	if isUnix(network) {
+		b := bound{family: unix.AF_UNIX, sa: &unix.SockaddrUnix{Name: address}, laddr: &net.UnixAddr{Name: address, Net: network}}
+		if network == "unix" && address != "" && address[0] != '@' {
+			b.unlinkPath = address
+		}
+		return b, nil
+	}
+	aps, err := resolveInet(ctx, network, address, true)
+	if err != nil {
+		return bound{}, err
+	}
+	ap := aps[0]
+	family := familyFor(network, ap)
+	b := bound{family: family, sa: inetSockaddr(family, ap.Addr(), int(ap.Port()), ap.Addr().Zone()), laddr: inetAddrOf(network, ap)}
+	if host, _, _ := net.SplitHostPort(address); host == "" {
+		// As package net reports a wildcard address before it is bound
+		// (":port"), to Control and in errors.
+		b.laddr = inetAddrOf(network, netip.AddrPortFrom(netip.Addr{}, ap.Port()))
+	}
+	return b, nil
 }
 
 // listenBacklog is the kernel's somaxconn, as package net uses.
@@ -225,17 +290,52 @@ type Dialer struct {
 	Timeout  time.Duration
 	Deadline time.Time
 
-	// LocalAddr is the local address to bind to (a *net.TCPAddr or
-	// *net.UnixAddr), or nil to let the kernel choose.
+	// LocalAddr is the local address to bind to (a *net.TCPAddr,
+	// *net.UDPAddr or *net.UnixAddr), or nil to let the kernel choose.
 	LocalAddr net.Addr
 
 	// KeepAlive is the keep-alive period of TCP connections, as in
-	// net.Dialer: zero means 15 seconds, negative disables them.
+	// net.Dialer: zero means 15 seconds, negative disables them. It is
+	// ignored if KeepAliveConfig.Enable is true.
 	KeepAlive time.Duration
+
+	// KeepAliveConfig is the keep-alive configuration of TCP connections,
+	// as in net.Dialer (see ListenConfig.KeepAliveConfig).
+	KeepAliveConfig net.KeepAliveConfig
+
+	// Control, if not nil, is called after the socket is created and
+	// before it is bound (LocalAddr) and connected, as in net.Dialer:
+	// network is "tcp4", "tcp6", "udp4", "udp6", "unix" or "unixgram",
+	// address the address to connect to. An error from it fails the Dial,
+	// wrapped in a *net.OpError.
+	Control func(network, address string, c syscall.RawConn) error
+
+	// ControlContext is Control with the Dial's context; if it is not
+	// nil, Control is ignored.
+	ControlContext func(ctx context.Context, network, address string, c syscall.RawConn) error
 
 	// NoFallback makes Dial fail where io_uring is unavailable rather than
 	// return a connection of package net.
 	NoFallback bool
+}
+
+// std is d for package net, for the fallback.
+func (d *Dialer) std() *net.Dialer {
+	return &net.Dialer{Timeout: d.Timeout, Deadline: d.Deadline, LocalAddr: d.LocalAddr,
+		KeepAlive: d.KeepAlive, KeepAliveConfig: d.KeepAliveConfig, Control: d.Control, ControlContext: d.ControlContext}
+}
+
+// ctrl returns d's control function in the form the socket helpers take.
+func (d *Dialer) ctrl() ctrlFunc {
+	if d.ControlContext != nil {
+		return d.ControlContext
+	}
+	if d.Control == nil {
+		return nil
+	}
+	return func(_ context.Context, network, address string, c syscall.RawConn) error {
+		return d.Control(network, address, c)
+	}
 }
 
 // Dial connects to address on network; see the package function Dial.
@@ -247,17 +347,16 @@ func (d *Dialer) Dial(network, address string) (net.Conn, error) {
 // (name resolution and connecting); once connected, it no longer matters.
 func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
 	switch network {
-	case "tcp", "tcp4", "tcp6", "unix":
+	case "tcp", "tcp4", "tcp6", "unix", "udp", "udp4", "udp6", "unixgram":
 	default:
 		return nil, &net.OpError{Op: "dial", Net: network, Err: net.UnknownNetworkError(network)}
 	}
-	e, err := engineFor(d.Ring)
+	e, err := pickEngine(d.Ring, d.NoFallback)
 	if err != nil {
-		if errors.Is(err, rio.ErrNotSupported) && !d.NoFallback && !noFallbackEnv() {
-			std := net.Dialer{Timeout: d.Timeout, Deadline: d.Deadline, LocalAddr: d.LocalAddr, KeepAlive: d.KeepAlive}
-			return std.DialContext(ctx, network, address)
-		}
 		return nil, &net.OpError{Op: "dial", Net: network, Err: err}
+	}
+	if e == nil {
+		return d.std().DialContext(ctx, network, address)
 	}
 	if err := ctx.Err(); err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Source: d.LocalAddr, Err: mapCtxErr(err)}
@@ -272,32 +371,29 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 		ctx, cancel = context.WithDeadline(ctx, d.Deadline)
 		defer cancel()
 	}
-	if network == "unix" {
+	if isUnix(network) {
 		raddr := &net.UnixAddr{Name: address, Net: network}
-		c, err := d.connect(ctx, e, network, unix.AF_UNIX, &unix.SockaddrUnix{Name: address})
+		c, err := d.dialOne(ctx, e, network, unix.AF_UNIX, &unix.SockaddrUnix{Name: address}, address)
 		if err != nil {
 			return nil, &net.OpError{Op: "dial", Net: network, Source: d.LocalAddr, Addr: raddr, Err: err}
 		}
 		return c, nil
 	}
-	aps, err := resolveTCP(ctx, network, address, false)
+	aps, err := resolveInet(ctx, network, address, false)
 	if err != nil {
 		return nil, &net.OpError{Op: "dial", Net: network, Source: d.LocalAddr, Err: err}
 	}
 	var first error
 	for _, ap := range aps {
 		family := familyFor(network, ap)
-		sa := tcpSockaddr(family, ap.Addr(), int(ap.Port()), ap.Addr().Zone())
-		c, err := d.connect(ctx, e, network, family, sa)
+		sa := inetSockaddr(family, ap.Addr(), int(ap.Port()), ap.Addr().Zone())
+		raddr := inetAddrOf(network, ap)
+		c, err := d.dialOne(ctx, e, network, family, sa, raddr.String())
 		if err == nil {
-			if err := setTCPOptions(c.fd.sysfd, d.KeepAlive); err != nil {
-				c.Close()
-				return nil, &net.OpError{Op: "dial", Net: network, Source: d.LocalAddr, Addr: tcpAddrOf(ap), Err: err}
-			}
 			return c, nil
 		}
 		if first == nil {
-			first = &net.OpError{Op: "dial", Net: network, Source: d.LocalAddr, Addr: tcpAddrOf(ap), Err: err}
+			first = &net.OpError{Op: "dial", Net: network, Source: d.LocalAddr, Addr: raddr, Err: err}
 		}
 		if ctx.Err() != nil {
 			break
@@ -306,17 +402,29 @@ func (d *Dialer) DialContext(ctx context.Context, network, address string) (net.
 	return nil, first
 }
 
-// connect creates a socket and connects it to sa through the ring.
-func (d *Dialer) connect(ctx context.Context, e *engine, network string, family int, sa unix.Sockaddr) (*Conn, error) {
-	s, err := newSocket(family)
+// dialOne connects to one address. ctrlAddr is what Control is told.
+func (d *Dialer) dialOne(ctx context.Context, e *engine, network string, family int, sa unix.Sockaddr, ctrlAddr string) (net.Conn, error) {
+	if !isTCP(network) && network != "unix" {
+		return d.dialPacket(ctx, e, network, family, sa, ctrlAddr)
+	}
+	c, err := d.connect(ctx, e, network, family, sa, ctrlAddr)
 	if err != nil {
 		return nil, err
 	}
-	if d.LocalAddr != nil {
-		if err := bindLocal(s, family, d.LocalAddr); err != nil {
-			unix.Close(s)
+	if isTCP(network) {
+		if err := setTCPOptions(c.fd.sysfd, d.KeepAlive, d.KeepAliveConfig); err != nil {
+			c.Close()
 			return nil, err
 		}
+	}
+	return c, nil
+}
+
+// connect creates a stream socket and connects it to sa through the ring.
+func (d *Dialer) connect(ctx context.Context, e *engine, network string, family int, sa unix.Sockaddr, ctrlAddr string) (*Conn, error) {
+	s, err := d.socket(ctx, network, family, unix.SOCK_STREAM, ctrlAddr)
+	if err != nil {
+		return nil, err
 	}
 	err = connectWait(ctx, e.ring.Connect(s, sa))
 	// An interrupted connect goes on in the kernel; asking again tells
@@ -335,7 +443,21 @@ func (d *Dialer) connect(ctx context.Context, e *engine, network string, family 
 		return nil, err
 	}
 	fd := newNetFD(e, s, family, network)
+	fd.recordAddrs(nil, sa)
 	return newConn(fd), nil
+}
+
+// socket creates a socket to connect from: package net's default options,
+// Control, and the bind to LocalAddr, in package net's order.
+func (d *Dialer) socket(ctx context.Context, network string, family, sotype int, ctrlAddr string) (int, error) {
+	var lsa unix.Sockaddr
+	if d.LocalAddr != nil {
+		var err error
+		if lsa, err = localSockaddr(family, d.LocalAddr); err != nil {
+			return -1, err
+		}
+	}
+	return openSocket(ctx, family, sotype, network, false, d.ctrl(), ctrlAddr, lsa)
 }
 
 // connectWait waits for a connect, giving up when ctx is done.
@@ -392,25 +514,29 @@ func mapCtxErr(err error) error {
 	return err
 }
 
-func bindLocal(s, family int, a net.Addr) error {
-	var sa unix.Sockaddr
+// localSockaddr converts a Dialer's LocalAddr for a socket of family.
+func localSockaddr(family int, a net.Addr) (unix.Sockaddr, error) {
+	var (
+		ip   net.IP
+		port int
+		zone string
+	)
 	switch a := a.(type) {
 	case *net.TCPAddr:
-		ip, ok := netip.AddrFromSlice(a.IP)
-		if !ok {
-			ip = netip.IPv4Unspecified()
-			if family == unix.AF_INET6 {
-				ip = netip.IPv6Unspecified()
-			}
-		}
-		sa = tcpSockaddr(family, ip, a.Port, a.Zone)
+		ip, port, zone = a.IP, a.Port, a.Zone
+	case *net.UDPAddr:
+		ip, port, zone = a.IP, a.Port, a.Zone
 	case *net.UnixAddr:
-		sa = &unix.SockaddrUnix{Name: a.Name}
+		return &unix.SockaddrUnix{Name: a.Name}, nil
 	default:
-		return &net.AddrError{Err: "unexpected local address type", Addr: a.String()}
+		return nil, &net.AddrError{Err: "unexpected local address type", Addr: a.String()}
 	}
-	if err := unix.Bind(s, sa); err != nil {
-		return os.NewSyscallError("bind", err)
+	addr, ok := netip.AddrFromSlice(ip)
+	if !ok {
+		addr = netip.IPv4Unspecified()
+		if family == unix.AF_INET6 {
+			addr = netip.IPv6Unspecified()
+		}
 	}
-	return nil
+	return inetSockaddr(family, addr, port, zone), nil
 }

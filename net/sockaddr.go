@@ -6,7 +6,6 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -14,27 +13,30 @@ import (
 
 func sockaddrToAddr(network string, sa unix.Sockaddr) net.Addr {
 	switch sa := sa.(type) {
-	case *unix.SockaddrInet4:
-		return &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}
-	case *unix.SockaddrInet6:
-		a := &net.TCPAddr{IP: net.IP(append([]byte(nil), sa.Addr[:]...)), Port: sa.Port}
-		if sa.ZoneId != 0 {
-			if ifi, err := net.InterfaceByIndex(int(sa.ZoneId)); err == nil {
-				a.Zone = ifi.Name
-			} else {
-				a.Zone = strconv.Itoa(int(sa.ZoneId))
-			}
-		}
-		return a
+	case *unix.SockaddrInet4, *unix.SockaddrInet6:
+		var a sockAddr
+		a.setSockaddr(sa)
+		return a.addr(network)
 	case *unix.SockaddrUnix:
-		return &net.UnixAddr{Name: sa.Name, Net: network}
+		return &net.UnixAddr{Name: sa.Name, Net: unixNet(network)}
 	}
 	return nil
 }
 
+// unixNet is the Net of a *net.UnixAddr on network.
+func unixNet(network string) string {
+	if network == "unixgram" {
+		return network
+	}
+	return "unix"
+}
+
 func zeroAddr(network string) net.Addr {
-	if network == "unix" {
-		return &net.UnixAddr{Net: network}
+	switch {
+	case isUnix(network):
+		return &net.UnixAddr{Net: unixNet(network)}
+	case isUDP(network):
+		return &net.UDPAddr{}
 	}
 	return &net.TCPAddr{}
 }
@@ -43,10 +45,15 @@ func isTCP(network string) bool {
 	return network == "tcp" || network == "tcp4" || network == "tcp6"
 }
 
-// tcpSockaddr converts an address to the socket family and sockaddr that
-// a socket of network needs. An IPv4 address on an AF_INET6 socket is
-// mapped (::ffff:a.b.c.d).
-func tcpSockaddr(family int, ip netip.Addr, port int, zone string) unix.Sockaddr {
+func isUDP(network string) bool {
+	return network == "udp" || network == "udp4" || network == "udp6"
+}
+
+func isUnix(network string) bool { return network == "unix" || network == "unixgram" }
+
+// inetSockaddr converts an address to the sockaddr that a socket of family
+// needs. An IPv4 address on an AF_INET6 socket is mapped (::ffff:a.b.c.d).
+func inetSockaddr(family int, ip netip.Addr, port int, zone string) unix.Sockaddr {
 	if family == unix.AF_INET {
 		return &unix.SockaddrInet4{Port: port, Addr: ip.Unmap().As4()}
 	}
@@ -61,9 +68,19 @@ func tcpSockaddr(family int, ip netip.Addr, port int, zone string) unix.Sockaddr
 	return sa
 }
 
-// resolveTCP resolves address for network into candidate addresses, IPv4
-// first as package net orders them for "tcp".
-func resolveTCP(ctx context.Context, network, address string, listen bool) ([]netip.AddrPort, error) {
+// ipVersion is '4' or '6' for networks that name one ("tcp4", "udp6"), 0
+// for the others.
+func ipVersion(network string) byte {
+	switch network[len(network)-1] {
+	case '4', '6':
+		return network[len(network)-1]
+	}
+	return 0
+}
+
+// resolveInet resolves address for an IP network (tcp or udp) into
+// candidate addresses, IPv4 first as package net orders them.
+func resolveInet(ctx context.Context, network, address string, listen bool) ([]netip.AddrPort, error) {
 	host, service, err := net.SplitHostPort(address)
 	if err != nil {
 		return nil, err
@@ -72,16 +89,14 @@ func resolveTCP(ctx context.Context, network, address string, listen bool) ([]ne
 	if err != nil {
 		return nil, err
 	}
+	v := ipVersion(network)
 	if host == "" {
 		if !listen {
 			host = "localhost" // as package net dials ":port"
+		} else if v == '4' {
+			return []netip.AddrPort{netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port))}, nil
 		} else {
-			switch network {
-			case "tcp4":
-				return []netip.AddrPort{netip.AddrPortFrom(netip.IPv4Unspecified(), uint16(port))}, nil
-			default:
-				return []netip.AddrPort{netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(port))}, nil
-			}
+			return []netip.AddrPort{netip.AddrPortFrom(netip.IPv6Unspecified(), uint16(port))}, nil
 		}
 	}
 	var ips []netip.Addr
@@ -89,10 +104,8 @@ func resolveTCP(ctx context.Context, network, address string, listen bool) ([]ne
 		ips = []netip.Addr{ip}
 	} else {
 		ipnet := "ip"
-		if network == "tcp4" {
-			ipnet = "ip4"
-		} else if network == "tcp6" {
-			ipnet = "ip6"
+		if v != 0 {
+			ipnet += string(v)
 		}
 		if ips, err = net.DefaultResolver.LookupNetIP(ctx, ipnet, host); err != nil {
 			return nil, err
@@ -102,10 +115,10 @@ func resolveTCP(ctx context.Context, network, address string, listen bool) ([]ne
 	for _, ip := range ips {
 		ap := netip.AddrPortFrom(ip, uint16(port))
 		if ip.Unmap().Is4() {
-			if network != "tcp6" || ip.Is4In6() {
+			if v != '6' || ip.Is4In6() {
 				v4 = append(v4, netip.AddrPortFrom(ip.Unmap(), uint16(port)))
 			}
-		} else if network != "tcp4" {
+		} else if v != '4' {
 			v6 = append(v6, ap)
 		}
 	}
@@ -117,25 +130,34 @@ func resolveTCP(ctx context.Context, network, address string, listen bool) ([]ne
 }
 
 // familyFor picks the socket family for an address: AF_INET for IPv4 on
-// "tcp4" or "tcp", AF_INET6 otherwise (dual-stack for a "tcp" wildcard).
+// "tcp4" or "tcp" (and the udp twins), AF_INET6 otherwise (dual-stack for a
+// wildcard).
 func familyFor(network string, ap netip.AddrPort) int {
-	if network == "tcp6" {
+	v := ipVersion(network)
+	if v == '6' {
 		return unix.AF_INET6
 	}
-	if ap.Addr().Unmap().Is4() && !ap.Addr().IsUnspecified() || network == "tcp4" {
+	if ap.Addr().Unmap().Is4() && !ap.Addr().IsUnspecified() || v == '4' {
 		return unix.AF_INET
 	}
 	return unix.AF_INET6
 }
 
-func tcpAddrOf(ap netip.AddrPort) *net.TCPAddr {
+// inetAddrOf returns ap as network's net.Addr: a *net.UDPAddr or a
+// *net.TCPAddr.
+func inetAddrOf(network string, ap netip.AddrPort) net.Addr {
+	if isUDP(network) {
+		return &net.UDPAddr{IP: ap.Addr().AsSlice(), Port: int(ap.Port()), Zone: ap.Addr().Zone()}
+	}
 	return &net.TCPAddr{IP: ap.Addr().AsSlice(), Port: int(ap.Port()), Zone: ap.Addr().Zone()}
 }
 
-// newSocket creates a blocking stream socket: io_uring waits for readiness
-// itself, and a non-blocking socket would make it fail with EAGAIN instead.
-func newSocket(family int) (int, error) {
-	fd, err := unix.Socket(family, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+// newSocket creates a blocking socket of type sotype (unix.SOCK_STREAM,
+// SOCK_DGRAM): io_uring waits for readiness itself, and on kernels that
+// honour O_NONBLOCK in its operations a non-blocking socket would make them
+// fail with EAGAIN instead.
+func newSocket(family, sotype int) (int, error) {
+	fd, err := unix.Socket(family, sotype|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		return -1, os.NewSyscallError("socket", err)
 	}
@@ -143,84 +165,64 @@ func newSocket(family int) (int, error) {
 }
 
 // setTCPOptions applies what package net applies to a new TCP connection:
-// no Nagle delay, and keep-alives unless keepAlive is negative.
-func setTCPOptions(fd int, keepAlive time.Duration) error {
+// no Nagle delay, and keep-alives as net.Dialer and net.ListenConfig
+// configure them (KeepAlive, KeepAliveConfig).
+func setTCPOptions(fd int, keepAlive time.Duration, cfg net.KeepAliveConfig) error {
 	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1); err != nil {
 		return os.NewSyscallError("setsockopt", err)
 	}
-	if keepAlive < 0 {
+	if !cfg.Enable && keepAlive >= 0 {
+		cfg = net.KeepAliveConfig{Enable: true, Idle: keepAlive}
+	}
+	if !cfg.Enable {
 		return nil
 	}
-	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1); err != nil {
-		return os.NewSyscallError("setsockopt", err)
-	}
-	if keepAlive == 0 {
-		keepAlive = 15 * time.Second
-	}
-	return setKeepAlivePeriod(fd, keepAlive)
+	return setKeepAliveConfig(fd, cfg)
 }
 
-func setKeepAlivePeriod(fd int, d time.Duration) error {
+// setKeepAliveConfig is (*net.TCPConn).SetKeepAliveConfig: zero durations
+// and counts mean package net's defaults (15 s, 15 s, 9), negative ones
+// leave the option alone.
+func setKeepAliveConfig(fd int, cfg net.KeepAliveConfig) error {
+	if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_KEEPALIVE, boolint(cfg.Enable)); err != nil {
+		return os.NewSyscallError("setsockopt", err)
+	}
+	if err := setKeepAliveSecs(fd, unix.TCP_KEEPIDLE, cfg.Idle); err != nil {
+		return err
+	}
+	if err := setKeepAliveSecs(fd, unix.TCP_KEEPINTVL, cfg.Interval); err != nil {
+		return err
+	}
+	n := cfg.Count
+	if n == 0 {
+		n = defaultKeepAliveCount
+	}
+	if n > 0 {
+		if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, n); err != nil {
+			return os.NewSyscallError("setsockopt", err)
+		}
+	}
+	return nil
+}
+
+// Package net's keep-alive defaults.
+const (
+	defaultKeepAlive      = 15 * time.Second
+	defaultKeepAliveCount = 9
+)
+
+// setKeepAliveSecs sets TCP_KEEPIDLE or TCP_KEEPINTVL to d rounded up to
+// whole seconds: zero means the default, negative leaves it alone.
+func setKeepAliveSecs(fd, opt int, d time.Duration) error {
+	if d < 0 {
+		return nil
+	}
+	if d == 0 {
+		d = defaultKeepAlive
+	}
 	secs := int((d + time.Second - 1) / time.Second)
-	if secs < 1 {
-		secs = 1
-	}
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, secs); err != nil {
-		return os.NewSyscallError("setsockopt", err)
-	}
-	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, secs); err != nil {
+	if err := unix.SetsockoptInt(fd, unix.IPPROTO_TCP, opt, secs); err != nil {
 		return os.NewSyscallError("setsockopt", err)
 	}
 	return nil
-}
-
-// rawConn is the syscall.RawConn of a Conn or Listener.
-type rawConn struct{ fd *netFD }
-
-var _ syscall.RawConn = (*rawConn)(nil)
-
-func (c *rawConn) Control(f func(fd uintptr)) error {
-	if !c.fd.incref() {
-		return c.fd.opError("raw-control", net.ErrClosed)
-	}
-	defer c.fd.decref()
-	f(uintptr(c.fd.sysfd))
-	return nil
-}
-
-func (c *rawConn) Read(f func(fd uintptr) bool) error {
-	return c.wait("raw-read", true, unix.POLLIN, f)
-}
-
-func (c *rawConn) Write(f func(fd uintptr) bool) error {
-	return c.wait("raw-write", false, unix.POLLOUT, f)
-}
-
-// wait calls f until it returns true, waiting for the socket to become
-// ready for events in between. read says which deadline applies.
-func (c *rawConn) wait(op string, read bool, events uint32, f func(fd uintptr) bool) error {
-	fd := c.fd
-	if !fd.incref() {
-		return fd.opError(op, net.ErrClosed)
-	}
-	defer fd.decref()
-	for {
-		if f(uintptr(fd.sysfd)) {
-			return nil
-		}
-		d := &fd.deadlines().wd
-		if read {
-			d = &fd.deadlines().rd
-		}
-		wc := d.ctx()
-		if err := fd.waitErr(read); err != nil {
-			return fd.opError(op, err)
-		}
-		p := fd.e.ring.Poll(fd.sysfd, events)
-		if _, err := p.WaitContext(wc); err == errWake {
-			p.Wait()
-		} else if err != nil && errnoOf(err) != syscall.ECANCELED {
-			return fd.opError(op, err)
-		}
-	}
 }

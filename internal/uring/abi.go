@@ -116,6 +116,16 @@ type BufReg struct {
 	Resv        [3]uint64
 }
 
+// RecvmsgOut is struct io_uring_recvmsg_out, which a multishot recvmsg
+// writes at the start of each buffer it fills, before the name, the
+// control data and the payload.
+type RecvmsgOut struct {
+	Namelen    uint32
+	Controllen uint32
+	Payloadlen uint32
+	Flags      uint32
+}
+
 // FilesUpdate is struct io_uring_files_update.
 type FilesUpdate struct {
 	Offset uint32

@@ -54,6 +54,7 @@ func TestABILayout(t *testing.T) {
 	assert.EqualValues(t, 16, unsafe.Sizeof(Timespec{}))
 	assert.EqualValues(t, 16, unsafe.Sizeof(FilesUpdate{}))
 	assert.EqualValues(t, 40, unsafe.Sizeof(BufReg{}), "sizeof(struct io_uring_buf_reg)")
+	assert.EqualValues(t, 16, unsafe.Sizeof(RecvmsgOut{}), "sizeof(struct io_uring_recvmsg_out)")
 	assert.EqualValues(t, 12, unsafe.Offsetof(BufReg{}.Bgid))
 
 	// A few opcodes from the middle and the end of the enum, where a
