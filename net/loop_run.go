@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"runtime"
 	"runtime/debug"
@@ -664,7 +665,7 @@ func (l *loop) place(fd int) {
 func (l *loop) newConn(fd int) {
 	if l.tcp {
 		// Errors are not fatal: the connection works without them.
-		_ = setTCPOptions(fd, l.srv.KeepAlive)
+		_ = setTCPOptions(fd, l.srv.KeepAlive, net.KeepAliveConfig{})
 	}
 	var slot uint32
 	if n := len(l.free); n > 0 {
