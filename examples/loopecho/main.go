@@ -1,8 +1,9 @@
 // Command loopecho is a TCP echo server on rionet's event loops: every
 // byte a client sends comes back. Unlike examples/echo, which serves each
 // connection from a goroutine through net.Conn, it has no goroutine per
-// connection: each loop (one per P) receives into buffers of its own and
-// calls OnData, which queues the bytes to be sent back.
+// connection: each loop (by default one per P but one, at least one)
+// receives into buffers of its own and calls OnData, which queues the
+// bytes to be sent back.
 //
 //	go run ./examples/loopecho -addr 127.0.0.1:7008
 //	printf 'hello\n' | nc -q1 127.0.0.1 7008
