@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/panjf2000/gnet/v2"
+	"github.com/panjf2000/gnet/v2/pkg/logging"
 )
 
 type echo struct {
@@ -36,6 +37,23 @@ func (e *echo) OnTraffic(c gnet.Conn) gnet.Action {
 	buf, _ := c.Next(-1)
 	c.Write(buf)
 	return gnet.None
+}
+
+// stderrLogger sends gnet's log to standard error: standard output is for
+// the "listening" line, which bench/net's -x reads as the first line.
+type stderrLogger struct{}
+
+var _ logging.Logger = stderrLogger{}
+
+func (stderrLogger) Debugf(string, ...any) {}
+func (stderrLogger) Infof(f string, a ...any) {
+	fmt.Fprintf(os.Stderr, "gnet: "+f+"\n", a...)
+}
+func (stderrLogger) Warnf(f string, a ...any)  { stderrLogger{}.Infof(f, a...) }
+func (stderrLogger) Errorf(f string, a ...any) { stderrLogger{}.Infof(f, a...) }
+func (stderrLogger) Fatalf(f string, a ...any) {
+	stderrLogger{}.Infof(f, a...)
+	os.Exit(1)
 }
 
 func main() {
@@ -66,7 +84,7 @@ func main() {
 		defer cancel()
 		gnet.Stop(ctx, proto)
 	}()
-	opts := []gnet.Option{gnet.WithMulticore(*loops == 0), gnet.WithReusePort(*reuse), gnet.WithLockOSThread(*lock)}
+	opts := []gnet.Option{gnet.WithMulticore(*loops == 0), gnet.WithReusePort(*reuse), gnet.WithLockOSThread(*lock), gnet.WithLogger(stderrLogger{})}
 	if *loops > 0 {
 		opts = append(opts, gnet.WithNumEventLoop(*loops))
 	}
