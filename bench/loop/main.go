@@ -12,13 +12,21 @@
 // CPU time (utime+stime, every thread) and context switches (voluntary
 // and involuntary, every thread) per request over the measured window.
 //
-//	go run ./bench/loop                      # everything, 5 rounds of 3 s
+//	go run ./bench/loop                      # echo16, echo256, idle; 5 rounds of 3 s
 //	go run ./bench/loop -rounds 3 -dur 2s -only echo256
 //	go run ./bench/loop -servers loop,gnet -only idle
+//	go run ./bench/loop -rounds 3 -servers loop,loop2,gnet -only churn
+//
+// The churn scenario has 4 client threads connect, echo 64 B and reset,
+// over and over (req/s there is connections per second).
 //
 // It needs gcc and liburing-dev (for the C server and the client) and
 // builds bench/gnet, a module of its own, with go build. The loop-server
 // subcommand is the rionet server it starts; it can be run by hand too.
+// With -addr HOST:0 it picks a port and prints "listening ADDR" once it
+// accepts, as bench/gnet's server does, so that bench/net runs both as
+// extra servers (-x) with its own client and JSON output; see docs/loop.md.
+// It prints Markdown tables, not JSON.
 package main
 
 import (
