@@ -11,22 +11,30 @@ import (
 var errNoPrevious = fmt.Errorf("no operation queued before it: %w", syscall.EINVAL)
 
 // Submit submits every queued operation with one io_uring_enter, in order
-// and contiguously, and empties the Batch for reuse. It blocks while the
-// ring has fewer free slots than the Batch has operations.
+// and contiguously, and empties the Batch for reuse. If the ring has fewer
+// free slots than the Batch has operations, the Batch waits in the ring's
+// queue as one submission and Submit returns nil at once; its operations
+// are pending meanwhile. Cancelling any of them (Cancel, WaitContext, or
+// CancelFd on one's descriptor) before they are submitted withdraws the
+// whole Batch: every operation completes with ECANCELED.
 //
 // Submit is all or nothing: if it returns an error, no operation was
 // submitted, and each one's Wait returns the error. That happens when the
 // ring is closed (ErrClosed), when an operation is unsupported (matching
 // ErrNotSupported) or has a bad argument, when the last operation is linked
-// to nothing, and when the Batch is larger than the submission queue or than
-// the ring's capacity.
+// to nothing, when the Batch is larger than the submission queue or than
+// the ring's capacity, and when the ring's queue is at its limit
+// (ErrRingFull).
 func (b *Batch) Submit() error {
 	ops, sqes, err := b.ops, b.sqes, b.err
 	defer b.reset()
+	r := b.r
+	if err == nil && !r.usable() {
+		err = errBadRing
+	}
 	if len(ops) == 0 {
 		return err
 	}
-	r := b.r
 	if err == nil {
 		err = r.checkBatch(ops, sqes)
 	}
@@ -36,9 +44,13 @@ func (b *Batch) Submit() error {
 	}
 
 	// Take every slot at once, so that two batches can never each hold
-	// part of what the other needs.
-	idx, err := r.acquire(b.idx[:0], len(ops), false)
+	// part of what the other needs. If they are not free, the Batch waits
+	// in the queue as one submission.
+	idx, err := r.acquire(b.idx[:0], len(ops), false, ops, sqes)
 	b.idx = idx
+	if err == errQueued {
+		return nil
+	}
 	if err != nil {
 		failAll(ops, err)
 		return err
@@ -56,8 +68,10 @@ func (b *Batch) Submit() error {
 			r.unclaim(i)
 		}
 		r.release(idx...)
-		failAll(ops, ErrClosed)
-		return ErrClosed
+		err := r.closedErr()
+		failAll(ops, err)
+		r.pump()
+		return err
 	}
 	r.waitSQSpace(uint32(len(ops)))
 	for i, o := range ops {
@@ -112,5 +126,10 @@ func (b *Batch) reset() {
 // Cap returns the most operations one Submit accepts: the smaller of the
 // submission queue's size and the number of operations the ring keeps in
 // flight. A caller with more independent operations submits them in
-// groups of Cap.
-func (b *Batch) Cap() int { return min(int(b.r.rings.SQEntries), b.r.table.nuser) }
+// groups of Cap. A Batch of a nil or zero Ring has no capacity.
+func (b *Batch) Cap() int {
+	if !b.r.usable() {
+		return 0
+	}
+	return min(int(b.r.rings.SQEntries), b.r.table.nuser)
+}

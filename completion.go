@@ -50,6 +50,7 @@ type opExtra struct {
 	obj2     unsafe.Pointer   // second object (the new path of a rename, a statx buffer)
 	okErrno  [2]syscall.Errno // negative results that mean success (ETIME for timeouts)
 	raceDone chan struct{}    // race builds: the simulated kernel access is recorded
+	q        *queued          // the queued submission, if the op waited for a slot
 	// onCQE, if set, sees every CQE of the op and returns the result and
 	// flags the op completes with when the last one (without
 	// IORING_CQE_F_MORE) arrives.
@@ -93,6 +94,18 @@ func (o *op) finish() {
 	}
 }
 
+// finishRes completes o with a result the kernel did not post: o was
+// withdrawn from the queue before it reached the kernel.
+func (o *op) finishRes(res int32, flags uint32) {
+	if o.stream {
+		streamOf(o).onCQE(res, flags)
+	} else if x := o.x; x != nil && x.onCQE != nil {
+		res, flags = x.onCQE(res, flags)
+	}
+	o.res, o.cflags = res, flags
+	o.finish()
+}
+
 // fail completes an op that never reached the kernel.
 func (o *op) fail(err error) {
 	o.extra().err = err
@@ -116,8 +129,16 @@ func (o *op) wait(ctx context.Context) error {
 		return nil
 	}
 	w := o.waiterOf()
+	// finish stores the state, then loads the waiter; we stored the
+	// waiter, now load the state. One of the two sees the other: if finish
+	// ran between our first check and the store, it found no waiter to
+	// wake, and the state says done here.
+	if o.state.Load() == stateDone {
+		return nil
+	}
 	if !r.arm() {
-		// Torn down: every op has been reaped, so ours is done.
+		// Torn down: every op has been reaped (or failed), and finish,
+		// having seen our waiter, closes its channel.
 		<-w.ch
 		return nil
 	}

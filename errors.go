@@ -7,12 +7,18 @@ import (
 	"syscall"
 
 	"github.com/gorio/rio/internal/uring"
+	"golang.org/x/sys/unix"
 )
 
 var (
 	// ErrClosed is returned for operations started on, or blocked in, a Ring
 	// that has been closed.
 	ErrClosed = errors.New("rio: ring closed")
+
+	// ErrRingFull is matched by the error of an operation refused because
+	// the ring's in-flight table was full and its queue at the limit set
+	// with WithQueueLimit. The operation never reached the kernel.
+	ErrRingFull = errors.New("rio: ring full")
 
 	// ErrNotSupported is matched (with errors.Is) by every error that reports
 	// io_uring, an operation or a setup flag as unavailable: because the
@@ -22,9 +28,23 @@ var (
 	// *FeatureError that names the feature and the kernel that brought it.
 	ErrNotSupported = errors.New("not supported")
 
+	// ErrResourceLimit is matched (with errors.Is) by every error that
+	// reports a resource limit of the process as the reason io_uring, or
+	// part of it, could not be set up: RLIMIT_MEMLOCK, against which the
+	// kernel counts the memory it pins for rings, registered buffers and
+	// provided-buffer rings (ENOMEM), or RLIMIT_NOFILE (EMFILE, ENFILE).
+	// The concrete error is a *LimitError, which also wraps the errno.
+	// Unlike ErrNotSupported, it may go away with smaller rings or fewer
+	// buffers.
+	ErrResourceLimit = errors.New("resource limit")
+
+	// errBadRing is the error of every method of a nil or zero Ring, as
+	// package os returns one matching fs.ErrInvalid for a nil *os.File.
+	errBadRing = fmt.Errorf("rio: nil or zero Ring: %w", syscall.EINVAL)
+
 	// errNotSubmitted is returned by Wait for an operation of a Batch that
 	// was never submitted.
-	errNotSubmitted = errors.New("rio: operation belongs to a Batch that was not submitted")
+	errNotSubmitted = fmt.Errorf("rio: operation belongs to a Batch that was not submitted: %w", syscall.EINVAL)
 )
 
 // FeatureError reports that a kernel feature rio needs is missing or blocked.
@@ -59,14 +79,92 @@ func (e *FeatureError) Unwrap() []error {
 	return []error{ErrNotSupported, e.Err}
 }
 
-// setupError classifies a failed io_uring_setup. The kernel refuses with
-// ENOSYS when io_uring is not built in (or a seccomp profile answers
-// ENOSYS), and with EPERM when kernel.io_uring_disabled forbids it or a
-// seccomp profile answers EPERM, as Docker's default one does.
+// LimitError reports that a resource limit kept io_uring, or part of it
+// (a ring of the size asked for, a buffer ring), from being set up. It
+// matches ErrResourceLimit and unwraps to the system call error.
+type LimitError struct {
+	// What needed the resource: "io_uring_setup", "eventfd", or a
+	// registration such as "IORING_REGISTER_PBUF_RING".
+	What string
+	// Limit names the limit and its current value, such as
+	// "RLIMIT_MEMLOCK is 64 KiB".
+	Limit string
+	// Err is the error the kernel returned (ENOMEM, EMFILE, ENFILE).
+	Err error
+}
+
+// Error says that a resource limit was reached, which one, and the error
+// the kernel returned.
+func (e *LimitError) Error() string {
+	return fmt.Sprintf("rio: %s: resource limit (%s): %v", e.What, e.Limit, e.Err)
+}
+
+// Unwrap returns ErrResourceLimit and the underlying error.
+func (e *LimitError) Unwrap() []error { return []error{ErrResourceLimit, e.Err} }
+
+// unavailable reports whether errno, from any io_uring system call, means
+// that io_uring is not there for this process: ENOSYS when it is not built
+// in (or a seccomp profile answers ENOSYS), EPERM when
+// kernel.io_uring_disabled forbids it or a seccomp profile answers EPERM,
+// as Docker's default one does, and EACCES.
+func unavailable(errno syscall.Errno) bool {
+	return errno == syscall.ENOSYS || errno == syscall.EPERM || errno == syscall.EACCES
+}
+
+// limitError returns a *LimitError for err if it reports a resource limit
+// (ENOMEM: RLIMIT_MEMLOCK, or memory; EMFILE, ENFILE: descriptors), or nil.
+func limitError(what string, err error) error {
+	var errno syscall.Errno
+	if !errors.As(err, &errno) {
+		return nil
+	}
+	var rl unix.Rlimit
+	switch errno {
+	case syscall.ENOMEM:
+		limit := "out of memory"
+		if unix.Getrlimit(unix.RLIMIT_MEMLOCK, &rl) == nil && rl.Cur != unix.RLIM_INFINITY {
+			limit = fmt.Sprintf("RLIMIT_MEMLOCK is %d KiB; the kernel counts the memory io_uring pins against it", rl.Cur>>10)
+		}
+		return &LimitError{What: what, Limit: limit, Err: err}
+	case syscall.EMFILE:
+		limit := "RLIMIT_NOFILE"
+		if unix.Getrlimit(unix.RLIMIT_NOFILE, &rl) == nil {
+			limit = fmt.Sprintf("RLIMIT_NOFILE is %d", rl.Cur)
+		}
+		return &LimitError{What: what, Limit: limit, Err: err}
+	case syscall.ENFILE:
+		return &LimitError{What: what, Limit: "the system's limit on open files", Err: err}
+	}
+	return nil
+}
+
+// setupError classifies a failed io_uring_setup: unavailable (a
+// *FeatureError matching ErrNotSupported), a resource limit (a
+// *LimitError), or else the *os.SyscallError itself.
 func setupError(err error) error {
 	var errno syscall.Errno
-	if errors.As(err, &errno) && (errno == syscall.ENOSYS || errno == syscall.EPERM || errno == syscall.EACCES) {
+	if errors.As(err, &errno) && unavailable(errno) {
 		return &FeatureError{Feature: "io_uring", MinKernel: "5.1", Err: err}
+	}
+	if lerr := limitError("io_uring_setup", err); lerr != nil {
+		return lerr
+	}
+	return err
+}
+
+// registerError classifies a failed io_uring_register of feature (an
+// IORING_REGISTER_* name, or "io_uring_register" for those every kernel
+// has), which came with Linux minKernel: blocked (a seccomp profile that
+// lets io_uring_setup through but not io_uring_register) gives a
+// *FeatureError, a resource limit a *LimitError, anything else the
+// *os.SyscallError itself.
+func registerError(feature, minKernel string, err error) error {
+	var errno syscall.Errno
+	if errors.As(err, &errno) && unavailable(errno) {
+		return &FeatureError{Feature: feature, MinKernel: minKernel, Err: err}
+	}
+	if lerr := limitError(feature, err); lerr != nil {
+		return lerr
 	}
 	return err
 }

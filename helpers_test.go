@@ -102,3 +102,5 @@ func tempFile(t testing.TB, data []byte) *os.File {
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+func runtimeStack(buf []byte) int { return runtime.Stack(buf, true) }

@@ -1,10 +1,12 @@
 package rio
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 	"time"
 	"unsafe"
@@ -24,6 +26,8 @@ func TestMain(m *testing.M) {
 		os.Exit(raceChild(child == "race-misuse"))
 	case "seccomp":
 		os.Exit(seccompChild())
+	case "memlock":
+		os.Exit(memlockChild())
 	case "pin":
 		os.Exit(pinChild(os.Getenv("RIO_PIN_FILE")))
 	default:
@@ -37,11 +41,15 @@ func TestMain(m *testing.M) {
 // go test -race) and returns its output and exit error.
 func runChild(t *testing.T, child string, race bool) (string, error) {
 	t.Helper()
+	// A child that hangs fails the test instead of hanging it: the bound
+	// is generous, not a timing assertion.
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	var cmd *exec.Cmd
 	if !race || raceEnabled {
-		cmd = exec.Command(os.Args[0])
+		cmd = exec.CommandContext(ctx, os.Args[0])
 	} else {
-		cmd = exec.Command("go", "test", "-race", "-count=1", "-v", ".")
+		cmd = exec.CommandContext(ctx, "go", "test", "-race", "-count=1", "-v", ".")
 	}
 	cmd.Env = append(os.Environ(), "RIO_TEST_CHILD="+child)
 	out, err := cmd.CombinedOutput()
@@ -109,14 +117,107 @@ func TestNotSupportedUnderSeccomp(t *testing.T) {
 	}
 }
 
+// Issue 11, item 3: a seccomp profile that lets io_uring_setup through but
+// blocks io_uring_register or io_uring_enter makes io_uring just as
+// unavailable: New reports ErrNotSupported, naming the blocked call.
+// Before the fix, a blocked register gave a plain *os.SyscallError and a
+// blocked enter a ring whose first operation never completed.
+func TestNotSupportedWhenRegisterOrEnterBlocked(t *testing.T) {
+	for _, call := range []string{"register", "enter"} {
+		for _, errno := range []unix.Errno{unix.EPERM, unix.ENOSYS} {
+			t.Setenv("RIO_SECCOMP_CALL", call)
+			t.Setenv("RIO_SECCOMP_ERRNO", fmt.Sprint(int(errno)))
+			out, err := runChild(t, "seccomp", false)
+			require.NoError(t, err, out)
+			assert.Contains(t, out, "NOTSUPPORTED: rio: io_uring_"+call+" not supported (requires Linux 5.1 or later): io_uring_"+call+": "+errno.Error())
+		}
+	}
+}
+
+// Issue 11, item 4: io_uring_enter blocked after the ring was set up fails
+// the operations the kernel never saw with the errno, and Close returns.
+// Before the fix, the first operation waited for ever.
+func TestEnterBlockedAfterNew(t *testing.T) {
+	for _, errno := range []unix.Errno{unix.EPERM, unix.ENOSYS} {
+		t.Setenv("RIO_SECCOMP_CALL", "enter-after-new")
+		t.Setenv("RIO_SECCOMP_ERRNO", fmt.Sprint(int(errno)))
+		out, err := runChild(t, "seccomp", false)
+		require.NoError(t, err, out)
+		assert.Contains(t, out, "NOP: io_uring_enter: "+errno.Error())
+		assert.Contains(t, out, "CLOSE: io_uring_enter: "+errno.Error())
+	}
+}
+
+// Issue 11, item 3: under a low RLIMIT_MEMLOCK, a ring or a buffer ring
+// too large for it fails with a *LimitError that says so, matching
+// ErrResourceLimit and ENOMEM, not ErrNotSupported. Before the fix, both
+// were plain *os.SyscallErrors.
+func TestMemlockIsAResourceLimit(t *testing.T) {
+	out, err := runChild(t, "memlock", false)
+	require.NoError(t, err, out)
+	assert.Contains(t, out, "BIG: rio: io_uring_setup: resource limit (RLIMIT_MEMLOCK is 64 KiB")
+	assert.Contains(t, out, "PBUF: rio: IORING_REGISTER_PBUF_RING: resource limit (RLIMIT_MEMLOCK is 64 KiB")
+}
+
 func seccompChild() int {
 	var errno uint32
 	if _, err := fmt.Sscan(os.Getenv("RIO_SECCOMP_ERRNO"), &errno); err != nil {
 		fmt.Println(err)
 		return 2
 	}
-	// seccomp_data.nr is at offset 0. Return errno for io_uring_setup,
-	// allow everything else.
+	nr := uint32(unix.SYS_IO_URING_SETUP)
+	switch os.Getenv("RIO_SECCOMP_CALL") {
+	case "register":
+		nr = unix.SYS_IO_URING_REGISTER
+	case "enter", "enter-after-new":
+		nr = unix.SYS_IO_URING_ENTER
+	}
+	if os.Getenv("RIO_SECCOMP_CALL") == "enter-after-new" {
+		return enterBlockedChild(nr, errno)
+	}
+	if err := blockSyscall(nr, errno); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	_, err := New()
+	if !errors.Is(err, ErrNotSupported) {
+		fmt.Printf("New under seccomp: %v, want ErrNotSupported\n", err)
+		return 1
+	}
+	fmt.Println("NOTSUPPORTED:", err)
+	return 0
+}
+
+// enterBlockedChild creates a ring, then blocks io_uring_enter: the first
+// operation fails with the errno instead of waiting for ever, and Close
+// returns.
+func enterBlockedChild(nr, errno uint32) int {
+	r, err := New()
+	if err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	if err := blockSyscall(nr, errno); err != nil {
+		fmt.Println(err)
+		return 1
+	}
+	_, err = r.Nop().Wait()
+	fmt.Println("NOP:", err)
+	if !errors.Is(err, syscall.Errno(errno)) {
+		return 1
+	}
+	err = r.Close()
+	fmt.Println("CLOSE:", err)
+	if !errors.Is(err, syscall.Errno(errno)) {
+		return 1
+	}
+	return 0
+}
+
+// blockSyscall installs a seccomp filter that makes system call nr fail
+// with errno and allows everything else, on every thread.
+func blockSyscall(nr, errno uint32) error {
+	// seccomp_data.nr is at offset 0.
 	const (
 		ldW    = 0x20 // BPF_LD|BPF_W|BPF_ABS
 		jeqK   = 0x15 // BPF_JMP|BPF_JEQ|BPF_K
@@ -126,25 +227,64 @@ func seccompChild() int {
 	)
 	prog := []unix.SockFilter{
 		{Code: ldW, K: 0},
-		{Code: jeqK, Jt: 0, Jf: 1, K: unix.SYS_IO_URING_SETUP},
+		{Code: jeqK, Jt: 0, Jf: 1, K: nr},
 		{Code: retK, K: retErr | errno},
 		{Code: retK, K: retOK},
 	}
 	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
 	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		fmt.Println("prctl:", err)
-		return 1
+		return fmt.Errorf("prctl: %w", err)
 	}
 	const setModeFilter, flagTsync = 1, 1
 	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, setModeFilter, flagTsync, uintptr(unsafe.Pointer(&fprog))); e != 0 {
-		fmt.Println("seccomp:", e)
+		return fmt.Errorf("seccomp: %w", e)
+	}
+	return nil
+}
+
+// memlockChild runs under an RLIMIT_MEMLOCK of 64 KiB, without
+// CAP_IPC_LOCK (a root process drops to nobody first: the kernel does not
+// count locked memory for a process with the capability). A ring too large
+// for the limit is a resource limit, a small one works, and a buffer ring
+// too large for what is left is a resource limit too.
+func memlockChild() int {
+	if os.Geteuid() == 0 {
+		if err := syscall.Setgid(65534); err != nil {
+			fmt.Println("setgid:", err)
+			return 1
+		}
+		if err := syscall.Setuid(65534); err != nil {
+			fmt.Println("setuid:", err)
+			return 1
+		}
+	}
+	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: 64 << 10, Max: 64 << 10}); err != nil {
+		fmt.Println("setrlimit:", err)
 		return 1
 	}
-	_, err := New()
-	if !errors.Is(err, ErrNotSupported) {
-		fmt.Printf("New under seccomp: %v, want ErrNotSupported\n", err)
+	check := func(what string, err error) bool {
+		fmt.Printf("%s: %v\n", what, err)
+		return errors.Is(err, ErrResourceLimit) && errors.Is(err, syscall.ENOMEM) && !errors.Is(err, ErrNotSupported)
+	}
+	_, err := New(WithEntries(1024), WithCQEntries(65536))
+	if !check("BIG", err) {
 		return 1
 	}
-	fmt.Println("NOTSUPPORTED:", err)
+	r, err := New()
+	if err != nil {
+		fmt.Println("SMALL:", err)
+		return 1
+	}
+	defer r.Close()
+	_, err = r.NewBufferRing(1, 4096, 4096)
+	if !check("PBUF", err) {
+		return 1
+	}
+	br, err := r.NewBufferRing(2, 8, 4096)
+	if err != nil {
+		fmt.Println("small PBUF:", err)
+		return 1
+	}
+	br.Close()
 	return 0
 }

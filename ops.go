@@ -1,6 +1,7 @@
 package rio
 
 import (
+	"syscall"
 	"time"
 
 	"github.com/gorio/rio/internal/uring"
@@ -181,10 +182,35 @@ func (r *Ring) Poll(fd int, events uint32) *Completion[uint32] {
 }
 
 // CancelFd cancels every operation in flight on fd and returns how many it
-// cancelled (Linux 5.19).
+// cancelled (Linux 5.19). Operations on fd still waiting for a slot are
+// withdrawn (they complete with ECANCELED) and counted too. The
+// cancellation takes one of the slots kept for cancellations, so it never
+// waits behind the operations it cancels.
 func (r *Ring) CancelFd(fd int) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepCancelFd(new(Completion[int]), &s, fd), &s)
+	c := prepCancelFd(new(Completion[int]), &s, fd)
+	c.ring = r
+	if !r.usable() {
+		c.fail(errBadRing)
+		return c
+	}
+	if r.closedA.Load() {
+		c.fail(r.closedErr())
+		return c
+	}
+	if n := int32(r.withdrawQueuedFd(fd)); n > 0 {
+		c.extra().onCQE = func(res int32, flags uint32) (int32, uint32) {
+			switch {
+			case res >= 0:
+				res += n
+			case res == -int32(syscall.ENOENT):
+				res = n
+			}
+			return res, flags
+		}
+	}
+	r.submit(&c.op, &s, true)
+	return c
 }
 
 func submit1[T any](r *Ring, c *Completion[T], s *uring.SQE) *Completion[T] {
@@ -201,7 +227,7 @@ func submit1[T any](r *Ring, c *Completion[T], s *uring.SQE) *Completion[T] {
 //
 // The operations' memory belongs to the kernel from Submit on, as for the
 // Ring's methods. Waiting on an operation of a Batch that was not submitted
-// returns an error.
+// returns an error matching syscall.EINVAL.
 //
 // A Batch allocates its Completions 64 at a time, which makes each cheaper;
 // keeping one Completion referenced keeps its group of 64 (about 5 KB)

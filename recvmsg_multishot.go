@@ -38,6 +38,10 @@ func prepRecvmsgMultishot(sqe *uring.SQE, fd int, br *BufferRing, nameLen, oobLe
 	st := newStream(bufferResult)
 	s := &st.streamCore
 	initSQE(&s.op, sqe, uring.OpRecvmsg, fd)
+	if br == nil {
+		s.op.setErr(errNilBufferRing("RecvmsgMultishot"))
+		return st
+	}
 	if nameLen < 0 || oobLen < 0 || int64(recvmsgOutSize)+int64(nameLen)+int64(oobLen) > int64(br.size) {
 		s.op.setErr(argError("RecvmsgMultishot", fmt.Errorf("name %d and control %d bytes do not fit buffers of %d: %w", nameLen, oobLen, br.size, syscall.EINVAL)))
 	}

@@ -17,6 +17,9 @@ import (
 // the caller keeps using them, as fixed operations' data, but must not let
 // them go. Only one set is registered at a time.
 func (r *Ring) RegisterBuffers(bufs [][]byte) error {
+	if !r.usable() {
+		return errBadRing
+	}
 	if len(bufs) == 0 || len(bufs) > math.MaxUint16 {
 		return argError("RegisterBuffers", fmt.Errorf("%d buffers: %w", len(bufs), syscall.EINVAL))
 	}
@@ -51,6 +54,9 @@ func (r *Ring) RegisterBuffers(bufs [][]byte) error {
 // UnregisterBuffers drops the registered buffers. Fixed operations still in
 // flight keep their own reference to the pages they use.
 func (r *Ring) UnregisterBuffers() error {
+	if !r.usable() {
+		return errBadRing
+	}
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
 	if err := r.liveLocked(); err != nil {
@@ -76,6 +82,9 @@ func (r *Ring) RegisterFiles(fds []int) error {
 	for i, fd := range fds {
 		arr[i] = int32(fd)
 	}
+	if !r.usable() {
+		return errBadRing
+	}
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
 	if err := r.liveLocked(); err != nil {
@@ -97,6 +106,9 @@ func (r *Ring) UpdateFiles(off int, fds []int) error {
 		arr[i] = int32(fd)
 	}
 	up := uring.FilesUpdate{Offset: uint32(off), Fds: uint64(uintptr(unsafe.Pointer(&arr[0])))}
+	if !r.usable() {
+		return errBadRing
+	}
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
 	if err := r.liveLocked(); err != nil {
@@ -109,6 +121,9 @@ func (r *Ring) UpdateFiles(off int, fds []int) error {
 
 // UnregisterFiles empties the registered file table.
 func (r *Ring) UnregisterFiles() error {
+	if !r.usable() {
+		return errBadRing
+	}
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
 	if err := r.liveLocked(); err != nil {

@@ -19,7 +19,13 @@
 //
 // The number of operations in flight is capped below the CQ's capacity, so
 // the kernel never has to drop or overflow a completion. Past the cap, an
-// operation method blocks (the goroutine parks) until a slot frees.
+// operation method does not block: the operation waits in the ring's queue,
+// in submission order, and is submitted when a slot frees. Its Completion
+// (or Stream) is pending meanwhile, so WaitContext's context, Cancel and
+// Close end that wait as they end any other: a cancelled operation leaves
+// the queue without reaching the kernel and completes with ECANCELED.
+// WithQueueLimit bounds the queue. Cancellations never wait behind user
+// operations: they have slots of their own.
 //
 // # Concurrency
 //
@@ -48,7 +54,9 @@ import (
 )
 
 // Ring is an io_uring instance. Create one with New and release it with
-// Close. The zero value is not usable.
+// Close. A nil or zero Ring is not usable: its methods return (or their
+// operations fail with) an error matching syscall.EINVAL, as an *os.File's
+// do for a nil one, and Stats returns zero counters.
 type Ring struct {
 	k      kernel
 	rings  *uring.Rings
@@ -64,6 +72,7 @@ type Ring struct {
 	again      bool   // SQEs were published while it was in enter
 	heavy      bool   // an unsubmitted SQE moves much data inline (see heavyOp)
 	closed     bool   // Close has begun: no new user operations
+	quiet      bool   // Close is done cancelling: no new internal operations either
 	dead       bool   // torn down: no operations at all
 
 	// Completion side.
@@ -71,6 +80,10 @@ type Ring struct {
 	cqHead  uint32     // our copy of the CQ head, guarded by cqMu
 	freed   [64]uint32 // drainLocked's slots to release, guarded by cqMu
 	reapReq atomic.Bool
+
+	// queuedReady: queued submissions have their slots and wait for pump.
+	queuedReady atomic.Bool
+	pumpMu      sync.Mutex // held by the goroutine that pumps
 
 	table    slotTable
 	inflight atomic.Int64 // slots in use
@@ -83,16 +96,23 @@ type Ring struct {
 	alwaysArmed bool
 	reaperDone  chan struct{}
 
-	closedA   atomic.Bool   // closed, readable without mu
-	deadA     atomic.Bool   // dead, readable without mu
+	closedA atomic.Bool // closed, readable without mu
+	deadA   atomic.Bool // dead, readable without mu
+	// brokenA: io_uring_enter failed in a way that cannot clear (see
+	// breakRing); brokenErr, written once before brokenA is set, is that
+	// failure, which every operation the kernel never saw returns.
+	brokenA   atomic.Bool
+	brokenErr error
+	breakOnce sync.Once
 	idle      chan struct{} // signalled when inflight drops to 0 while closing
 	closeDone chan struct{}
 	closeErr  error
 
-	// Registered buffers, guarded by regMu.
-	regMu   sync.Mutex
-	regBufs [][]byte
-	regPin  runtime.Pinner
+	// Registered buffers and open BufferRings, guarded by regMu.
+	regMu    sync.Mutex
+	regBufs  [][]byte
+	regPin   runtime.Pinner
+	bufRings map[*BufferRing]struct{}
 
 	stats stats
 }
@@ -118,6 +138,7 @@ type config struct {
 	sqIdle     time.Duration
 	coop       bool
 	alwaysArm  bool
+	queueLimit int
 	newKernel  func(entries uint32, p *uring.Params) (kernel, error)
 }
 
@@ -186,17 +207,51 @@ func WithMaxWorkers(bounded, unbounded uint32) Option {
 	}
 }
 
+// WithQueueLimit bounds the operations that wait for a free slot of the
+// ring's in-flight table. By default an operation submitted while the table
+// is full waits in a queue, in submission order, for as long as it takes,
+// and its Completion or Stream is pending meanwhile. With a limit, an
+// operation that would make more than n wait fails at once, with an error
+// matching ErrRingFull, and never reaches the kernel; with n == 0, nothing
+// waits: a full ring refuses. A caller that spreads work over several rings
+// uses it to find a ring with room (package file does).
+func WithQueueLimit(n int) Option {
+	return func(c *config) error {
+		if n < 0 {
+			return argError("WithQueueLimit", fmt.Errorf("negative limit %d: %w", n, syscall.EINVAL))
+		}
+		c.queueLimit = n
+		return nil
+	}
+}
+
 // withAlwaysArmed keeps the eventfd notification on even when nobody waits;
 // benchmarks compare it with the default.
 func withAlwaysArmed() Option {
 	return func(c *config) error { c.alwaysArm = true; return nil }
 }
 
-// New creates a Ring. If io_uring is missing or blocked, the error matches
-// ErrNotSupported; other setup failures are *os.SyscallError.
+// New creates a Ring. Every setup failure is classified:
+//
+//   - io_uring missing, disabled or blocked (ENOSYS, EPERM or EACCES from
+//     io_uring_setup, io_uring_register or io_uring_enter, as a seccomp
+//     profile or kernel.io_uring_disabled cause), or a setup flag the
+//     kernel lacks: a *FeatureError matching ErrNotSupported, naming what
+//     is missing and the kernel that brought it;
+//   - a resource limit (ENOMEM from RLIMIT_MEMLOCK, which counts the
+//     memory of the rings, or EMFILE): a *LimitError matching
+//     ErrResourceLimit, which a smaller ring (WithEntries, WithCQEntries)
+//     may avoid;
+//   - an invalid option: an error matching syscall.EINVAL;
+//   - anything else: the *os.SyscallError.
+//
+// All of them wrap the errno the kernel returned.
 func New(opts ...Option) (*Ring, error) {
-	cfg := config{entries: 256, newKernel: newRealKernel}
+	cfg := config{entries: 256, queueLimit: -1, newKernel: newRealKernel}
 	for _, o := range opts {
+		if o == nil {
+			return nil, argError("New", fmt.Errorf("nil Option: %w", syscall.EINVAL))
+		}
 		if err := o(&cfg); err != nil {
 			return nil, err
 		}
@@ -252,12 +307,16 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 	if reserve >= n {
 		return nil, argError("New", fmt.Errorf("completion queue of %d entries too small: %w", n, syscall.EINVAL))
 	}
-	r.table.init(n, reserve)
+	r.table.init(n, reserve, cfg.queueLimit)
 
 	// Probe which operations the kernel knows (Linux 5.6). On older
 	// kernels, assume the 5.1 set.
 	r.probe = new(uring.Probe)
 	if _, err := k.Register(uring.RegisterProbe, unsafe.Pointer(r.probe), 256); err != nil {
+		if !errnoIs(err, syscall.EINVAL) {
+			// Not an old kernel: registering is blocked, or failed.
+			return nil, registerError("io_uring_register", "5.1", err)
+		}
 		r.probe.LastOp = uring.OpPollRemove
 		r.probe.OpsLen = uring.OpPollRemove + 1
 		for i := 0; i <= uring.OpPollRemove; i++ {
@@ -270,11 +329,26 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 	// and the reaper parks there instead of holding a thread.
 	efd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
-		return nil, os.NewSyscallError("eventfd", err)
+		err = os.NewSyscallError("eventfd", err)
+		if lerr := limitError("eventfd", err); lerr != nil {
+			return nil, lerr
+		}
+		return nil, err
 	}
 	fd32 := int32(efd)
 	if _, err := k.Register(uring.RegisterEventfd, unsafe.Pointer(&fd32), 1); err != nil {
 		unix.Close(efd)
+		return nil, registerError("io_uring_register", "5.1", err)
+	}
+	// An io_uring_enter that does nothing: a seccomp profile may let
+	// io_uring_setup and io_uring_register through and block this one, and
+	// then no operation could ever be submitted.
+	if _, errno := k.Enter(0, 0, 0); errno != 0 && errno != syscall.EINTR {
+		unix.Close(efd)
+		err := os.NewSyscallError("io_uring_enter", errno)
+		if unavailable(errno) {
+			return nil, &FeatureError{Feature: "io_uring_enter", MinKernel: "5.1", Err: err}
+		}
 		return nil, err
 	}
 	if cfg.maxWorkers != nil {
@@ -284,7 +358,7 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 			if errnoIs(err, syscall.EINVAL) {
 				return nil, &FeatureError{Feature: "IORING_REGISTER_IOWQ_MAX_WORKERS", MinKernel: "5.15", Err: err}
 			}
-			return nil, err
+			return nil, registerError("IORING_REGISTER_IOWQ_MAX_WORKERS", "5.15", err)
 		}
 	}
 	r.efd = os.NewFile(uintptr(efd), "rio-eventfd")
@@ -300,6 +374,9 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 // If not, the error matches ErrNotSupported and says which kernel brought
 // the operation.
 func (r *Ring) Supported(opname string) error {
+	if !r.usable() {
+		return errBadRing
+	}
 	if code, ok := opCodes[opname]; ok {
 		if !r.probe.Supported(code) {
 			return opFeatureError(code)
@@ -371,6 +448,10 @@ func (r *Ring) disarm() {
 // submit submits one operation. Failures before submission complete the op
 // with an error; submit itself never fails.
 func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
+	if !r.usable() {
+		o.fail(errBadRing)
+		return
+	}
 	if err := o.prepErr(); err != nil {
 		o.fail(err)
 		return
@@ -379,18 +460,22 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		o.fail(opFeatureError(o.opcode))
 		return
 	}
-	idx, ok := r.acquire1(o, internal)
+	idx, ok := r.acquire1(o, s, internal)
 	if !ok {
-		return
+		return // failed, or queued: pump submits it when slots free
 	}
 	r.claim1(idx, o)
 	r.mu.Lock()
-	if r.dead || (r.closed && !internal) {
+	if r.refusesLocked(internal) {
 		r.mu.Unlock()
 		r.unsubmit(idx, o)
 		return
 	}
-	r.waitSQSpace(1)
+	if !r.waitSQSpace(1) {
+		r.mu.Unlock()
+		r.unsubmit(idx, o)
+		return
+	}
 	s.UserData = o.userData
 	r.rings.SQEs[r.sqTail&r.rings.SQMask] = *s
 	r.sqTail++
@@ -403,15 +488,32 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	r.flushLocked(!o.stream)
 }
 
+// refusesLocked reports whether the ring, with mu held, refuses to
+// publish a user operation (or an internal one): user ones from the
+// moment Close begins, internal ones once Close has no more use for them.
+func (r *Ring) refusesLocked(internal bool) bool {
+	if r.brokenA.Load() {
+		return true
+	}
+	if internal {
+		return r.quiet || r.dead
+	}
+	return r.closed || r.dead
+}
+
 // The helpers of submit below keep its frame small: it is on the stack of
 // every first Read of a rionet connection (see enterSubmit).
 
-// acquire1 acquires one slot for o, or fails o.
-func (r *Ring) acquire1(o *op, internal bool) (uint32, bool) {
+// acquire1 acquires one slot for o. It reports false if o failed, or if
+// it was queued to wait for a slot.
+func (r *Ring) acquire1(o *op, s *uring.SQE, internal bool) (uint32, bool) {
 	var buf [1]uint32
-	idx, err := r.acquire(buf[:0], 1, internal)
+	ops := [1]*op{o}
+	idx, err := r.acquire(buf[:0], 1, internal, ops[:], unsafe.Slice(s, 1))
 	if err != nil {
-		o.fail(err)
+		if err != errQueued {
+			o.fail(err)
+		}
 		return 0, false
 	}
 	return idx[0], true
@@ -428,7 +530,8 @@ func (r *Ring) claim1(idx uint32, o *op) {
 func (r *Ring) unsubmit(idx uint32, o *op) {
 	r.unclaim(idx)
 	r.release(idx)
-	o.fail(ErrClosed)
+	o.fail(r.closedErr())
+	r.pump()
 }
 
 // flushLocked makes sure the published SQEs reach the kernel. Called with mu
@@ -449,6 +552,12 @@ func (r *Ring) flushLocked(reap bool) {
 		r.mu.Unlock()
 		r.enterSubmit(short)
 		r.mu.Lock()
+		if r.brokenA.Load() {
+			// No more enters: fail what the kernel never saw, whoever
+			// published it.
+			r.failUnconsumedLocked()
+			r.again = false
+		}
 		if !r.again {
 			r.submitting = false
 			r.mu.Unlock()
@@ -458,6 +567,8 @@ func (r *Ring) flushLocked(reap bool) {
 	}
 	if reap {
 		r.reap()
+	} else if r.queuedReady.Load() {
+		r.pump()
 	}
 }
 
@@ -472,10 +583,16 @@ func (r *Ring) enterSubmit(short bool) {
 		if errno == 0 && uring.LoadAcquire(r.rings.SQHead) == uring.LoadAcquire(r.rings.SQTail) {
 			return
 		}
-		if errno != 0 && errno != syscall.EINTR && errno != syscall.EAGAIN && errno != syscall.EBUSY {
+		switch errno {
+		case 0, syscall.EINTR, syscall.EAGAIN, syscall.EBUSY:
+		case syscall.ENOMEM:
 			r.stats.enterErrors.Add(1)
+		default:
+			r.stats.enterErrors.Add(1)
+			r.breakRing(errno)
+			return
 		}
-		// Let enter retry, back off, or give up.
+		// Let enter retry or back off.
 	}
 	r.enter(0, 0, short)
 }
@@ -495,9 +612,14 @@ func heavyOp(o *op) bool {
 }
 
 // waitSQSpace makes room for n SQEs, called with mu held. The kernel
-// consumes SQEs during enter, so a full SQ is flushed here.
-func (r *Ring) waitSQSpace(n uint32) {
+// consumes SQEs during enter, so a full SQ is flushed here. It reports
+// false if the ring broke (see breakRing): the caller must not publish.
+func (r *Ring) waitSQSpace(n uint32) bool {
 	for r.sqTail-uring.LoadAcquire(r.rings.SQHead)+n > r.rings.SQEntries {
+		if r.brokenA.Load() {
+			r.failUnconsumedLocked()
+			return false
+		}
 		if r.sqpoll {
 			r.enterFlags(0, 0, uring.EnterSQWait, false)
 		} else {
@@ -505,6 +627,61 @@ func (r *Ring) waitSQSpace(n uint32) {
 			r.heavy = false
 			r.enter(0, 0, short)
 		}
+	}
+	return !r.brokenA.Load()
+}
+
+// breakRing records that io_uring_enter failed with errno, which cannot
+// clear: the ring fd was closed behind the ring's back (EBADF), its number
+// now names another file (EOPNOTSUPP), or a seccomp filter installed
+// after New blocks the call (EPERM, ENOSYS). From then on the ring never
+// enters again; operations the kernel never saw fail with the error (see
+// failUnconsumedLocked), and so does every new one. Operations the kernel
+// already has go on: their completions still reach the mapped CQ and the
+// eventfd, so they complete as usual.
+func (r *Ring) breakRing(errno syscall.Errno) {
+	r.breakOnce.Do(func() {
+		r.brokenErr = os.NewSyscallError("io_uring_enter", errno)
+		r.brokenA.Store(true)
+	})
+}
+
+// failUnconsumedLocked fails, with mu held, the operations whose SQEs are
+// published but were never consumed by the kernel, and takes them out of
+// the SQ, once the ring is broken. Without SQPOLL the kernel reads SQEs
+// only inside io_uring_enter, which the ring no longer calls, so their
+// memory is the caller's again. With SQPOLL the kernel's thread might
+// still read them, so they stay pending until it does (or forever). The
+// operations waiting for a slot fail too.
+func (r *Ring) failUnconsumedLocked() {
+	err := r.brokenErr
+	r.failQueue(err, true)
+	if r.sqpoll {
+		return
+	}
+	rg := r.rings
+	head := uring.LoadAcquire(rg.SQHead)
+	var idx []uint32
+	var ops []*op
+	for i := head; i != r.sqTail; i++ {
+		ud := rg.SQEs[i&rg.SQMask].UserData
+		j := uint32(ud)
+		if j >= uint32(len(r.table.slots)) {
+			continue
+		}
+		if o := r.table.slots[j].op.Load(); o != nil && o.userData == ud {
+			r.unclaim(j)
+			idx = append(idx, j)
+			ops = append(ops, o)
+		}
+	}
+	r.sqTail = head
+	uring.StoreRelease(rg.SQTail, head)
+	if len(idx) > 0 {
+		r.release(idx...)
+	}
+	for _, o := range ops {
+		failQueued(o, err)
 	}
 }
 
@@ -524,7 +701,7 @@ func (r *Ring) enter(minComplete, flags uint32, short bool) {
 // before attempt number attempt of an enter: a yield at first, then sleeps
 // growing to 1 ms.
 func (r *Ring) backoff(attempt int) {
-	r.reap()
+	r.drain() // not reap: the caller may hold mu, which pump takes
 	if attempt < 10 {
 		runtime.Gosched()
 		return
@@ -557,6 +734,16 @@ func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 			if toSubmit == 0 || r.sqpoll || uring.LoadAcquire(r.rings.SQHead) == uring.LoadAcquire(r.rings.SQTail) {
 				return
 			}
+			if attempt == 8 {
+				// Still nothing taken: the fd number may have been closed
+				// behind the ring's back and reused by another io_uring
+				// instance, whose own SQ this enter submitted.
+				if v, ok := r.k.(verifier); ok && !v.Verify() {
+					r.stats.enterErrors.Add(1)
+					r.breakRing(syscall.EBADF)
+					return
+				}
+			}
 			r.backoff(attempt)
 			continue
 		case syscall.EINTR:
@@ -566,23 +753,33 @@ func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 			// not post.
 			r.backoff(attempt)
 			continue
-		default:
-			// Not something a caller can cause. Count it for Stats and
-			// try a few more times; after that the SQEs stay queued for
-			// the next enter.
+		case syscall.ENOMEM:
+			// The kernel is short of memory: like EAGAIN, but count it.
 			r.stats.enterErrors.Add(1)
-			if attempt >= 3 {
-				return
-			}
-			time.Sleep(time.Millisecond)
+			r.backoff(attempt)
 			continue
+		default:
+			// EBADF, EOPNOTSUPP, EPERM, ENOSYS, EFAULT, EINVAL...: it will
+			// not clear, and SQEs left queued would wait for ever.
+			r.stats.enterErrors.Add(1)
+			r.breakRing(errno)
+			return
 		}
 	}
 }
 
-// reap drains the CQ unless another goroutine is draining it, in which case
-// that goroutine drains again before it stops.
+// reap drains the CQ, then submits the queued operations that the freed
+// slots let through. It must not be called with mu held.
 func (r *Ring) reap() {
+	r.drain()
+	if r.queuedReady.Load() {
+		r.pump()
+	}
+}
+
+// drain drains the CQ unless another goroutine is draining it, in which
+// case that goroutine drains again before it stops.
+func (r *Ring) drain() {
 	r.reapReq.Store(true)
 	for r.reapReq.Load() {
 		if !r.cqMu.TryLock() {
@@ -685,15 +882,32 @@ func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 	return idx, true
 }
 
-// cancelOp asks the kernel to cancel o, if it is still in flight.
+// cancelOp asks the kernel to cancel o, if it is still in flight. An
+// operation still waiting for a slot is withdrawn instead: it completes
+// with ECANCELED without reaching the kernel.
 func (r *Ring) cancelOp(o *op) {
 	if o.state.Load() != statePending {
+		return
+	}
+	if x := o.x; x != nil && x.q != nil && r.withdraw(x.q) {
 		return
 	}
 	c := &Completion[int]{}
 	c.ring = r
 	c.opcode = uring.OpAsyncCancel
 	r.submit(&c.op, &uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, Addr: o.userData}, true)
+}
+
+// usable reports whether r is a Ring made by New, rather than nil or a
+// zero Ring.
+func (r *Ring) usable() bool { return r != nil && r.k != nil }
+
+// closedErr is the error of an operation refused by a closed ring.
+func (r *Ring) closedErr() error {
+	if r.brokenA.Load() {
+		return r.brokenErr
+	}
+	return ErrClosed
 }
 
 // now returns the time since the ring was created, never 0.
@@ -709,11 +923,14 @@ func (r *Ring) now() int64 { return int64(time.Since(r.epoch)) | 1 }
 // normally, others complete with ECANCELED. Wait for writes whose outcome
 // matters before closing.
 //
-// Operations blocked waiting for a slot, and operations started after Close
-// has begun, fail with ErrClosed. Close is idempotent and safe to call
+// Operations waiting for a slot, and operations started after Close has
+// begun, fail with ErrClosed. Close is idempotent and safe to call
 // concurrently with anything else; every call returns once the ring is
 // closed.
 func (r *Ring) Close() error {
+	if !r.usable() {
+		return errBadRing
+	}
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
@@ -723,12 +940,12 @@ func (r *Ring) Close() error {
 	r.closed = true
 	r.closedA.Store(true)
 	r.mu.Unlock()
-	r.wakeAcquirers()
+	r.failQueue(ErrClosed, false)
 
 	r.arm()
 	cancelAny := r.probe.Supported(uring.OpAsyncCancel)
 	var t *time.Timer
-	for r.inflight.Load() > 0 {
+	for r.inflight.Load() > 0 && !r.brokenA.Load() {
 		if cancelAny {
 			c := &Completion[int]{}
 			c.ring = r
@@ -761,13 +978,66 @@ func (r *Ring) Close() error {
 		}
 		r.reap()
 	}
-	if t != nil {
-		t.Stop()
+	if r.brokenA.Load() {
+		// Nothing can be cancelled. What the kernel never saw has failed;
+		// what it has keeps its memory borrowed until it completes.
+		r.mu.Lock()
+		r.failUnconsumedLocked()
+		r.mu.Unlock()
+		if t != nil {
+			t.Stop()
+		}
+		r.closeErr = r.brokenErr
+		if r.inflight.Load() == 0 {
+			r.disarm()
+			r.teardown()
+		} else {
+			go r.closeBroken()
+		}
+		close(r.closeDone)
+		return r.closeErr
 	}
+	// From here on, internal operations (a WaitContext's cancellation
+	// racing Close) are refused too; wait for any that got in before.
+	r.mu.Lock()
+	r.quiet = true
+	r.mu.Unlock()
+	r.waitIdle(20 * time.Millisecond)
 	r.disarm()
 	r.closeErr = r.teardown()
 	close(r.closeDone)
 	return r.closeErr
+}
+
+// closeBroken finishes closing a broken ring once the operations the
+// kernel had when it broke have completed: the ring stays mapped (and the
+// reaper running) until then, so that their memory stays borrowed and
+// their completions reach them.
+func (r *Ring) closeBroken() {
+	r.waitIdle(time.Second)
+	r.disarm()
+	r.teardown()
+}
+
+// waitIdle waits until no operation is in flight, reaping every period in
+// case a completion's wake-up was missed.
+func (r *Ring) waitIdle(period time.Duration) {
+	var t *time.Timer
+	for r.inflight.Load() > 0 {
+		if t == nil {
+			t = time.NewTimer(period)
+		} else {
+			t.Reset(period)
+		}
+		select {
+		case <-r.idle:
+		case <-t.C:
+		}
+		r.reap()
+	}
+	if t != nil {
+		t.Stop()
+	}
 }
 
 // teardown releases the kernel resources once nothing is in flight.
@@ -792,7 +1062,7 @@ func (r *Ring) teardown() error {
 	r.cqMu.Unlock()
 	r.mu.Unlock()
 
-	r.wakeAcquirers()
+	r.failQueue(ErrClosed, true) // nothing is left there: no slot is taken
 
 	r.regMu.Lock()
 	if kerr := r.k.Close(); err == nil {
@@ -800,15 +1070,34 @@ func (r *Ring) teardown() error {
 	}
 	r.regBufs = nil
 	r.regPin.Unpin()
+	r.closeBufferRingsLocked()
 	r.regMu.Unlock()
 	return err
 }
 
+// verifier is implemented by kernels that can tell whether their fd number
+// still names their io_uring instance.
+type verifier interface{ Verify() bool }
+
 // realKernel is an io_uring instance of the running kernel.
+//
+// Its fd number can be closed behind its back (a double close elsewhere in
+// the program) and then reused by any open. Once it knows that, it never
+// uses the number again: not for io_uring_enter or io_uring_register,
+// which would reach another file, and not for close, which would close
+// someone else's. It knows when the kernel answers EBADF (the number is
+// free) or EOPNOTSUPP (it names a file that is not an io_uring), and when
+// the number no longer names the inode it had at setup, which Register and
+// Close check first and a ring whose enters make no progress asks (see
+// Verify). The mappings hold the instance itself alive, so operations the
+// kernel already has still complete into them.
 type realKernel struct {
-	fd int
-	p  uring.Params
-	rg *uring.Rings
+	fd   int
+	p    uring.Params
+	rg   *uring.Rings
+	dev  uint64
+	ino  uint64
+	lost atomic.Bool // fd no longer names this instance
 }
 
 func newRealKernel(entries uint32, p *uring.Params) (kernel, error) {
@@ -833,6 +1122,10 @@ func newRealKernel(entries uint32, p *uring.Params) (kernel, error) {
 		return nil, setupError(err)
 	}
 	k := &realKernel{fd: fd, p: *p}
+	var st unix.Stat_t
+	if err := unix.Fstat(fd, &st); err == nil {
+		k.dev, k.ino = st.Dev, st.Ino
+	}
 	if k.p.Features&uring.FeatNoDrop == 0 {
 		unix.Close(fd)
 		return nil, &FeatureError{Feature: "IORING_FEAT_NODROP", MinKernel: "5.5"}
@@ -840,6 +1133,9 @@ func newRealKernel(entries uint32, p *uring.Params) (kernel, error) {
 	k.rg, err = uring.Map(fd, &k.p)
 	if err != nil {
 		unix.Close(fd)
+		if lerr := limitError("mmap of the io_uring rings", err); lerr != nil {
+			return nil, lerr
+		}
 		return nil, err
 	}
 	return k, nil
@@ -849,20 +1145,66 @@ func (k *realKernel) Rings() *uring.Rings   { return k.rg }
 func (k *realKernel) Params() *uring.Params { return &k.p }
 
 func (k *realKernel) Enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
-	return uring.Enter(k.fd, toSubmit, minComplete, flags)
+	if k.lost.Load() {
+		return 0, syscall.EBADF
+	}
+	n, errno := uring.Enter(k.fd, toSubmit, minComplete, flags)
+	k.check(errno)
+	return n, errno
 }
 
 // EnterShort implements shortEnterer.
 func (k *realKernel) EnterShort(toSubmit, minComplete, flags uint32) (int, syscall.Errno) {
-	return uring.EnterShort(k.fd, toSubmit, minComplete, flags)
+	if k.lost.Load() {
+		return 0, syscall.EBADF
+	}
+	n, errno := uring.EnterShort(k.fd, toSubmit, minComplete, flags)
+	if errno != 0 {
+		k.check(errno)
+	}
+	return n, errno
+}
+
+// check marks the fd lost after an answer that says it no longer names
+// this instance.
+func (k *realKernel) check(errno syscall.Errno) {
+	if errno == syscall.EBADF || errno == syscall.EOPNOTSUPP {
+		k.lost.Store(true)
+	}
+}
+
+// Verify reports whether the fd number still names this instance, and
+// marks it lost if not. It costs an fstat.
+func (k *realKernel) Verify() bool {
+	if k.lost.Load() {
+		return false
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(k.fd, &st); err != nil || st.Dev != k.dev || st.Ino != k.ino {
+		k.lost.Store(true)
+		return false
+	}
+	return true
 }
 
 func (k *realKernel) Register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, error) {
-	return uring.Register(k.fd, opcode, arg, nr)
+	if !k.Verify() {
+		return -1, os.NewSyscallError("io_uring_register", syscall.EBADF)
+	}
+	n, err := uring.Register(k.fd, opcode, arg, nr)
+	if errnoIs(err, syscall.EBADF) || errnoIs(err, syscall.EOPNOTSUPP) {
+		k.lost.Store(true)
+	}
+	return n, err
 }
 
 func (k *realKernel) Close() error {
 	k.rg.Unmap()
+	if !k.Verify() {
+		// Closed behind our back: the number is someone else's now, or
+		// nobody's. Unmapping released the instance.
+		return nil
+	}
 	if err := unix.Close(k.fd); err != nil {
 		return os.NewSyscallError("close", err)
 	}

@@ -456,42 +456,39 @@ func TestFireAndForget(t *testing.T) {
 	}
 }
 
-// Past the cap, submitters block until a slot frees; they do not fail.
-func TestSubmitBlocksAtCapacity(t *testing.T) {
+// Past the cap, operations wait in the queue, in order, and are submitted
+// as slots free; their submitters do not block, and they do not fail.
+func TestQueuedPastCapacity(t *testing.T) {
 	r := newTestRing(t, WithEntries(2), WithCQEntries(4))
 	capacity := r.table.nuser
 	require.Equal(t, 3, capacity, "CQ of 4, one slot kept for cancellations")
 	pr, pw := pipe(t)
 	var cs []*Completion[int]
-	for i := 0; i < capacity; i++ {
+	for i := 0; i < capacity+2; i++ {
 		cs = append(cs, r.Read(int(pr.Fd()), make([]byte, 1)))
 	}
-	submitted := make(chan *Completion[struct{}])
-	go func() { submitted <- r.Nop() }()
-	select {
-	case <-submitted:
-		t.Fatal("submission past capacity did not block")
-	case <-time.After(50 * time.Millisecond):
-	}
+	nop := r.Nop()
+	assert.Equal(t, 3, r.Stats().Queued, "two reads and the Nop wait for a slot")
+	assert.False(t, nop.Done())
 	_, err := pw.Write([]byte("x"))
 	require.NoError(t, err)
-	select {
-	case c := <-submitted:
-		_, err := c.Wait()
-		require.NoError(t, err)
-	case <-time.After(5 * time.Second):
-		t.Fatal("blocked submitter not released after a completion")
-	}
+	// One read completes; the first queued read takes its slot. Two more
+	// bytes free two more, for the second read and the Nop.
 	_, err = pw.Write([]byte("yz"))
+	require.NoError(t, err)
+	_, err = nop.Wait()
+	require.NoError(t, err)
+	_, err = pw.Write([]byte("uvw"))
 	require.NoError(t, err)
 	for _, c := range cs {
 		n, err := c.Wait()
 		require.NoError(t, err)
 		assert.Equal(t, 1, n)
 	}
+	assert.Zero(t, r.Stats().Queued)
 }
 
-// A blocked submitter is released by Close with ErrClosed.
+// An operation waiting for a slot is failed by Close with ErrClosed.
 func TestBlockedSubmitterReleasedByClose(t *testing.T) {
 	checkLeaks(t)
 	r, err := New(WithEntries(2), WithCQEntries(4))

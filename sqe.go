@@ -291,6 +291,9 @@ func prepCancelFd(c *Completion[int], s *uring.SQE, fd int) *Completion[int] {
 
 // checkFixedBuffer verifies that b lies inside registered buffer index.
 func (r *Ring) checkFixedBuffer(op string, b []byte, index int) error {
+	if !r.usable() {
+		return errBadRing
+	}
 	r.regMu.Lock()
 	defer r.regMu.Unlock()
 	if index < 0 || index >= len(r.regBufs) || index > math.MaxUint16 {

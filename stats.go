@@ -13,6 +13,7 @@ type Stats struct {
 	Completed uint64 // completions reaped
 	Enters    uint64 // io_uring_enter system calls
 	InFlight  int    // operations submitted and not yet reaped, internal ones included
+	Queued    int    // operations waiting for a free slot (see WithQueueLimit)
 
 	// EnterErrors counts io_uring_enter calls that failed with an error
 	// other than EINTR, EAGAIN or EBUSY (those are retried). It should stay
@@ -71,14 +72,18 @@ func bucket(ns int64) int {
 }
 
 // Stats returns the ring's counters. It is safe to call at any time, also
-// after Close.
+// after Close; a nil or zero Ring has zero counters.
 func (r *Ring) Stats() Stats {
+	if !r.usable() {
+		return Stats{}
+	}
 	s := Stats{
 		Submitted:   r.stats.submitted.Load(),
 		Completed:   r.stats.completed.Load(),
 		Enters:      r.stats.enters.Load(),
 		EnterErrors: r.stats.enterErrors.Load(),
 		InFlight:    int(r.inflight.Load()),
+		Queued:      r.queuedOps(),
 	}
 	for i := range s.Latency {
 		s.Latency[i] = r.stats.latency[i].Load()

@@ -17,7 +17,9 @@ import (
 // Stream is the handle of a multishot operation: one submission that
 // produces many results, such as AcceptMultishot or RecvMultishot. The
 // operation holds one slot of the ring until the kernel ends it; its
-// results queue in the Stream until Next takes them.
+// results queue in the Stream until Next takes them. A zero Stream was
+// never submitted: Next fails with an error matching syscall.EINVAL and
+// Wait returns at once.
 //
 // A Stream is safe for concurrent use, though results are usually taken by
 // one goroutine.
@@ -61,6 +63,9 @@ type streamItem struct {
 func (s *streamCore) onCQE(res int32, flags uint32) {
 	s.mu.Lock()
 	s.q = append(s.q, streamItem{res, flags})
+	if flags&uring.CQEFBuffer != 0 && s.br != nil {
+		s.br.handOut(uint16(flags >> uring.CQEBufferShift))
+	}
 	var br *BufferRing
 	if flags&uring.CQEFMore == 0 {
 		s.ended = true
@@ -185,11 +190,16 @@ func (s *streamCore) take() (it streamItem, ok bool, err error) {
 	if err := s.op.prepErr(); err != nil {
 		return it, true, err // never submitted
 	}
+	if s.op.ring == nil {
+		return it, true, errZeroStream
+	}
 	if s.op.state.Load() == stateNew {
 		return it, true, errNotSubmitted // queued in a Batch not submitted
 	}
 	return it, false, nil
 }
+
+var errZeroStream = fmt.Errorf("rio: zero Stream: %w", syscall.EINVAL)
 
 // Wait blocks until Next can return without blocking (a result is
 // buffered, or the stream has ended) or Wake is called. It can also return
@@ -227,7 +237,7 @@ func (s *streamCore) pending() bool {
 	s.mu.Lock()
 	p := int(s.head) < len(s.q) || s.ended
 	s.mu.Unlock()
-	return p || s.op.prepErr() != nil || s.op.state.Load() == stateNew
+	return p || s.op.prepErr() != nil || s.op.ring == nil || s.op.state.Load() == stateNew
 }
 
 // Wake makes a Wait that is blocked on s return, or if none is, the next
@@ -270,6 +280,10 @@ type BufferRing struct {
 	size    int
 	ring    []byte // entries × struct io_uring_buf; the tail shares entry 0
 	bufs    []byte // entries × size
+	// out has bit id set while buffer id is the caller's: from the
+	// result that carried it to Release. A Release of a buffer the
+	// caller does not hold would hand the kernel one buffer twice.
+	out []atomic.Uint64
 
 	mu     sync.Mutex
 	tail   uint16
@@ -281,6 +295,9 @@ type BufferRing struct {
 // 32768) of size bytes each as buffer group group, and hands all of them to
 // the kernel.
 func (r *Ring) NewBufferRing(group uint16, entries int, size int) (*BufferRing, error) {
+	if !r.usable() {
+		return nil, errBadRing
+	}
 	if entries <= 0 || entries > 32768 || entries&(entries-1) != 0 || size <= 0 || size > 1<<30 {
 		return nil, argError("NewBufferRing", fmt.Errorf("%d buffers of %d bytes: %w", entries, size, syscall.EINVAL))
 	}
@@ -293,21 +310,25 @@ func (r *Ring) NewBufferRing(group uint16, entries int, size int) (*BufferRing, 
 		unix.Munmap(ring)
 		return nil, os.NewSyscallError("mmap", err)
 	}
-	br := &BufferRing{r: r, group: group, entries: uint16(entries), size: size, ring: ring, bufs: bufs}
+	br := &BufferRing{r: r, group: group, entries: uint16(entries), size: size, ring: ring, bufs: bufs,
+		out: make([]atomic.Uint64, (entries+63)/64)}
 	reg := uring.BufReg{RingAddr: uint64(uintptr(unsafe.Pointer(&ring[0]))), RingEntries: uint32(entries), Bgid: group}
 	r.regMu.Lock()
 	err = r.liveLocked()
 	if err == nil {
 		_, err = r.k.Register(uring.RegisterPbufRing, unsafe.Pointer(&reg), 1)
 	}
+	if err == nil {
+		if r.bufRings == nil {
+			r.bufRings = make(map[*BufferRing]struct{})
+		}
+		r.bufRings[br] = struct{}{}
+	}
 	r.regMu.Unlock()
 	if err != nil {
 		unix.Munmap(ring)
 		unix.Munmap(bufs)
-		if errnoIs(err, syscall.EINVAL) && !r.probe.Supported(uring.OpSocket) {
-			return nil, &FeatureError{Feature: "IORING_REGISTER_PBUF_RING", MinKernel: "5.19", Err: err}
-		}
-		return nil, err
+		return nil, r.bufferRingError(err, group)
 	}
 	br.mu.Lock()
 	for i := 0; i < entries; i++ {
@@ -330,21 +351,54 @@ func (br *BufferRing) Group() uint16 { return br.group }
 func (br *BufferRing) Size() int { return br.size }
 
 // Bytes returns the first n bytes of buffer id, which the kernel filled for
-// a result of RecvMultishot. The memory is valid until Release(id).
+// a result of RecvMultishot. The memory is valid until Release(id), and
+// until the BufferRing or its Ring is closed. An id out of range, an n
+// outside 0 to Size(), or a closed BufferRing gives nil.
 func (br *BufferRing) Bytes(id uint16, n int) []byte {
+	if br == nil || int(id) >= int(br.entries) || n < 0 || n > br.size {
+		return nil
+	}
+	br.mu.Lock()
+	closed := br.closed
+	br.mu.Unlock()
+	if closed {
+		return nil
+	}
 	off := int(id) * br.size
 	return br.bufs[off : off+n : off+br.size]
 }
 
 // Release gives buffer id back to the kernel for later receives. The
-// caller must not use the buffer's memory afterwards.
-func (br *BufferRing) Release(id uint16) {
-	br.mu.Lock()
-	if !br.closed {
-		br.putLocked(id)
-		br.publishLocked()
+// caller must not use the buffer's memory afterwards. Releasing an id out
+// of range, or a buffer the caller does not hold (one already released,
+// or never received), fails with an error matching syscall.EINVAL and
+// changes nothing. After Close, Release does nothing.
+func (br *BufferRing) Release(id uint16) error {
+	if br == nil || int(id) >= int(br.entries) {
+		return argError("BufferRing.Release", fmt.Errorf("buffer id %d out of range: %w", id, syscall.EINVAL))
 	}
+	bit := uint64(1) << (id % 64)
+	br.mu.Lock()
+	if br.closed {
+		br.mu.Unlock()
+		return nil
+	}
+	if br.out[id/64].And(^bit)&bit == 0 {
+		br.mu.Unlock()
+		return argError("BufferRing.Release", fmt.Errorf("buffer %d of group %d is not held: %w", id, br.group, syscall.EINVAL))
+	}
+	br.putLocked(id)
+	br.publishLocked()
 	br.mu.Unlock()
+	return nil
+}
+
+// handOut records that the kernel filled buffer id for a result: it is
+// the caller's until Release.
+func (br *BufferRing) handOut(id uint16) {
+	if int(id) < int(br.entries) {
+		br.out[id/64].Or(uint64(1) << (id % 64))
+	}
 }
 
 func (br *BufferRing) putLocked(id uint16) {
@@ -372,7 +426,8 @@ func (br *BufferRing) publishLocked() {
 // Close unregisters the buffer ring and frees its memory. It fails with
 // EBUSY while a RecvMultishot Stream using the ring has not ended (Cancel
 // it and drain it with Next first); buffers the caller still holds become
-// invalid.
+// invalid. Closing the Ring closes its BufferRings too (their streams have
+// ended by then).
 func (br *BufferRing) Close() error {
 	br.mu.Lock()
 	defer br.mu.Unlock()
@@ -390,10 +445,46 @@ func (br *BufferRing) Close() error {
 	if !r.closedA.Load() {
 		_, err = r.k.Register(uring.UnregisterPbufRing, unsafe.Pointer(&reg), 1)
 	}
+	delete(r.bufRings, br)
 	r.regMu.Unlock()
+	br.free()
+	return err
+}
+
+// free unmaps the memory of a closed BufferRing; br.mu is held.
+func (br *BufferRing) free() {
 	unix.Munmap(br.ring)
 	unix.Munmap(br.bufs)
-	return err
+	br.ring, br.bufs = nil, nil
+}
+
+// closeBufferRings frees the BufferRings still open when the ring is torn
+// down: the kernel's registration went with the ring. regMu is held.
+func (r *Ring) closeBufferRingsLocked() {
+	for br := range r.bufRings {
+		br.mu.Lock()
+		if !br.closed {
+			br.closed = true
+			br.free()
+		}
+		br.mu.Unlock()
+	}
+	r.bufRings = nil
+}
+
+// bufferRingError classifies a failed IORING_REGISTER_PBUF_RING: a kernel
+// without provided-buffer rings, or one where registering is blocked,
+// gives a *FeatureError (ErrNotSupported); pinning the ring past
+// RLIMIT_MEMLOCK gives a *LimitError (ErrResourceLimit); a group already
+// registered on the ring gives an error matching EEXIST.
+func (r *Ring) bufferRingError(err error, group uint16) error {
+	switch {
+	case errnoIs(err, syscall.EINVAL) && !r.probe.Supported(uring.OpSocket):
+		return &FeatureError{Feature: "IORING_REGISTER_PBUF_RING", MinKernel: "5.19", Err: err}
+	case errnoIs(err, syscall.EEXIST), errnoIs(err, syscall.EBUSY):
+		return argError("NewBufferRing", fmt.Errorf("buffer group %d already registered on this ring: %w", group, err))
+	}
+	return registerError("IORING_REGISTER_PBUF_RING", "5.19", err)
 }
 
 // Buffer is one result of RecvMultishot: N bytes received into buffer ID
@@ -437,9 +528,13 @@ func prepRecvMultishot(s *streamCore, sqe *uring.SQE, fd int, br *BufferRing, fl
 	initSQE(&s.op, sqe, uring.OpRecv, fd)
 	sqe.IOPrio |= uring.RecvMultishot
 	sqe.Flags |= uring.SQEBufferSelect
-	sqe.BufIndex = br.group
 	sqe.OpFlags = uint32(flags)
 	sqe.FileIndex = limit // sqe->optlen shares the file_index slot
+	if br == nil {
+		s.op.setErr(errNilBufferRing("RecvMultishot"))
+		return
+	}
+	sqe.BufIndex = br.group
 	br.attach(s)
 }
 
@@ -462,6 +557,10 @@ func (br *BufferRing) attach(s *streamCore) {
 // rionet connection.
 func errBufferRingClosed() error {
 	return argError("RecvMultishot", fmt.Errorf("buffer ring closed: %w", syscall.EINVAL))
+}
+
+func errNilBufferRing(op string) error {
+	return argError(op, fmt.Errorf("nil BufferRing: %w", syscall.EINVAL))
 }
 
 func bufferResult(res int32, f uint32) Buffer {

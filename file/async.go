@@ -112,11 +112,16 @@ func (f *File) startAsync(write bool, b []byte, off int64) (*Op, error) {
 		return nil, f.closedErr(o.opName())
 	}
 	defer f.release()
-	if write {
-		o.c = f.ring.WriteAt(f.fd, b, off)
-	} else {
-		o.c = f.ring.ReadAt(f.fd, b, off)
+	c, err := submit(f, func(r *rio.Ring) *rio.Completion[int] {
+		if write {
+			return r.WriteAt(f.fd, b, off)
+		}
+		return r.ReadAt(f.fd, b, off)
+	})
+	if err != nil {
+		return nil, f.wrapErr(o.opName(), err)
 	}
+	o.c = c
 	f.track(o.c)
 	return o, nil
 }

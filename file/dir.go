@@ -49,6 +49,14 @@ type dirInfo struct {
 // fs.ErrClosed.
 var errFileClosing = errors.New("use of closed file")
 
+// closingErr is errFileClosing, or EINVAL for a zero File.
+func (f *File) closingErr() error {
+	if f.invalid() {
+		return syscall.EINVAL
+	}
+	return errFileClosing
+}
+
 // dropDir forgets the directory buffer, so that the next read of the
 // directory starts from the descriptor's offset (after Seek). It reports
 // whether the File was being read as a directory, whose position is then
@@ -131,7 +139,7 @@ type rawEntry struct {
 // readdir is readDir on the File, which it holds open meanwhile.
 func (f *File) readdir(n int, mode readDirMode) (names []string, dirents []fs.DirEntry, infos []fs.FileInfo, err error) {
 	if !f.acquire() {
-		return nil, nil, nil, &fs.PathError{Op: "readdirent", Path: f.name, Err: errFileClosing}
+		return nil, nil, nil, &fs.PathError{Op: "readdirent", Path: f.name, Err: f.closingErr()}
 	}
 	defer f.release()
 	f.posMu.Lock()

@@ -5,15 +5,17 @@
 // io.ReaderAt, io.WriterAt, io.Seeker, io.Closer, io.ReaderFrom and
 // io.WriterTo, and its errors have the same shapes (*fs.PathError, a bare
 // io.EOF at end of file, fs.ErrClosed after Close). Reads, writes, opens,
-// stats, syncs, truncates and closes go through an io_uring Ring of the rio
+// stats, syncs and truncates go through an io_uring Ring of the rio
 // package instead of blocking system calls, so a goroutine waiting for the
 // disk never holds an OS thread, however many goroutines wait. (The
 // exceptions: a buffered read first tries to copy the data from the page
 // cache with preadv2(RWF_NOWAIT), which never waits for the disk and is
 // cheaper than a ring round trip when the data is cached, and Stat of a
 // path the kernel has cached reads it without the ring in the same way;
-// File-to-File copies use copy_file_range, as os does; and getdents64
-// (ReadDir), fchmod and fchown, which io_uring lacks, are system calls.)
+// File-to-File copies use copy_file_range, as os does; getdents64
+// (ReadDir), fchmod and fchown, which io_uring lacks, are system calls;
+// and Close closes the descriptor with close(2), so that it never waits
+// for a slot of a full ring.)
 //
 // ReadAtAsync and WriteAtAsync start an operation and return its *Op at
 // once, so that one goroutine can keep many operations in flight; a
@@ -26,8 +28,19 @@
 //
 // # Rings
 //
-// Open, Create and OpenFile use a Ring shared by the whole process, created
-// on first use and never closed. OpenFileRing uses a Ring of the caller's.
+// Open, Create and OpenFile use a Ring shared by the whole process,
+// DefaultRing, created on first use and never closed. An operation on a
+// regular file or a directory holds a slot of its ring for a bounded time;
+// a read or write of a pipe, FIFO, socket or terminal may hold one for
+// ever (until data comes). So the operations of shared Files on such
+// streams go to rings of their own, made with rio.WithQueueLimit(0): each
+// goes to the first of them with a free slot, and when every one is full
+// another is created, up to 64 (past that, the operation fails with an
+// error matching rio.ErrRingFull rather than wait). However many reads of
+// streams block, the operations on DefaultRing never wait behind them.
+// OpenFileRing uses a Ring of the caller's for everything, and its
+// operations wait in that Ring's queue when it is full (see
+// rio.WithQueueLimit).
 //
 // # Fallback
 //
@@ -78,7 +91,8 @@ type File struct {
 	name string
 	osf  *os.File // non-nil: fallback mode, every method delegates to it
 
-	ring   *rio.Ring
+	ring   *rio.Ring // the caller's Ring, or the first shared ring
+	pool   *ringPool // for a File on DefaultRing: where a stream's operations go
 	fd     int
 	append bool // opened with O_APPEND
 	direct bool // opened with O_DIRECT
@@ -176,12 +190,18 @@ var (
 	defaultOnce sync.Once
 	defaultRing *rio.Ring
 	defaultErr  error
+	streamRings ringPool
 )
 
 // DefaultRing returns the Ring that Open, Create and OpenFile use, creating
 // it on first use. It belongs to the package and is never closed; callers
 // may submit their own operations to it but must not close it. If io_uring
 // is unavailable, the error matches rio.ErrNotSupported.
+//
+// The reads and writes of Files on pipes, FIFOs, sockets and terminals,
+// which may wait for ever, each holding a slot of their ring, do not go
+// there but to rings of their own (see the package documentation), so
+// that they never make the operations on DefaultRing wait.
 func DefaultRing() (*rio.Ring, error) {
 	defaultOnce.Do(func() {
 		r, err := rio.New()
@@ -197,8 +217,117 @@ func DefaultRing() (*rio.Ring, error) {
 	return defaultRing, defaultErr
 }
 
+// maxStreamRings bounds how many rings the stream pool grows to.
+const maxStreamRings = 64
+
+// ringPool is the package's rings for the operations of shared Files on
+// streams. They refuse operations when full (rio.WithQueueLimit(0)), so
+// that an operation goes to another one, rather than wait behind
+// operations that may never complete; one is added when all are full.
+type ringPool struct {
+	rings atomic.Pointer[[]*rio.Ring] // grows, never shrinks
+	mu    sync.Mutex                  // held to grow
+}
+
+// load returns the pool's rings (none before the first is needed).
+func (p *ringPool) load() []*rio.Ring {
+	if rs := p.rings.Load(); rs != nil {
+		return *rs
+	}
+	return nil
+}
+
+// grow adds a ring to the pool, unless another goroutine did since the
+// caller saw n rings, and returns the rings.
+func (p *ringPool) grow(n int) ([]*rio.Ring, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	rings := p.load()
+	if len(rings) > n {
+		return rings, nil
+	}
+	if len(rings) >= maxStreamRings {
+		return nil, fmt.Errorf("file: all %d rings for streams are full: %w", len(rings), rio.ErrRingFull)
+	}
+	r, err := rio.New(rio.WithQueueLimit(0))
+	if err == nil {
+		if err = checkRing(r); err != nil {
+			r.Close()
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("file: adding a ring for streams: %w", err)
+	}
+	rings = append(rings[:len(rings):len(rings)], r)
+	p.rings.Store(&rings)
+	return rings, nil
+}
+
+// submit submits an operation, made by op, on the File's ring; for a
+// shared File on a stream (pipe, FIFO, socket, terminal), on the first
+// ring of the stream pool that has a free slot, adding one if none has:
+// there an operation never waits for a slot. The error is that of a pool
+// that cannot grow; the operation's own is Wait's.
+func submit[T any](f *File, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
+	if f.pool == nil || !f.stream {
+		return op(f.ring), nil
+	}
+	return submitPool(f.pool, op)
+}
+
+// runDeadline is run, waiting with the File's read (or, with write, its
+// write) deadline on a stream (see waitDeadline).
+func runDeadline[T any](f *File, write bool, op func(*rio.Ring) *rio.Completion[T]) (T, error) {
+	c, err := submit(f, op)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return waitDeadline(f, c, write)
+}
+
+// run submits an operation as submit does and waits for its result.
+func run[T any](f *File, op func(*rio.Ring) *rio.Completion[T]) (T, error) {
+	c, err := submit(f, op)
+	if err != nil {
+		var zero T
+		return zero, err
+	}
+	return c.Wait()
+}
+
+func submitPool[T any](p *ringPool, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
+	rings := p.load()
+	for i := 0; ; i++ {
+		if i == len(rings) {
+			var err error
+			if rings, err = p.grow(i); err != nil {
+				return nil, err
+			}
+		}
+		c := op(rings[i])
+		// A full ring of the pool fails the operation before it returns.
+		if !c.Done() {
+			return c, nil
+		}
+		if _, err := c.Wait(); err == nil || !errors.Is(err, rio.ErrRingFull) {
+			return c, nil
+		}
+	}
+}
+
+// each runs fn on every ring the File's operations may have gone to.
+func (f *File) each(fn func(*rio.Ring)) {
+	fn(f.ring)
+	if f.pool != nil && f.stream {
+		for _, r := range f.pool.load() {
+			fn(r)
+		}
+	}
+}
+
 // requiredOps are the operations a File cannot do without. The others
-// (OPENAT, STATX, CLOSE, FSYNC, FTRUNCATE, ASYNC_CANCEL) fall back to
+// (OPENAT, STATX, FSYNC, FTRUNCATE, ASYNC_CANCEL) fall back to
 // system calls when the kernel lacks them.
 var requiredOps = []string{"READ", "WRITE"}
 
@@ -306,6 +435,9 @@ func newFile(r *rio.Ring, fd int, name string, flag int) *File {
 		f.stream = true
 	}
 	f.noNowait.Store(f.direct || f.stream)
+	if f.stream && r == defaultRing {
+		f.pool = &streamRings
+	}
 	return f
 }
 
@@ -334,7 +466,7 @@ func (f *File) Name() string { return f.name }
 // (lseek) follows Seek but not Read and Write. On a File that fell back to
 // the os package, Fd is the *os.File's Fd.
 func (f *File) Fd() uintptr {
-	if f == nil {
+	if f == nil || f.invalid() {
 		return ^uintptr(0)
 	}
 	if f.osf != nil {
@@ -343,13 +475,22 @@ func (f *File) Fd() uintptr {
 	return uintptr(f.fd)
 }
 
-// Ring returns the Ring the File's IO goes through, or nil if it fell back
-// to the os package. The File does not own it.
+// Ring returns the Ring the File's IO goes through (for a File opened on
+// the shared rings, the first of them, DefaultRing), or nil if it fell
+// back to the os package. The File does not own it.
 func (f *File) Ring() *rio.Ring { return f.ring }
 
+// invalid reports whether f is a zero File, not made by this package's
+// functions: its methods fail with EINVAL, as those of a nil *os.File do.
+func (f *File) invalid() bool { return f.ring == nil && f.osf == nil }
+
 // acquire registers an operation in progress; it fails once Close has
-// begun. Every successful acquire is paired with a release.
+// begun, and on a zero File. Every successful acquire is paired with a
+// release.
 func (f *File) acquire() bool {
+	if f.invalid() {
+		return false
+	}
 	for {
 		v := f.life.Load()
 		if v&closedBit != 0 {
@@ -387,6 +528,9 @@ func (f *File) Close() error {
 	}
 	if f.osf != nil {
 		return f.osf.Close()
+	}
+	if f.invalid() {
+		return f.closedErr("close")
 	}
 	first := false
 	f.closeOnce.Do(func() {
@@ -448,25 +592,29 @@ func (f *File) cancelUntilDrained() {
 	}
 }
 
-// cancelFd cancels every operation in flight on the descriptor. It
-// reports false if the kernel cannot.
+// cancelFd cancels every operation in flight on the descriptor, on every
+// ring the File uses; the cancellation takes a slot kept for it, so it
+// never waits behind the operations it cancels. It reports false if the
+// kernel cannot.
 func (f *File) cancelFd() bool {
 	if f.ring.Supported("ASYNC_CANCEL") != nil {
 		return false
 	}
-	_, err := f.ring.CancelFd(f.fd).Wait()
-	return err == nil || errors.Is(err, syscall.ENOENT)
+	ok := true
+	f.each(func(r *rio.Ring) {
+		_, err := r.CancelFd(f.fd).Wait()
+		if err != nil && !errors.Is(err, syscall.ENOENT) {
+			ok = false
+		}
+	})
+	return ok
 }
 
-// closeFd closes the descriptor, through the ring where it can.
+// closeFd closes the descriptor, with close(2) on the calling thread
+// rather than through the ring: a Close must never wait for a slot of a
+// ring that other Files' operations (blocked reads of pipes, say) may hold
+// for ever, and closing a descriptor nothing else uses is quick.
 func (f *File) closeFd() error {
-	if f.ring.Supported("CLOSE") == nil {
-		_, err := f.ring.CloseFd(f.fd).Wait()
-		if err == nil || !errors.Is(err, rio.ErrClosed) {
-			return errnoOf(err)
-		}
-		// The Ring was closed first: close the descriptor directly.
-	}
 	return errnoOf(unix.Close(f.fd))
 }
 
@@ -496,5 +644,8 @@ func errnoOf(err error) error {
 }
 
 func (f *File) closedErr(op string) error {
+	if f.invalid() {
+		return &fs.PathError{Op: op, Path: f.name, Err: syscall.EINVAL}
+	}
 	return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrClosed}
 }

@@ -7,6 +7,7 @@ import (
 	"os"
 	"syscall"
 
+	"github.com/gorio/rio"
 	"golang.org/x/sys/unix"
 )
 
@@ -49,7 +50,7 @@ func (f *File) Read(b []byte) (int, error) {
 			// Part was cached. Read the rest through the ring, so that a
 			// Read returns as much as os.File's would; an error there
 			// will show on the next Read.
-			m, err := f.ring.ReadAt(f.fd, b[n:], f.pos+int64(n)).Wait()
+			m, err := run(f, func(r *rio.Ring) *rio.Completion[int] { return r.ReadAt(f.fd, b[n:], f.pos+int64(n)) })
 			if err == nil {
 				n += m
 			}
@@ -64,9 +65,9 @@ func (f *File) Read(b []byte) (int, error) {
 			if f.pastDeadline(false) {
 				return 0, f.wrapErr("read", os.ErrDeadlineExceeded)
 			}
-			n, err = waitDeadline(f, f.ring.Read(f.fd, b), false)
+			n, err = runDeadline(f, false, func(r *rio.Ring) *rio.Completion[int] { return r.Read(f.fd, b) })
 		} else {
-			n, err = f.ring.ReadAt(f.fd, b, f.pos).Wait()
+			n, err = run(f, func(r *rio.Ring) *rio.Completion[int] { return r.ReadAt(f.fd, b, f.pos) })
 		}
 		if err == nil || !f.again(err, unix.POLLIN) {
 			break
@@ -116,7 +117,7 @@ func (f *File) writeCur(b []byte) (int, error) {
 		// As os, write nothing, which reports a file not open for
 		// writing.
 		for {
-			_, err := f.ring.Write(f.fd, nil).Wait()
+			_, err := run(f, func(r *rio.Ring) *rio.Completion[int] { return r.Write(f.fd, nil) })
 			if err == nil || !f.again(err, unix.POLLOUT) {
 				return 0, f.wrapErr("write", err)
 			}
@@ -142,9 +143,9 @@ func (f *File) writeCur(b []byte) (int, error) {
 			return nn, f.wrapErr("write", os.ErrDeadlineExceeded)
 		}
 		if f.stream || f.append {
-			n, err = waitDeadline(f, f.ring.Write(f.fd, b[nn:]), true)
+			n, err = runDeadline(f, true, func(r *rio.Ring) *rio.Completion[int] { return r.Write(f.fd, b[nn:]) })
 		} else {
-			n, err = f.ring.WriteAt(f.fd, b[nn:], f.pos).Wait()
+			n, err = run(f, func(r *rio.Ring) *rio.Completion[int] { return r.WriteAt(f.fd, b[nn:], f.pos) })
 		}
 		if err != nil {
 			if f.again(err, unix.POLLOUT) {
@@ -203,7 +204,7 @@ func (f *File) ReadAt(b []byte, off int64) (int, error) {
 				continue
 			}
 		}
-		m, err := f.ring.ReadAt(f.fd, b, off).Wait()
+		m, err := run(f, func(r *rio.Ring) *rio.Completion[int] { return r.ReadAt(f.fd, b, off) })
 		if err != nil {
 			if f.again(err, unix.POLLIN) {
 				continue
@@ -259,7 +260,7 @@ func (f *File) WriteAt(b []byte, off int64) (int, error) {
 	}
 	n := 0
 	for len(b) > 0 {
-		m, err := f.ring.WriteAt(f.fd, b, off).Wait()
+		m, err := run(f, func(r *rio.Ring) *rio.Completion[int] { return r.WriteAt(f.fd, b, off) })
 		if err != nil {
 			if f.again(err, unix.POLLOUT) {
 				continue
@@ -322,7 +323,7 @@ func (f *File) again(err error, events uint32) bool {
 		return true
 	case errors.Is(err, syscall.EAGAIN):
 		if f.stream {
-			_, perr := waitDeadline(f, f.ring.Poll(f.fd, events), events == unix.POLLOUT)
+			_, perr := runDeadline(f, events == unix.POLLOUT, func(r *rio.Ring) *rio.Completion[uint32] { return r.Poll(f.fd, events) })
 			return perr == nil || errors.Is(perr, syscall.EINTR)
 		}
 		return true

@@ -95,7 +95,7 @@ func (f *File) setDeadline(t time.Time, read, write bool) error {
 		return f.osf.SetWriteDeadline(t)
 	}
 	if !f.acquire() {
-		return errFileClosing
+		return f.closingErr()
 	}
 	defer f.release()
 	if !f.stream {
@@ -266,7 +266,7 @@ var errUnsupportedWait = errors.New("waiting for unsupported file type")
 
 func (c rawConn) Control(fn func(fd uintptr)) error {
 	if !c.f.acquire() {
-		return errFileClosing
+		return c.f.closingErr()
 	}
 	defer c.f.release()
 	fn(uintptr(c.f.fd))
@@ -280,7 +280,7 @@ func (c rawConn) Write(fn func(fd uintptr) bool) error { return c.wait(fn, true)
 func (c rawConn) wait(fn func(fd uintptr) bool, write bool) error {
 	f := c.f
 	if !f.acquire() {
-		return errFileClosing
+		return f.closingErr()
 	}
 	defer f.release()
 	events := uint32(unix.POLLIN)
@@ -297,7 +297,7 @@ func (c rawConn) wait(fn func(fd uintptr) bool, write bool) error {
 		if !f.stream {
 			return errUnsupportedWait
 		}
-		_, err := waitDeadline(f, f.ring.Poll(f.fd, events), write)
+		_, err := runDeadline(f, write, func(r *rio.Ring) *rio.Completion[uint32] { return r.Poll(f.fd, events) })
 		switch {
 		case err == nil || errors.Is(err, syscall.EINTR):
 		case err == os.ErrDeadlineExceeded:

@@ -6,6 +6,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorio/rio"
 	"golang.org/x/sys/unix"
 )
 
@@ -33,7 +34,7 @@ func (f *File) Stat() (fs.FileInfo, error) {
 // statx fills st for the open file, through the ring if it can.
 func (f *File) statx(mask uint32, st *unix.Statx_t) error {
 	if f.ring.Supported("STATX") == nil {
-		_, err := f.ring.Statx(f.fd, "", unix.AT_EMPTY_PATH, mask, st).Wait()
+		_, err := run(f, func(r *rio.Ring) *rio.Completion[struct{}] { return r.Statx(f.fd, "", unix.AT_EMPTY_PATH, mask, st) })
 		return err
 	}
 	return unix.Statx(f.fd, "", unix.AT_EMPTY_PATH, int(mask), st)
@@ -121,7 +122,7 @@ func (f *File) Truncate(size int64) error {
 	if size < 0 {
 		err = syscall.EINVAL
 	} else if f.ring.Supported("FTRUNCATE") == nil {
-		_, err = f.ring.Ftruncate(f.fd, size).Wait()
+		_, err = run(f, func(r *rio.Ring) *rio.Completion[struct{}] { return r.Ftruncate(f.fd, size) })
 	} else {
 		err = unix.Ftruncate(f.fd, size)
 	}
@@ -141,7 +142,7 @@ func (f *File) Sync() error {
 		return f.closedErr("sync")
 	}
 	defer f.release()
-	_, err := f.ring.Fsync(f.fd).Wait()
+	_, err := run(f, func(r *rio.Ring) *rio.Completion[struct{}] { return r.Fsync(f.fd) })
 	return f.wrapErr("sync", err)
 }
 
@@ -163,7 +164,7 @@ func (f *File) Datasync() error {
 		return f.closedErr("datasync")
 	}
 	defer f.release()
-	_, err := f.ring.Fdatasync(f.fd).Wait()
+	_, err := run(f, func(r *rio.Ring) *rio.Completion[struct{}] { return r.Fdatasync(f.fd) })
 	return f.wrapErr("datasync", err)
 }
 

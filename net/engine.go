@@ -112,14 +112,20 @@ func newEngine(r *rio.Ring) (*engine, error) {
 // Release drops what this package registered on r (its receive buffer
 // ring). Call it before closing a Ring that was passed in a ListenConfig
 // or Dialer, once every connection and listener on it has been closed.
-// It is a no-op for rings this package never used.
+// It is a no-op for rings this package never used. While a connection on
+// r still receives, it fails with an error matching syscall.EBUSY and
+// changes nothing: r stays usable by this package, and Release can be
+// called again once the connections are closed.
 func Release(r *rio.Ring) error {
 	enginesMu.Lock()
+	defer enginesMu.Unlock()
 	e := engines[r]
-	delete(engines, r)
-	enginesMu.Unlock()
 	if e == nil {
 		return nil
 	}
-	return errors.Join(releaseDgram(e), e.br.Close())
+	if err := e.br.Close(); err != nil {
+		return err // EBUSY: a connection still receives; nothing changed
+	}
+	delete(engines, r)
+	return releaseDgram(e)
 }

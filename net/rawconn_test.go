@@ -19,22 +19,6 @@ func rawConn(t *testing.T, c any) syscall.RawConn {
 	return rc
 }
 
-// within runs f, failing t if it has not returned after a long while: a
-// RawConn callback that blocks its thread would otherwise hang the test.
-func within(t *testing.T, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(20 * time.Second):
-		t.Fatalf("%s did not return: a callback blocked?", what)
-	}
-}
-
 // drainUntilEAGAIN is the usual non-blocking read callback: read until
 // EAGAIN; done once something arrived (or the end).
 func drainUntilEAGAIN(got *[]byte, calls *int) func(fd uintptr) bool {
