@@ -306,7 +306,7 @@ func TestExtraServers(t *testing.T) {
 	}
 	// A checkout with a loop server and no bench/gnet.
 	write("go.mod", "module example.com/fake\n\ngo 1.24\n")
-	write("examples/loopecho/main.go", "package main\n\nfunc main() { println(\"listening 127.0.0.1:1\") }\n")
+	write("bench/loop/main.go", "package main\n\nfunc main() { println(\"listening 127.0.0.1:1\") }\n")
 	for _, tc := range []struct {
 		netImpls, impls, note string
 		extra                 bool
@@ -337,7 +337,7 @@ func TestExtraServers(t *testing.T) {
 			}
 			continue
 		}
-		want := "loop=" + filepath.Join(b.tmp, "riobench-loop") + " -addr 127.0.0.1:0"
+		want := "loop=" + filepath.Join(b.tmp, "riobench-loop") + " loop-server -addr 127.0.0.1:0"
 		if len(s.extra) != 2 || s.extra[0] != "-x" || s.extra[1] != want {
 			t.Errorf("-net-impls %q: extra servers %q, want [-x %s]", tc.netImpls, s.extra, want)
 		} else if _, err := os.Stat(filepath.Join(b.tmp, "riobench-loop")); err != nil {

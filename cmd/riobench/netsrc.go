@@ -154,11 +154,12 @@ type extraServer struct {
 	args   []string
 }
 
-// extraServers are the event-loop servers of issue 15: rionet's
-// LoopServer (examples/loopecho, the main module) and gnet v2's echo
-// (bench/gnet, a module of its own, as gnet must not enter rio's go.mod).
+// extraServers are the event-loop servers of issue 15, as bench/loop (its
+// benchmark) runs them: rionet's LoopServer with its defaults echoing in
+// OnData (bench/loop's loop-server), and gnet v2's echo (bench/gnet, a
+// module of its own, as gnet must not enter rio's go.mod).
 var extraServers = []extraServer{
-	{name: "loop", module: ".", pkg: "./examples/loopecho", args: []string{"-addr", "127.0.0.1:0"}},
+	{name: "loop", module: ".", pkg: "./bench/loop", args: []string{"loop-server", "-addr", "127.0.0.1:0"}},
 	{name: "gnet", module: "bench/gnet", pkg: ".", args: []string{"-addr", "127.0.0.1:0"}},
 }
 
