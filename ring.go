@@ -96,6 +96,10 @@ type Ring struct {
 	alwaysArmed bool
 	reaperDone  chan struct{}
 
+	// WithWaitSpin.
+	spinFor  time.Duration
+	spinning atomic.Bool // a goroutine spins in Stream.Wait
+
 	closedA atomic.Bool // closed, readable without mu
 	deadA   atomic.Bool // dead, readable without mu
 	// brokenA: io_uring_enter failed in a way that cannot clear (see
@@ -132,6 +136,7 @@ type Option func(*config) error
 
 type config struct {
 	maxWorkers *[2]uint32
+	spin       time.Duration
 	entries    uint32
 	cqEntries  uint32
 	sqpoll     bool
@@ -203,6 +208,29 @@ func WithCoopTaskrun() Option {
 func WithMaxWorkers(bounded, unbounded uint32) Option {
 	return func(c *config) error {
 		c.maxWorkers = &[2]uint32{bounded, unbounded}
+		return nil
+	}
+}
+
+// WithWaitSpin makes Stream.Wait poll for up to d before it parks, when no
+// other goroutine waits on the ring and GOMAXPROCS is at least 2: the
+// goroutine keeps its thread, reaps the completion queue, and makes a
+// non-waiting system call (sched_yield) between polls, so that its thread
+// runs the receive work the kernel queued for it. A request-response peer
+// on another CPU often answers within microseconds, and a goroutine that
+// parks costs a thread wake-up when the answer comes (on a virtual
+// machine, waking an idle virtual CPU). One goroutine spins at a time,
+// and the CPU time it spins is spent for nothing when no answer comes. It
+// is a trade-off: rionet's default ring spins for 20 µs, which took one
+// connection's echo from 0.6× to 0.85-0.96× of package net's requests per
+// second in the issue 10 measurements (docs/net.md). 0, the default,
+// never spins.
+func WithWaitSpin(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return argError("WithWaitSpin", fmt.Errorf("negative duration %v: %w", d, syscall.EINVAL))
+		}
+		c.spin = d
 		return nil
 	}
 }
@@ -294,6 +322,7 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 		idle:        make(chan struct{}, 1),
 		closeDone:   make(chan struct{}),
 		reaperDone:  make(chan struct{}),
+		spinFor:     cfg.spin,
 	}
 	r.short, _ = k.(shortEnterer)
 	r.sqTail = *rg.SQTail
@@ -402,6 +431,46 @@ func (r *Ring) reaper() {
 		r.reap()
 		return false
 	})
+}
+
+// spin polls for up to r.spinFor for s to be pending or woken, without
+// parking (WithWaitSpin); it reports whether s is.
+func (r *Ring) spin(s *streamCore) bool {
+	if r.armed.Load() != 0 || runtime.GOMAXPROCS(0) < 2 || !r.spinning.CompareAndSwap(false, true) {
+		return false
+	}
+	ok := false
+	for end := time.Now().Add(r.spinFor); ; {
+		select {
+		case <-s.ready:
+			ok = true
+		default:
+		}
+		if ok {
+			break
+		}
+		r.reap()
+		if ok = s.pending(); ok || time.Now().After(end) {
+			break
+		}
+		shortcall.Yield()
+	}
+	r.spinning.Store(false)
+	return ok
+}
+
+// cqHolds reports whether one of the first completions in the CQ, not yet
+// reaped, has user_data ud.
+func (r *Ring) cqHolds(ud uint64) bool {
+	rg := r.rings
+	head := uring.LoadAcquire(rg.CQHead)
+	tail := uring.LoadAcquire(rg.CQTail)
+	for i := 0; head != tail && i < 64; head, i = head+1, i+1 {
+		if rg.CQEs[head&rg.CQMask].UserData == ud {
+			return true
+		}
+	}
+	return false
 }
 
 // arm makes the kernel signal the eventfd for new completions, for as long
