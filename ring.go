@@ -463,8 +463,19 @@ func (r *Ring) spin(s *streamCore) bool {
 }
 
 // cqHolds reports whether one of the first completions in the CQ, not yet
-// reaped, has user_data ud.
+// reaped, has user_data ud. It looks under cqMu: only a drain moves the CQ
+// head, and the kernel reuses an entry only once the head has passed it,
+// so the entries between head and tail stay as posted while it reads.
+// When another goroutine drains, it reports true: the caller's reap then
+// makes that goroutine drain again, which may complete the caller's op.
 func (r *Ring) cqHolds(ud uint64) bool {
+	if !r.cqMu.TryLock() {
+		return true
+	}
+	defer r.cqMu.Unlock()
+	if r.dead {
+		return false
+	}
 	rg := r.rings
 	head := uring.LoadAcquire(rg.CQHead)
 	tail := uring.LoadAcquire(rg.CQTail)
