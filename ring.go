@@ -101,7 +101,10 @@ type Ring struct {
 	spinning atomic.Bool // a goroutine spins in Stream.Wait
 
 	closedA atomic.Bool // closed, readable without mu
-	deadA   atomic.Bool // dead, readable without mu
+	// closeReq is set as Close begins, before it takes mu: an enter loop
+	// retrying a transient error (possibly with mu held) gives up on it.
+	closeReq atomic.Bool
+	deadA    atomic.Bool // dead, readable without mu
 	// brokenA: io_uring_enter failed in a way that cannot clear (see
 	// breakRing); brokenErr, written once before brokenA is set, is that
 	// failure, which every operation the kernel never saw returns.
@@ -797,6 +800,10 @@ type shortEnterer interface {
 	EnterShort(toSubmit, minComplete, flags uint32) (int, syscall.Errno)
 }
 
+// enterGiveUp is how many attempts enterFlags makes at a transient error
+// once Close has begun: about a second of backoff (see backoff).
+const enterGiveUp = 1100
+
 func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 	for attempt := 0; ; attempt++ {
 		var errno syscall.Errno
@@ -830,14 +837,21 @@ func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 			continue
 		case syscall.EINTR:
 			continue
-		case syscall.EAGAIN, syscall.EBUSY:
-			// The kernel is short of memory, or has completions it could
-			// not post.
-			r.backoff(attempt)
-			continue
-		case syscall.ENOMEM:
-			// The kernel is short of memory: like EAGAIN, but count it.
-			r.stats.enterErrors.Add(1)
+		case syscall.EAGAIN, syscall.EBUSY, syscall.ENOMEM:
+			// The kernel is short of memory (ENOMEM counted), or has
+			// completions it could not post: it clears, so retry. But
+			// Close waits for this loop, so once Close has begun an
+			// error that has not cleared after a second or so of
+			// retries breaks the ring, as an error that cannot clear
+			// does, and the operations the kernel never saw fail with
+			// it (TestEnterRetryEndsOnClose).
+			if errno == syscall.ENOMEM {
+				r.stats.enterErrors.Add(1)
+			}
+			if attempt >= enterGiveUp && r.closeReq.Load() {
+				r.breakRing(errno)
+				return
+			}
 			r.backoff(attempt)
 			continue
 		default:
@@ -1013,6 +1027,7 @@ func (r *Ring) Close() error {
 	if !r.usable() {
 		return errBadRing
 	}
+	r.closeReq.Store(true)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()
