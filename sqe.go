@@ -1,13 +1,17 @@
 package rio
 
 import (
+	"errors"
 	"fmt"
 	"math"
+	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
 	"unsafe"
 
+	"github.com/gorio/rio/internal/shortcall"
 	"github.com/gorio/rio/internal/uring"
 	"golang.org/x/sys/unix"
 )
@@ -309,4 +313,526 @@ func (r *Ring) checkFixedBuffer(op string, b []byte, index int) error {
 		return argError(op, fmt.Errorf("buffer is not inside registered buffer %d: %w", index, syscall.EFAULT))
 	}
 	return nil
+}
+
+// submit submits one operation. Failures before submission complete the op
+// with an error; submit itself never fails.
+func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
+	if !r.usable() {
+		o.fail(errBadRing)
+		return
+	}
+	if err := o.prepErr(); err != nil {
+		o.fail(err)
+		return
+	}
+	if !r.probe.Supported(o.opcode) {
+		o.fail(opFeatureError(o.opcode))
+		return
+	}
+	idx, ok := r.acquire1(o, s, internal)
+	if !ok {
+		return // failed, or queued: pump submits it when slots free
+	}
+	r.claim1(idx, o)
+	ops := [1]*op{o}
+	r.mu.Lock()
+	if !r.publishLocked(ops[:], unsafe.Slice(s, 1), internal) {
+		r.mu.Unlock()
+		r.unsubmit([]uint32{idx}, ops[:], true)
+		return
+	}
+	// A multishot operation's results come later: its submitter does not
+	// reap, which keeps its stack small (a server's reader goroutine
+	// submits one, then parks on an idle connection).
+	r.flushLocked(!o.stream)
+}
+
+// publishLocked is the one path by which SQEs reach the submission queue,
+// for Ring's methods, Batch.Submit and the queue's pump alike. With mu held,
+// it copies the SQEs of ops, whose slots are claimed, into the SQ,
+// contiguously, and publishes the new tail; the caller then flushes them
+// (flushLocked). It reports false, publishing nothing, if the ring refuses
+// them (see refusesLocked) or broke while making room; the caller then
+// takes the slots back (unsubmit).
+func (r *Ring) publishLocked(ops []*op, sqes []uring.SQE, internal bool) bool {
+	if r.refusesLocked(internal) || !r.waitSQSpace(uint32(len(ops))) {
+		return false
+	}
+	for i, o := range ops {
+		sqes[i].UserData = o.userData
+		r.rings.SQEs[r.sqTail&r.rings.SQMask] = sqes[i]
+		r.sqTail++
+		r.heavy = r.heavy || heavyOp(o)
+	}
+	// Publish the submission whole: waitSQSpace may enter.
+	uring.StoreRelease(r.rings.SQTail, r.sqTail)
+	r.stats.submitted.Add(uint64(len(ops)))
+	return true
+}
+
+// refusesLocked reports whether the ring, with mu held, refuses to
+// publish a user operation (or an internal one): user ones from the
+// moment Close begins, internal ones once Close has no more use for them.
+func (r *Ring) refusesLocked(internal bool) bool {
+	if r.brokenA.Load() {
+		return true
+	}
+	if internal {
+		return r.quiet || r.dead
+	}
+	return r.closed || r.dead
+}
+
+// The helpers of submit below keep its frame small: it is on the stack of
+// every first Read of a rionet connection (see enterSubmit).
+
+// acquire1 acquires one slot for o. It reports false if o failed, or if
+// it was queued to wait for a slot.
+func (r *Ring) acquire1(o *op, s *uring.SQE, internal bool) (uint32, bool) {
+	var buf [1]uint32
+	ops := [1]*op{o}
+	idx, err := r.acquire(buf[:0], 1, internal, ops[:], unsafe.Slice(s, 1))
+	if err != nil {
+		if err != errQueued {
+			o.fail(err)
+		}
+		return 0, false
+	}
+	return idx[0], true
+}
+
+// claim1 is claim for one op.
+func (r *Ring) claim1(idx uint32, o *op) {
+	var now int64
+	r.table.claim(idx, o, &now)
+}
+
+// unsubmit empties and releases the slots idx of ops, claimed but refused
+// by publishLocked, and fails the ops; with pump, it then submits what the
+// freed slots let through.
+func (r *Ring) unsubmit(idx []uint32, ops []*op, pump bool) {
+	for _, i := range idx {
+		r.table.unclaim(i)
+	}
+	r.table.release(idx...)
+	err := r.closedErr()
+	for _, o := range ops {
+		failQueued(o, err)
+	}
+	if pump {
+		r.pump()
+	}
+}
+
+// flushLocked makes sure the published SQEs reach the kernel. Called with mu
+// held; returns with it released. If another goroutine is already in the
+// enter loop, it will pick our SQEs up (flat combining); otherwise this
+// goroutine becomes the one, and afterwards, if reap is set, reaps what
+// completed inline.
+func (r *Ring) flushLocked(reap bool) {
+	if r.submitting {
+		r.again = true
+		r.mu.Unlock()
+		return
+	}
+	r.submitting = true
+	for {
+		short := !r.heavy
+		r.heavy = false
+		r.mu.Unlock()
+		r.enterSubmit(short)
+		r.mu.Lock()
+		if r.brokenA.Load() {
+			// No more enters: fail what the kernel never saw, whoever
+			// published it.
+			r.failUnconsumedLocked()
+			r.again = false
+		}
+		if !r.again {
+			r.submitting = false
+			r.mu.Unlock()
+			break
+		}
+		r.again = false
+	}
+	if reap {
+		r.reap()
+	} else if r.table.hasReady.Load() {
+		r.pump()
+	}
+}
+
+// enterSubmit is enter(0, 0, short), with its common case (a short enter
+// of which the kernel takes every SQE) in one shallow frame: a goroutine
+// that submits and then parks keeps the stack it grew, and a server's
+// reader goroutine does that on each idle connection.
+func (r *Ring) enterSubmit(short bool) {
+	if short && r.short != nil && !r.sqpoll {
+		_, errno := r.short.EnterShort(r.rings.SQEntries, 0, 0)
+		r.stats.enters.Add(1)
+		if errno == 0 && uring.LoadAcquire(r.rings.SQHead) == uring.LoadAcquire(r.rings.SQTail) {
+			return
+		}
+		switch errno {
+		case 0, syscall.EINTR, syscall.EAGAIN, syscall.EBUSY:
+		case syscall.ENOMEM:
+			r.stats.enterErrors.Add(1)
+		default:
+			r.stats.enterErrors.Add(1)
+			r.breakRing(errno)
+			return
+		}
+		// Let enter retry or back off.
+	}
+	r.enter(0, 0, short)
+}
+
+// heavyOp reports whether o may take long to submit, because the kernel
+// copies much data while issuing it: such a submission goes through the
+// scheduler's blocking-syscall path so that the P is handed off.
+func heavyOp(o *op) bool {
+	const limit = shortcall.Max
+	n := len(o.buf)
+	if o.x != nil {
+		for _, b := range o.x.bufs {
+			n += len(b)
+		}
+	}
+	return n > limit
+}
+
+// waitSQSpace makes room for n SQEs, called with mu held. The kernel
+// consumes SQEs during enter, so a full SQ is flushed here. It reports
+// false if the ring broke (see breakRing): the caller must not publish.
+func (r *Ring) waitSQSpace(n uint32) bool {
+	for r.sqTail-uring.LoadAcquire(r.rings.SQHead)+n > r.rings.SQEntries {
+		if r.brokenA.Load() {
+			r.failUnconsumedLocked()
+			return false
+		}
+		if r.sqpoll {
+			r.enterFlags(0, 0, uring.EnterSQWait, false)
+		} else {
+			short := !r.heavy
+			r.heavy = false
+			r.enter(0, 0, short)
+		}
+	}
+	return !r.brokenA.Load()
+}
+
+// breakRing records that io_uring_enter failed with errno, which cannot
+// clear: the ring fd was closed behind the ring's back (EBADF), its number
+// now names another file (EOPNOTSUPP), or a seccomp filter installed
+// after New blocks the call (EPERM, ENOSYS). From then on the ring never
+// enters again; operations the kernel never saw fail with the error (see
+// failUnconsumedLocked), and so does every new one. Operations the kernel
+// already has go on: their completions still reach the mapped CQ and the
+// eventfd, so they complete as usual.
+func (r *Ring) breakRing(errno syscall.Errno) {
+	r.breakOnce.Do(func() {
+		r.brokenErr = os.NewSyscallError("io_uring_enter", errno)
+		r.brokenA.Store(true)
+	})
+}
+
+// failUnconsumedLocked fails, with mu held, the operations whose SQEs are
+// published but were never consumed by the kernel, and takes them out of
+// the SQ, once the ring is broken. Without SQPOLL the kernel reads SQEs
+// only inside io_uring_enter, which the ring no longer calls, so their
+// memory is the caller's again. With SQPOLL the kernel's thread might
+// still read them, so they stay pending until it does (or forever). The
+// operations waiting for a slot fail too.
+func (r *Ring) failUnconsumedLocked() {
+	err := r.brokenErr
+	r.failQueue(err, true)
+	if r.sqpoll {
+		return
+	}
+	rg := r.rings
+	head := uring.LoadAcquire(rg.SQHead)
+	var idx []uint32
+	var ops []*op
+	for i := head; i != r.sqTail; i++ {
+		if o, j := r.table.lookup(rg.SQEs[i&rg.SQMask].UserData); o != nil {
+			r.table.unclaim(j)
+			idx = append(idx, j)
+			ops = append(ops, o)
+		}
+	}
+	r.sqTail = head
+	uring.StoreRelease(rg.SQTail, head)
+	if len(idx) > 0 {
+		r.table.release(idx...)
+	}
+	for _, o := range ops {
+		failQueued(o, err)
+	}
+}
+
+// enter submits every published SQE. short says that none of them moves
+// much data inline.
+func (r *Ring) enter(minComplete, flags uint32, short bool) {
+	if r.sqpoll {
+		if uring.LoadAcquire(r.rings.SQFlags)&uring.SQNeedWakeup == 0 && flags == 0 {
+			return
+		}
+		flags |= uring.EnterSQWakeup
+	}
+	r.enterFlags(r.rings.SQEntries, minComplete, flags, short)
+}
+
+// backoff reaps, to free what the kernel may be waiting on, and gives way
+// before attempt number attempt of an enter: a yield at first, then sleeps
+// growing to 1 ms.
+func (r *Ring) backoff(attempt int) {
+	r.drain() // not reap: the caller may hold mu, which pump takes
+	if attempt < 10 {
+		runtime.Gosched()
+		return
+	}
+	time.Sleep(time.Duration(min(attempt, 100)) * 10 * time.Microsecond)
+}
+
+func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
+	for attempt := 0; ; attempt++ {
+		var errno syscall.Errno
+		if r.short != nil && short && flags&(uring.EnterGetEvents|uring.EnterSQWait) == 0 {
+			_, errno = r.short.EnterShort(toSubmit, minComplete, flags)
+		} else {
+			_, errno = r.k.Enter(toSubmit, minComplete, flags)
+		}
+		r.stats.enters.Add(1)
+		switch errno {
+		case 0:
+			// The kernel may submit fewer SQEs than offered, without an
+			// error (io_submit_sqes stops when it cannot allocate a
+			// request). Nobody else enters while this goroutine is in the
+			// enter loop, so it must not leave published SQEs behind.
+			// Found by the simulated kernel (internal/sim).
+			if toSubmit == 0 || r.sqpoll || uring.LoadAcquire(r.rings.SQHead) == uring.LoadAcquire(r.rings.SQTail) {
+				return
+			}
+			if attempt == 8 {
+				// Still nothing taken: the fd number may have been closed
+				// behind the ring's back and reused by another io_uring
+				// instance, whose own SQ this enter submitted.
+				if v, ok := r.k.(verifier); ok && !v.Verify() {
+					r.stats.enterErrors.Add(1)
+					r.breakRing(syscall.EBADF)
+					return
+				}
+			}
+			r.backoff(attempt)
+			continue
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN, syscall.EBUSY:
+			// The kernel is short of memory, or has completions it could
+			// not post.
+			r.backoff(attempt)
+			continue
+		case syscall.ENOMEM:
+			// The kernel is short of memory: like EAGAIN, but count it.
+			r.stats.enterErrors.Add(1)
+			r.backoff(attempt)
+			continue
+		default:
+			// EBADF, EOPNOTSUPP, EPERM, ENOSYS, EFAULT, EINVAL...: it will
+			// not clear, and SQEs left queued would wait for ever.
+			r.stats.enterErrors.Add(1)
+			r.breakRing(errno)
+			return
+		}
+	}
+}
+
+// cancelOp asks the kernel to cancel o, if it is still in flight. An
+// operation still waiting for a slot is withdrawn instead: it completes
+// with ECANCELED without reaching the kernel.
+func (r *Ring) cancelOp(o *op) {
+	if o.state.Load() != statePending {
+		return
+	}
+	if x := o.x; x != nil && x.q != nil && r.withdraw(x.q) {
+		return
+	}
+	c := &Completion[int]{}
+	c.ring = r
+	c.opcode = uring.OpAsyncCancel
+	r.submit(&c.op, &uring.SQE{Opcode: uring.OpAsyncCancel, Fd: -1, Addr: o.userData}, true)
+}
+
+// The ring's side of the in-flight table's queue: an operation that finds
+// no free slot waits there (see slots.go), and pump submits it once slots
+// free.
+
+// errQueued says that acquire queued the submission: its operations are
+// pending and pump will submit them.
+var errQueued = errors.New("rio: queued")
+
+// acquire appends n free slots to dst. If the slots are not free, or
+// others already wait for them, it queues the submission (ops and their
+// SQEs, copied) and returns errQueued; on a closed ring, or past the queue
+// limit, it fails with ErrClosed or ErrRingFull.
+func (r *Ring) acquire(dst []uint32, n int, internal bool, ops []*op, sqes []uring.SQE) ([]uint32, error) {
+	if dst, ok := r.table.acquire(dst, n, internal); ok {
+		return dst, nil
+	}
+	return dst, r.enqueue(internal, ops, sqes)
+}
+
+// enqueue queues a submission that found no free slots. The queue holds
+// the ring armed (the reaper must free slots for it) while the submission
+// waits; arming comes first, since arm reaps, and reaping may free the
+// slots, in which case the submission goes ahead at once.
+func (r *Ring) enqueue(internal bool, ops []*op, sqes []uring.SQE) error {
+	if !internal && r.closedA.Load() {
+		return r.closedErr()
+	}
+	if !r.arm() {
+		return r.closedErr()
+	}
+	pump, err := r.table.enqueue(newQueued(internal, ops, sqes), func() error {
+		if r.deadA.Load() || (!internal && r.closedA.Load()) {
+			return r.closedErr()
+		}
+		return nil
+	})
+	if err != nil {
+		r.disarm()
+		return err
+	}
+	if pump {
+		r.pump()
+	}
+	return errQueued
+}
+
+// pump submits the queued submissions that have their slots. It is called
+// after slots are freed, outside the CQ lock and mu (reap, flushLocked),
+// and by whoever made the queue move. One goroutine pumps at a time; one
+// that finds another pumping leaves the work to it, which looks again
+// after it stops.
+func (r *Ring) pump() {
+	for r.table.hasReady.Load() {
+		if !r.pumpMu.TryLock() {
+			return
+		}
+		for {
+			live, dropped := r.table.takeReady()
+			if live == nil && dropped == nil {
+				break
+			}
+			r.submitQueued(live, dropped)
+		}
+		r.pumpMu.Unlock()
+	}
+}
+
+// submitQueued publishes popped submissions and enters them, with one
+// io_uring_enter for all of them if the SQ holds them. Those withdrawn
+// while they waited for pump (dropped) were never submitted.
+func (r *Ring) submitQueued(live, dropped []*queued) {
+	for _, q := range dropped {
+		r.table.release(q.idx...)
+		withdrawAll(q.ops)
+		r.disarm()
+	}
+	if len(live) == 0 {
+		return
+	}
+	var now int64
+	for _, q := range live {
+		for i, o := range q.ops {
+			r.table.claim(q.idx[i], o, &now)
+		}
+	}
+	var refused []*queued
+	published := false
+	r.mu.Lock()
+	for _, q := range live {
+		if !r.publishLocked(q.ops, q.sqes, q.sys) {
+			refused = append(refused, q)
+			continue
+		}
+		published = true
+	}
+	if published {
+		r.flushLocked(false)
+	} else {
+		r.mu.Unlock()
+	}
+	for _, q := range refused {
+		r.unsubmit(q.idx, q.ops, false)
+	}
+	cancel := r.table.submitted(live)
+	for range live {
+		r.disarm()
+	}
+	for _, o := range cancel {
+		r.cancelOp(o) // never blocks: at worst it is queued
+	}
+}
+
+// withdraw takes o's queued submission out of the queue, if it is still
+// waiting there, and completes its operations with ECANCELED, as the
+// kernel would have. It reports false if the submission is already
+// published, in which case the caller cancels it through the kernel.
+func (r *Ring) withdraw(q *queued) bool {
+	withdrawn, wasQueued, pump := r.table.withdraw(q)
+	if wasQueued {
+		withdrawAll(q.ops)
+		r.disarm()
+	}
+	if pump {
+		r.pump()
+	}
+	return withdrawn
+}
+
+// withdrawQueuedFd withdraws every queued submission that has an operation
+// on fd (FixedFile(i) for a registered file), for CancelFd. It returns how
+// many operations it withdrew.
+func (r *Ring) withdrawQueuedFd(fd int) int {
+	n := 0
+	for _, q := range r.table.queuedOnFd(fd) {
+		if r.withdraw(q) {
+			n += len(q.ops)
+		}
+	}
+	return n
+}
+
+// failQueue fails every user submission still waiting in the queue (and
+// with sys, the internal ones too) with err, for Close. Popped ones are
+// failed by pump, which sees the ring closed.
+func (r *Ring) failQueue(err error, sys bool) {
+	for _, q := range r.table.takeQueue(sys) {
+		for _, o := range q.ops {
+			failQueued(o, err)
+		}
+		r.disarm()
+	}
+}
+
+// withdrawAll completes operations taken out of the queue with ECANCELED.
+func withdrawAll(ops []*op) {
+	for _, o := range ops {
+		o.finishRes(-int32(syscall.ECANCELED), 0)
+	}
+}
+
+// failQueued fails an operation that waited in the queue and will never be
+// submitted.
+func failQueued(o *op, err error) {
+	if o.stream {
+		s := streamOf(o)
+		s.failed()
+		o.fail(err)
+		s.wake()
+		return
+	}
+	o.fail(err)
 }

@@ -82,8 +82,8 @@ func (r *Ring) Stats() Stats {
 		Completed:   r.stats.completed.Load(),
 		Enters:      r.stats.enters.Load(),
 		EnterErrors: r.stats.enterErrors.Load(),
-		InFlight:    int(r.inflight.Load()),
-		Queued:      r.queuedOps(),
+		InFlight:    int(r.table.inflight.Load()),
+		Queued:      r.table.queuedOps(),
 	}
 	for i := range s.Latency {
 		s.Latency[i] = r.stats.latency[i].Load()

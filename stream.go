@@ -604,13 +604,3 @@ func (s *Stream[T]) Err() error {
 	}
 	return nil
 }
-
-// reapWait is reap, except that if another goroutine is draining the CQ it
-// waits for that goroutine rather than leaving the rest to it.
-func (r *Ring) reapWait() {
-	r.cqMu.Lock()
-	if !r.dead {
-		r.drainLocked()
-	}
-	r.cqMu.Unlock()
-}
