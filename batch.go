@@ -297,9 +297,6 @@ func failAll(ops []*op, err error) {
 		} else {
 			o.fail(err)
 		}
-		if o.stream {
-			streamOf(o).failed() // no CQE will come
-		}
 	}
 }
 

@@ -139,18 +139,11 @@ func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 		r.stats.unknown.Add(1)
 		return 0, false
 	}
-	res, flags := c.Res, c.Flags
-	if o.stream {
-		// A multishot operation: every CQE is queued in its Stream, and
-		// the op keeps its slot until the CQE without IORING_CQE_F_MORE.
-		streamOf(o).onCQE(res, flags)
-		if c.Flags&uring.CQEFMore != 0 {
-			return 0, false
-		}
-	} else if x := o.x; x != nil && x.onCQE != nil {
-		// A zero-copy send: every CQE goes to the handler, and the op keeps its slot (and the kernel its
-		// memory) until the CQE without IORING_CQE_F_MORE.
-		res, flags = x.onCQE(res, flags)
+	res := c.Res
+	if o.hook != nil {
+		// Every CQE goes to the hook; the op keeps its slot (and the
+		// kernel its memory) until the CQE without IORING_CQE_F_MORE.
+		res, _ = o.hook.cqe(res, c.Flags)
 		if c.Flags&uring.CQEFMore != 0 {
 			return 0, false
 		}
@@ -162,7 +155,6 @@ func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 		r.stats.latency[bucket(*now-start)].Add(1)
 	}
 	o.res = res
-	o.cflags = flags
 	o.finish()
 	return idx, true
 }

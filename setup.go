@@ -208,8 +208,8 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 			return nil, registerError("io_uring_register", "5.1", err)
 		}
 		r.probe.LastOp = uring.OpPollRemove
-		r.probe.OpsLen = uring.OpPollRemove + 1
-		for i := 0; i <= uring.OpPollRemove; i++ {
+		r.probe.OpsLen = uint8(uring.OpPollRemove) + 1
+		for i := 0; i <= int(uring.OpPollRemove); i++ {
 			r.probe.Ops[i].Flags = uring.OpSupported
 		}
 	}

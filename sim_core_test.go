@@ -563,7 +563,7 @@ func TestSimDeterministic(t *testing.T) {
 			require.NoError(t, r.Close())
 			var out []sim.Completion
 			for _, c := range k.Completions() {
-				if c.Opcode != uring.OpAsyncCancel { // Close's
+				if c.Opcode != uint8(uring.OpAsyncCancel) { // Close's
 					out = append(out, c)
 				}
 			}

@@ -364,8 +364,8 @@ func (t *slotTable) claim(idx uint32, o *op, now *int64) {
 		}
 		s.start = *now
 	}
-	if len(o.buf) > 0 {
-		s.pin.Pin(unsafe.SliceData(o.buf))
+	if o.bufp != nil {
+		s.pin.Pin(o.bufp)
 		s.pinned = true
 	}
 	if o.obj != nil {

@@ -37,12 +37,12 @@ func FixedFile(index int) int {
 
 // initOp starts encoding an operation into c, a zeroed Completion, and s,
 // a zeroed SQE.
-func initOp[T any](c *Completion[T], s *uring.SQE, opcode uint8, fd int) *Completion[T] {
+func initOp[T any](c *Completion[T], s *uring.SQE, opcode uring.Op, fd int) *Completion[T] {
 	initSQE(&c.op, s, opcode, fd)
 	return c
 }
 
-func initSQE(o *op, s *uring.SQE, opcode uint8, fd int) {
+func initSQE(o *op, s *uring.SQE, opcode uring.Op, fd int) {
 	o.opcode = opcode
 	s.Opcode = opcode
 	setFd(s, fd)
@@ -71,10 +71,8 @@ func setBuf[T any](c *Completion[T], s *uring.SQE, b []byte) {
 	if len(b) > maxRW {
 		b = b[:maxRW]
 	}
-	c.buf = b
-	if len(b) > 0 {
-		s.Addr = uint64(uintptr(unsafe.Pointer(unsafe.SliceData(b))))
-	}
+	c.setBuf(b)
+	s.Addr = uring.SliceAddr(b)
 	s.Len = uint32(len(b))
 }
 
@@ -84,7 +82,7 @@ func prepNop(c *Completion[struct{}], s *uring.SQE) *Completion[struct{}] {
 
 // prepRW encodes read, write and their fixed-buffer forms. off -1 means the
 // file's current position (only via prepReadCur/prepWriteCur).
-func prepRW(c *Completion[int], s *uring.SQE, opcode uint8, fd int, b []byte, off int64) *Completion[int] {
+func prepRW(c *Completion[int], s *uring.SQE, opcode uring.Op, fd int, b []byte, off int64) *Completion[int] {
 	initOp(c, s, opcode, fd)
 	setBuf(c, s, b)
 	s.Off = uint64(off)
@@ -92,13 +90,13 @@ func prepRW(c *Completion[int], s *uring.SQE, opcode uint8, fd int, b []byte, of
 	return c
 }
 
-func prepRWAt(c *Completion[int], s *uring.SQE, opcode uint8, fd int, b []byte, off int64) *Completion[int] {
+func prepRWAt(c *Completion[int], s *uring.SQE, opcode uring.Op, fd int, b []byte, off int64) *Completion[int] {
 	prepRW(c, s, opcode, fd, b, off)
 	checkOffset(c, off)
 	return c
 }
 
-func prepRWFixed(c *Completion[int], s *uring.SQE, r *Ring, opcode uint8, fd int, b []byte, off int64, index int) *Completion[int] {
+func prepRWFixed(c *Completion[int], s *uring.SQE, r *Ring, opcode uring.Op, fd int, b []byte, off int64, index int) *Completion[int] {
 	prepRWAt(c, s, opcode, fd, b, off)
 	if err := r.checkFixedBuffer(opName(opcode), b, index); err != nil {
 		c.setErr(err)
@@ -107,7 +105,7 @@ func prepRWFixed(c *Completion[int], s *uring.SQE, r *Ring, opcode uint8, fd int
 	return c
 }
 
-func prepRWV(c *Completion[int], s *uring.SQE, opcode uint8, fd int, bufs [][]byte, off int64) *Completion[int] {
+func prepRWV(c *Completion[int], s *uring.SQE, opcode uring.Op, fd int, bufs [][]byte, off int64) *Completion[int] {
 	initOp(c, s, opcode, fd)
 	checkOffset(c, off)
 	c.kernelWrites = opcode == uring.OpReadv
@@ -133,7 +131,7 @@ func prepRWV(c *Completion[int], s *uring.SQE, opcode uint8, fd int, bufs [][]by
 	}
 	c.extra().bufs = bufs
 	c.obj = unsafe.Pointer(&iov[0])
-	s.Addr = uint64(uintptr(c.obj))
+	s.Addr = uring.Addr(c.obj)
 	s.Len = uint32(len(iov))
 	return c
 }
@@ -191,7 +189,7 @@ func setPath[T any](c *Completion[T], path string, obj *unsafe.Pointer) uint64 {
 		return 0
 	}
 	*obj = unsafe.Pointer(p)
-	return uint64(uintptr(*obj))
+	return uring.Addr(*obj)
 }
 
 func prepOpenat(c *Completion[int], s *uring.SQE, dirfd int, path string, flags int, mode uint32) *Completion[int] {
@@ -223,7 +221,7 @@ func prepStatx(c *Completion[struct{}], s *uring.SQE, dirfd int, path string, fl
 		return c
 	}
 	c.extra().obj2 = unsafe.Pointer(st)
-	s.Off = uint64(uintptr(c.x.obj2))
+	s.Off = uring.Addr(c.x.obj2)
 	return c
 }
 
@@ -260,7 +258,7 @@ func timespec(d time.Duration) *uring.Timespec {
 func prepTimeout(c *Completion[struct{}], s *uring.SQE, d time.Duration) *Completion[struct{}] {
 	initOp(c, s, uring.OpTimeout, -1)
 	c.obj = unsafe.Pointer(timespec(d))
-	s.Addr = uint64(uintptr(c.obj))
+	s.Addr = uring.Addr(c.obj)
 	s.Len = 1
 	c.extra().okErrno[0] = syscall.ETIME
 	return c
@@ -269,7 +267,7 @@ func prepTimeout(c *Completion[struct{}], s *uring.SQE, d time.Duration) *Comple
 func prepLinkTimeout(c *Completion[bool], s *uring.SQE, d time.Duration) *Completion[bool] {
 	initOp(c, s, uring.OpLinkTimeout, -1)
 	c.obj = unsafe.Pointer(timespec(d))
-	s.Addr = uint64(uintptr(c.obj))
+	s.Addr = uring.Addr(c.obj)
 	s.Len = 1
 	// ETIME: the timeout fired and cancelled the operation; ECANCELED: the
 	// operation completed first and the timeout was removed.
@@ -345,7 +343,8 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	// A multishot operation's results come later: its submitter does not
 	// reap, which keeps its stack small (a server's reader goroutine
 	// submits one, then parks on an idle connection).
-	r.flushLocked(!o.stream)
+	_, stream := o.hook.(*streamCore)
+	r.flushLocked(!stream)
 }
 
 // publishLocked is the one path by which SQEs reach the submission queue,
@@ -493,7 +492,7 @@ func (r *Ring) enterSubmit(short bool) {
 // scheduler's blocking-syscall path so that the P is handed off.
 func heavyOp(o *op) bool {
 	const limit = shortcall.Max
-	n := len(o.buf)
+	n := int(o.blen)
 	if o.x != nil {
 		for _, b := range o.x.bufs {
 			n += len(b)
@@ -826,13 +825,4 @@ func withdrawAll(ops []*op) {
 
 // failQueued fails an operation that waited in the queue and will never be
 // submitted.
-func failQueued(o *op, err error) {
-	if o.stream {
-		s := streamOf(o)
-		s.failed()
-		o.fail(err)
-		s.wake()
-		return
-	}
-	o.fail(err)
-}
+func failQueued(o *op, err error) { o.fail(err) }
