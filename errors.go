@@ -26,7 +26,7 @@ var (
 	// kernel.io_uring_disabled sysctl, or because a seccomp filter (such as
 	// Docker's default profile) blocks it. The concrete error is a
 	// *FeatureError that names the feature and the kernel that brought it.
-	ErrNotSupported = errors.New("not supported")
+	ErrNotSupported = uring.ErrNotSupported
 
 	// ErrResourceLimit is matched (with errors.Is) by every error that
 	// reports a resource limit of the process as the reason io_uring, or

@@ -14,7 +14,7 @@ import (
 
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/internal/sim"
-	"github.com/gorio/rio/internal/sim/prog"
+	"github.com/gorio/rio/riotest/prog"
 )
 
 // Acceptance: for each fault class, a deliberately broken variant of the

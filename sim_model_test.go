@@ -12,13 +12,13 @@ import (
 
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/internal/sim"
-	"github.com/gorio/rio/internal/sim/prog"
+	"github.com/gorio/rio/riotest/prog"
 )
 
 // Model-based tests: seeded random programs of file operations (writes,
 // reads, vectored forms, fsync, fallocate, truncate, statx, linked chains,
 // batches, drains) run through a ring and against the in-memory model of
-// internal/sim/prog, compared with go-cmp: every observation, and the
+// riotest/prog, compared with go-cmp: every observation, and the
 // files' final contents.
 
 const progFiles = 2

@@ -16,7 +16,7 @@ import (
 
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/internal/sim"
-	"github.com/gorio/rio/internal/sim/prog"
+	"github.com/gorio/rio/riotest/prog"
 	"github.com/gorio/rio/internal/uring"
 )
 
