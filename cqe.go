@@ -94,9 +94,8 @@ func (r *Ring) drain() {
 // of CQEs, then releases the CQ entries to the kernel, and only then frees
 // the ops' slots: the slots in use never outnumber the free CQ entries.
 func (r *Ring) drainLocked() {
-	// freed is the Ring's rather than a local array: a goroutine that
-	// reaps then parks (a reader of an idle connection) keeps the
-	// stack it grew.
+	// freed is the Ring's rather than a local array (see "Stack depth"
+	// in sqe.go).
 	freed := &r.freed
 	rg := r.rings
 	for {

@@ -122,9 +122,6 @@ func (r *Ring) Supported(opname string) error {
 	return argError("Supported", fmt.Errorf("unknown operation %q: %w", opname, syscall.EINVAL))
 }
 
-// The helpers of submit below keep its frame small: it is on the stack of
-// every first Read of a rionet connection (see enterSubmit).
-
 // usable reports whether r is a Ring made by New, rather than nil or a
 // zero Ring.
 func (r *Ring) usable() bool { return r != nil && r.k != nil }

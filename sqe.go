@@ -341,8 +341,7 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		return
 	}
 	// A multishot operation's results come later: its submitter does not
-	// reap, which keeps its stack small (a server's reader goroutine
-	// submits one, then parks on an idle connection).
+	// reap (see "Stack depth").
 	_, stream := o.hook.(*streamCore)
 	r.flushLocked(!stream)
 }
@@ -383,8 +382,18 @@ func (r *Ring) refusesLocked(internal bool) bool {
 	return r.closed || r.dead
 }
 
-// The helpers of submit below keep its frame small: it is on the stack of
-// every first Read of a rionet connection (see enterSubmit).
+// Stack depth. A goroutine that parks keeps the stack it grew, and a
+// server has one reader goroutine parked on each idle connection: rionet's
+// first Read of a connection submits a multishot receive (submit, through
+// Ring.recvMultishot) and parks in Stream.Wait, which reaps first (cqe.go).
+// So the depth of the submit and reap paths is memory per idle
+// connection, which rionet's TestParkedReadStack bounds. The functions on
+// those paths keep their frames small and put rare or deep work in helpers
+// of their own: acquire1 and claim1 below, enterSubmit's one shallow frame
+// for the common enter, drainLocked's freed array in the Ring, newStream's
+// allocation, errBufferRingClosed's formatting; a multishot submitter does
+// not reap at all, and Stream.Wait parks on less stack than NextContext.
+// This is the one place that explains it; the others point here.
 
 // acquire1 acquires one slot for o. It reports false if o failed, or if
 // it was queued to wait for a slot.
@@ -463,9 +472,8 @@ func (r *Ring) flushLocked(reap bool) {
 }
 
 // enterSubmit is enter(0, 0, short), with its common case (a short enter
-// of which the kernel takes every SQE) in one shallow frame: a goroutine
-// that submits and then parks keeps the stack it grew, and a server's
-// reader goroutine does that on each idle connection.
+// of which the kernel takes every SQE) in one shallow frame (see "Stack
+// depth").
 func (r *Ring) enterSubmit(short bool) {
 	if short && r.short != nil && !r.sqpoll {
 		_, errno := r.short.EnterShort(r.rings.SQEntries, 0, 0)

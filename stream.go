@@ -87,9 +87,8 @@ func (s *streamCore) wake() {
 	}
 }
 
-// newStream allocates a Stream. A small function of its own: allocating can
-// take the runtime deep, and a reader that parks afterwards keeps the stack
-// it grew.
+// newStream allocates a Stream, in a small function of its own: allocating
+// can take the runtime deep (see "Stack depth" in sqe.go).
 func newStream[T any](conv func(int32, uint32) T) *Stream[T] {
 	s := &Stream[T]{conv: conv}
 	s.ready = make(chan struct{}, 1)
@@ -521,9 +520,8 @@ func (br *BufferRing) attach(s *streamCore) {
 	br.mu.Unlock()
 }
 
-// errBufferRingClosed is a function of its own to keep the formatting out
-// of recvMultishot's frame, which is on the stack of every first Read of a
-// rionet connection.
+// errBufferRingClosed keeps the formatting out of recvMultishot's frame
+// (see "Stack depth" in sqe.go).
 func errBufferRingClosed() error {
 	return argError("RecvMultishot", fmt.Errorf("buffer ring closed: %w", syscall.EINVAL))
 }
