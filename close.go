@@ -154,6 +154,7 @@ func (r *Ring) teardown() error {
 	r.armMu.Lock()
 	r.dead = true
 	r.deadA.Store(true)
+	r.flushTimer.Stop() // a flush that runs anyway finds the ring dead
 	r.armMu.Unlock()
 	r.cqMu.Unlock()
 	r.mu.Unlock()

@@ -68,6 +68,9 @@ func (r *Ring) disarm() {
 // reap drains the CQ, then submits the queued operations that the freed
 // slots let through. It must not be called with mu held.
 func (r *Ring) reap() {
+	if r.unflushed.Load() {
+		r.flush() // what waits for a flush may be what the caller waits for
+	}
 	r.drain()
 	if r.table.hasReady.Load() {
 		r.pump()
@@ -161,6 +164,7 @@ func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 // reapWait is reap, except that if another goroutine is draining the CQ it
 // waits for that goroutine rather than leaving the rest to it.
 func (r *Ring) reapWait() {
+	r.flush()
 	r.cqMu.Lock()
 	if !r.dead {
 		r.drainLocked()

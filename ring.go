@@ -43,6 +43,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"syscall"
+	"time"
 
 	"github.com/gorio/rio/internal/uring"
 )
@@ -64,6 +65,7 @@ type Ring struct {
 	submitting bool   // a goroutine is in the enter loop
 	again      bool   // SQEs were published while it was in enter
 	heavy      bool   // an unsubmitted SQE moves much data inline (see heavyOp)
+	timerArmed bool   // flushTimer is set (see deferLocked)
 	closed     bool   // Close has begun: no new user operations
 	quiet      bool   // Close is done cancelling: no new internal operations either
 	dead       bool   // torn down: no operations at all
@@ -73,6 +75,10 @@ type Ring struct {
 	cqHead  uint32     // our copy of the CQ head, guarded by cqMu
 	freed   [64]uint32 // drainLocked's slots to release, guarded by cqMu
 	reapReq atomic.Bool
+
+	// unflushed: SQEs are published and wait for a flush (see deferLocked).
+	unflushed  atomic.Bool
+	flushTimer *time.Timer
 
 	pumpMu sync.Mutex // held by the goroutine that pumps the table's queue
 	table  slotTable  // the in-flight table (slots.go)

@@ -186,6 +186,8 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 		reaperDone:  make(chan struct{}),
 	}
 	r.short, _ = k.(shortEnterer)
+	r.flushTimer = time.AfterFunc(time.Hour, r.timedFlush)
+	r.flushTimer.Stop()
 	r.sqTail = *rg.SQTail
 	r.cqHead = *rg.CQHead
 

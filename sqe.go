@@ -340,10 +340,72 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		r.unsubmit([]uint32{idx}, ops[:], true)
 		return
 	}
+	if r.deferLocked(internal) {
+		r.mu.Unlock()
+		return
+	}
 	// A multishot operation's results come later: its submitter does not
 	// reap (see "Stack depth").
 	_, stream := o.hook.(*streamCore)
 	r.flushLocked(!stream)
+}
+
+// Deferred entering. An operation method publishes its SQE and returns
+// without io_uring_enter: the SQEs published one by one, from one
+// goroutine or many, reach the kernel together with the next flush. A
+// flush comes with the first wait of any kind on the ring (Wait,
+// WaitContext, Done, Stream.Next and Wait, a Collector, Close: they all
+// reap, and reap flushes first), with a full SQ, and, for an operation
+// nobody waits for, from the ring's flush timer, flushDelay after the
+// first unflushed submission. Batch.Submit, cancellations, the queue's
+// pump and SQPOLL rings do not defer.
+
+// flushDelay bounds how long a published SQE nobody waits for stays
+// unsubmitted while its goroutine runs on; a goroutine that parks lets
+// the timer run at once.
+const flushDelay = 20 * time.Microsecond
+
+// deferLocked reports whether the SQEs just published (by a user
+// operation, with mu held) may wait for the next flush, and arranges that
+// flush: the goroutine in the enter loop takes them on its next round,
+// and otherwise the flush timer is armed, unless it already is.
+func (r *Ring) deferLocked(internal bool) bool {
+	if internal || r.sqpoll {
+		return false
+	}
+	if r.submitting {
+		r.again = true
+		return true
+	}
+	r.unflushed.Store(true)
+	if !r.timerArmed {
+		r.timerArmed = true
+		r.flushTimer.Reset(flushDelay)
+	}
+	return true
+}
+
+// timedFlush is the flush timer's function: it submits what was published
+// and not yet flushed.
+func (r *Ring) timedFlush() {
+	r.mu.Lock()
+	r.timerArmed = false
+	r.mu.Unlock()
+	r.flush()
+}
+
+// flush submits the published SQEs that wait for a flush, if any. It must
+// not be called with mu held.
+func (r *Ring) flush() {
+	if !r.unflushed.Load() {
+		return
+	}
+	r.mu.Lock()
+	if !r.unflushed.Load() || r.dead {
+		r.mu.Unlock()
+		return
+	}
+	r.flushLocked(false)
 }
 
 // publishLocked is the one path by which SQEs reach the submission queue,
@@ -448,6 +510,7 @@ func (r *Ring) flushLocked(reap bool) {
 	for {
 		short := !r.heavy
 		r.heavy = false
+		r.unflushed.Store(false) // this enter takes every published SQE
 		r.mu.Unlock()
 		r.enterSubmit(short)
 		r.mu.Lock()
@@ -523,6 +586,7 @@ func (r *Ring) waitSQSpace(n uint32) bool {
 		} else {
 			short := !r.heavy
 			r.heavy = false
+			r.unflushed.Store(false)
 			r.enter(0, 0, short)
 		}
 	}
