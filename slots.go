@@ -117,19 +117,46 @@ func (t *slotTable) now() int64 { return int64(time.Since(t.epoch)) | 1 }
 // caller queues the submission (see enqueue).
 func (t *slotTable) acquire(dst []uint32, n int, internal bool) ([]uint32, bool) {
 	t.mu.Lock()
+	free := t.freeLocked(n, internal)
+	if free == nil {
+		t.mu.Unlock()
+		return dst, false
+	}
+	k := len(*free)
+	dst = append(dst, (*free)[k-n:]...)
+	*free = (*free)[:k-n]
+	t.mu.Unlock()
+	t.inflight.Add(int64(n))
+	return dst, true
+}
+
+// acquire1 is acquire for one slot, without a slice.
+func (t *slotTable) acquire1(internal bool) (uint32, bool) {
+	t.mu.Lock()
+	free := t.freeLocked(1, internal)
+	if free == nil {
+		t.mu.Unlock()
+		return 0, false
+	}
+	k := len(*free) - 1
+	idx := (*free)[k]
+	*free = (*free)[:k]
+	t.mu.Unlock()
+	t.inflight.Add(1)
+	return idx, true
+}
+
+// freeLocked returns the free list that n slots for a user (or internal)
+// operation come from, or nil if it has fewer or others wait for it.
+func (t *slotTable) freeLocked(n int, internal bool) *[]uint32 {
 	free, queue := &t.user, t.queue
 	if internal {
 		free, queue = &t.sys, t.squeue
 	}
-	if k := len(*free); k >= n && len(queue) == 0 {
-		dst = append(dst, (*free)[k-n:]...)
-		*free = (*free)[:k-n]
-		t.mu.Unlock()
-		t.inflight.Add(int64(n))
-		return dst, true
+	if len(*free) < n || len(queue) > 0 {
+		return nil
 	}
-	t.mu.Unlock()
-	return dst, false
+	return free
 }
 
 // newQueued makes the queued submission of ops and their SQEs, which it

@@ -460,16 +460,19 @@ func (r *Ring) refusesLocked(internal bool) bool {
 // acquire1 acquires one slot for o. It reports false if o failed, or if
 // it was queued to wait for a slot.
 func (r *Ring) acquire1(o *op, s *uring.SQE, internal bool) (uint32, bool) {
-	var buf [1]uint32
-	ops := [1]*op{o}
-	idx, err := r.acquire(buf[:0], 1, internal, ops[:], unsafe.Slice(s, 1))
-	if err != nil {
-		if err != errQueued {
-			o.fail(err)
-		}
-		return 0, false
+	if idx, ok := r.table.acquire1(internal); ok {
+		return idx, true
 	}
-	return idx[0], true
+	r.enqueue1(o, s, internal)
+	return 0, false
+}
+
+// enqueue1 is enqueue for one op, which fails if it cannot be queued.
+func (r *Ring) enqueue1(o *op, s *uring.SQE, internal bool) {
+	ops := [1]*op{o}
+	if err := r.enqueue(internal, ops[:], unsafe.Slice(s, 1)); err != errQueued {
+		o.fail(err)
+	}
 }
 
 // claim1 is claim for one op.
