@@ -273,11 +273,8 @@ func (b *Batch) Submit() error {
 
 func (r *Ring) checkBatch(ops []*op, sqes []uring.SQE) error {
 	for _, o := range ops {
-		if err := o.prepErr(); err != nil {
+		if err := r.checkOp(o); err != nil {
 			return err
-		}
-		if !r.probe.Supported(o.opcode) {
-			return opFeatureError(o.opcode)
 		}
 	}
 	if sqes[len(sqes)-1].Flags&(uring.SQEIOLink|uring.SQEIOHardlink) != 0 {

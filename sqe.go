@@ -320,12 +320,8 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		o.fail(errBadRing)
 		return
 	}
-	if err := o.prepErr(); err != nil {
+	if err := r.checkOp(o); err != nil {
 		o.fail(err)
-		return
-	}
-	if !r.probe.Supported(o.opcode) {
-		o.fail(opFeatureError(o.opcode))
 		return
 	}
 	idx, ok := r.acquire1(o, s, internal)
@@ -406,6 +402,19 @@ func (r *Ring) flush() {
 		return
 	}
 	r.flushLocked(false)
+}
+
+// checkOp returns the error an op fails with before it is submitted: one
+// found while preparing it, or the kernel's lack of its opcode. Ring's
+// methods and Batch.Submit both check with it.
+func (r *Ring) checkOp(o *op) error {
+	if err := o.prepErr(); err != nil {
+		return err
+	}
+	if !r.probe.Supported(o.opcode) {
+		return opFeatureError(o.opcode)
+	}
+	return nil
 }
 
 // publishLocked is the one path by which SQEs reach the submission queue,
