@@ -154,7 +154,7 @@ func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 		if *now == 0 {
 			*now = t.now()
 		}
-		r.stats.latency[bucket(*now-start)].Add(1)
+		r.stats.latency[fineBucket(*now-start)].Add(1)
 	}
 	o.res = res
 	o.finish()
