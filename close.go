@@ -41,7 +41,7 @@ func (r *Ring) Close() error {
 	r.arm()
 	cancelAny := r.probe.Supported(uring.OpAsyncCancel)
 	var t *time.Timer
-	for r.table.inflight.Load() > 0 && !r.brokenA.Load() {
+	for r.table.inFlight() > 0 && !r.brokenA.Load() {
 		if cancelAny {
 			c := &Completion[int]{}
 			c.ring = r
@@ -58,7 +58,7 @@ func (r *Ring) Close() error {
 				}
 			})
 		}
-		if r.table.inflight.Load() == 0 {
+		if r.table.inFlight() == 0 {
 			break
 		}
 		// Some operations could not be cancelled yet (they are running in
@@ -84,7 +84,7 @@ func (r *Ring) Close() error {
 			t.Stop()
 		}
 		r.closeErr = r.brokenErr
-		if r.table.inflight.Load() == 0 {
+		if r.table.inFlight() == 0 {
 			r.disarm()
 			r.teardown()
 		} else {
@@ -119,7 +119,7 @@ func (r *Ring) closeBroken() {
 // case a completion's wake-up was missed.
 func (r *Ring) waitIdle(period time.Duration) {
 	var t *time.Timer
-	for r.table.inflight.Load() > 0 {
+	for r.table.inFlight() > 0 {
 		if t == nil {
 			t = time.NewTimer(period)
 		} else {

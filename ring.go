@@ -66,6 +66,7 @@ type Ring struct {
 	again      bool   // SQEs were published while it was in enter
 	heavy      bool   // an unsubmitted SQE moves much data inline (see heavyOp)
 	timerArmed bool   // flushTimer is set (see deferLocked)
+	submitted  uint64 // SQEs published, for Stats
 	closed     bool   // Close has begun: no new user operations
 	quiet      bool   // Close is done cancelling: no new internal operations either
 	dead       bool   // torn down: no operations at all

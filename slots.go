@@ -41,19 +41,19 @@ type slotTable struct {
 	slots []slot
 	epoch time.Time // the origin of the latency samples' clock
 
-	inflight atomic.Int64 // slots in use
-	// closing: the ring is closing, and wants a token in idle when
-	// inflight drops to 0.
+	// closing: the ring is closing, and wants a token in idle when the
+	// last slot in use is released.
 	closing atomic.Bool
 	idle    chan struct{}
 	// hasReady: popped submissions have their slots and wait in ready for
 	// the ring's pump.
 	hasReady atomic.Bool
 
-	mu    sync.Mutex
-	user  []uint32 // free user slots, a stack
-	sys   []uint32 // free internal slots
-	nuser int      // user slots in all
+	mu       sync.Mutex
+	inflight int      // slots in use
+	user     []uint32 // free user slots, a stack
+	sys      []uint32 // free internal slots
+	nuser    int      // user slots in all
 
 	queue  []*queued // user submissions waiting for slots, oldest first
 	squeue []*queued // internal ones
@@ -125,8 +125,8 @@ func (t *slotTable) acquire(dst []uint32, n int, internal bool) ([]uint32, bool)
 	k := len(*free)
 	dst = append(dst, (*free)[k-n:]...)
 	*free = (*free)[:k-n]
+	t.inflight += n
 	t.mu.Unlock()
-	t.inflight.Add(int64(n))
 	return dst, true
 }
 
@@ -141,8 +141,8 @@ func (t *slotTable) acquire1(internal bool) (uint32, bool) {
 	k := len(*free) - 1
 	idx := (*free)[k]
 	*free = (*free)[:k]
+	t.inflight++
 	t.mu.Unlock()
-	t.inflight.Add(1)
 	return idx, true
 }
 
@@ -219,7 +219,7 @@ func (t *slotTable) popFrom(queue []*queued, free *[]uint32) []*queued {
 		}
 		q.idx = append(q.idx[:0], (*free)[k-n:]...)
 		*free = (*free)[:k-n]
-		t.inflight.Add(int64(n))
+		t.inflight += n
 		q.state = qPopped
 		queue[0] = nil
 		queue = queue[1:]
@@ -341,6 +341,14 @@ func (t *slotTable) takeQueue(sys bool) []*queued {
 	return qs
 }
 
+// inFlight returns the number of slots in use.
+func (t *slotTable) inFlight() int {
+	t.mu.Lock()
+	n := t.inflight
+	t.mu.Unlock()
+	return n
+}
+
 // queuedOps returns the number of operations waiting for a slot.
 func (t *slotTable) queuedOps() int {
 	t.mu.Lock()
@@ -360,11 +368,13 @@ func (t *slotTable) release(idx ...uint32) {
 			t.sys = append(t.sys, i)
 		}
 	}
+	t.inflight -= len(idx)
 	if len(t.queue) > 0 || len(t.squeue) > 0 {
 		t.popLocked()
 	}
+	idle := t.inflight == 0
 	t.mu.Unlock()
-	if t.inflight.Add(-int64(len(idx))) == 0 && t.closing.Load() {
+	if idle && t.closing.Load() {
 		select {
 		case t.idle <- struct{}{}:
 		default:

@@ -373,7 +373,9 @@ func (r *Ring) deferLocked(internal bool) bool {
 		r.again = true
 		return true
 	}
-	r.unflushed.Store(true)
+	if !r.unflushed.Load() {
+		r.unflushed.Store(true)
+	}
 	if !r.timerArmed {
 		r.timerArmed = true
 		r.flushTimer.Reset(flushDelay)
@@ -436,7 +438,7 @@ func (r *Ring) publishLocked(ops []*op, sqes []uring.SQE, internal bool) bool {
 	}
 	// Publish the submission whole: waitSQSpace may enter.
 	uring.StoreRelease(r.rings.SQTail, r.sqTail)
-	r.stats.submitted.Add(uint64(len(ops)))
+	r.submitted += uint64(len(ops))
 	return true
 }
 

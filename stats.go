@@ -97,7 +97,6 @@ func (s *Stats) Quantile(q float64) time.Duration {
 }
 
 type stats struct {
-	submitted   atomic.Uint64
 	completed   atomic.Uint64
 	enters      atomic.Uint64
 	enterErrors atomic.Uint64
@@ -111,12 +110,15 @@ func (r *Ring) Stats() Stats {
 	if !r.usable() {
 		return Stats{}
 	}
+	r.mu.Lock()
+	submitted := r.submitted
+	r.mu.Unlock()
 	s := Stats{
-		Submitted:   r.stats.submitted.Load(),
+		Submitted:   submitted,
 		Completed:   r.stats.completed.Load(),
 		Enters:      r.stats.enters.Load(),
 		EnterErrors: r.stats.enterErrors.Load(),
-		InFlight:    int(r.table.inflight.Load()),
+		InFlight:    r.table.inFlight(),
 		Queued:      r.table.queuedOps(),
 	}
 	for i := range s.LatencyFine {
