@@ -21,7 +21,7 @@ type Stats struct {
 	EnterErrors uint64
 
 	// Latency is a histogram of the time from submission to reaping, of a
-	// sample of one operation in 8. Latency[i] counts operations that took
+	// sample of one operation in 16. Latency[i] counts operations that took
 	// less than 2^i nanoseconds and at least 2^(i-1) (bucket 0: under 1ns).
 	// LatencyFine holds the same samples in finer buckets.
 	Latency [64]uint64
