@@ -29,8 +29,6 @@ type op struct {
 	bufp *byte          // data buffer (see buf)
 	obj  unsafe.Pointer // iovec array, path, timespec, ...
 	x    *opExtra       // what few operations need; nil for most
-	// hook, if set, sees every CQE of the op (see cqeHook).
-	hook cqeHook
 
 	userData uint64 // slot index | generation<<32, once submitted
 	wake     atomic.Pointer[waiter]
@@ -93,6 +91,18 @@ type opExtra struct {
 	okErrno  [2]syscall.Errno // negative results that mean success (ETIME for timeouts)
 	raceDone chan struct{}    // race builds: the simulated kernel access is recorded
 	q        *queued          // the queued submission, if the op waited for a slot
+	// hook, if set, sees every CQE of the op (see cqeHook). It lives here
+	// rather than in op, which keeps the op of every operation in the
+	// 64-byte size class.
+	hook cqeHook
+}
+
+// hook returns the op's cqeHook, or nil.
+func (o *op) hook() cqeHook {
+	if o.x == nil {
+		return nil
+	}
+	return o.x.hook
 }
 
 func (o *op) extra() *opExtra {
@@ -135,8 +145,8 @@ func (o *op) finish() {
 // finishRes completes o with a result the kernel did not post: o was
 // withdrawn from the queue before it reached the kernel.
 func (o *op) finishRes(res int32, flags uint32) {
-	if o.hook != nil {
-		res, _ = o.hook.cqe(res, flags)
+	if h := o.hook(); h != nil {
+		res, _ = h.cqe(res, flags)
 	}
 	o.res = res
 	o.finish()
@@ -145,8 +155,8 @@ func (o *op) finishRes(res int32, flags uint32) {
 // fail completes an op that never reached the kernel.
 func (o *op) fail(err error) {
 	o.extra().err = err
-	if o.hook != nil {
-		o.hook.noCQE()
+	if h := o.hook(); h != nil {
+		h.noCQE()
 	}
 	o.finish()
 }

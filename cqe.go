@@ -142,10 +142,10 @@ func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 		return 0, false
 	}
 	res := c.Res
-	if o.hook != nil {
+	if h := o.hook(); h != nil {
 		// Every CQE goes to the hook; the op keeps its slot (and the
 		// kernel its memory) until the CQE without IORING_CQE_F_MORE.
-		res, _ = o.hook.cqe(res, c.Flags)
+		res, _ = h.cqe(res, c.Flags)
 		if c.Flags&uring.CQEFMore != 0 {
 			return 0, false
 		}

@@ -199,7 +199,7 @@ func (r *Ring) CancelFd(fd int) *Completion[int] {
 		return c
 	}
 	if n := int32(r.withdrawQueuedFd(fd)); n > 0 {
-		c.hook = cqeFunc(func(res int32, flags uint32) (int32, uint32) {
+		c.extra().hook = cqeFunc(func(res int32, flags uint32) (int32, uint32) {
 			switch {
 			case res >= 0:
 				res += n

@@ -97,7 +97,7 @@ func prepSendZC(c *Completion[int], s *uring.SQE, fd int, b []byte, flags int) *
 	prepSendRecv(c, s, uring.OpSendZC, fd, b, flags)
 	var result int32
 	var got bool
-	c.hook = cqeFunc(func(res int32, f uint32) (int32, uint32) {
+	c.extra().hook = cqeFunc(func(res int32, f uint32) (int32, uint32) {
 		if !got {
 			// The first CQE has the result; with IORING_CQE_F_MORE, a
 			// notification follows when the buffer is released.

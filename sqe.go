@@ -342,7 +342,7 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	}
 	// A multishot operation's results come later: its submitter does not
 	// reap (see "Stack depth").
-	_, stream := o.hook.(*streamCore)
+	_, stream := o.hook().(*streamCore)
 	r.flushLocked(!stream)
 }
 

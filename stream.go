@@ -29,9 +29,11 @@ type Stream[T any] struct {
 
 // streamCore is the part of a Stream that does not depend on its result
 // type. A server keeps one Stream per idle connection, so it is kept small:
-// it is its op's cqeHook itself, and nothing else is allocated with it.
+// it is its op's cqeHook itself, and holds its op's opExtra, so nothing
+// else is allocated with it.
 type streamCore struct {
 	op op
+	x  opExtra // op.x: the stream is its op's cqeHook
 
 	mu    sync.Mutex
 	q     []streamItem
@@ -92,6 +94,8 @@ func (s *streamCore) wake() {
 func newStream[T any](conv func(int32, uint32) T) *Stream[T] {
 	s := &Stream[T]{conv: conv}
 	s.ready = make(chan struct{}, 1)
+	s.op.x = &s.x
+	s.x.hook = &s.streamCore
 	return s
 }
 
@@ -99,7 +103,6 @@ func newStream[T any](conv func(int32, uint32) T) *Stream[T] {
 // operation on r.
 func submitStream(r *Ring, s *streamCore, sqe *uring.SQE) {
 	s.op.ring = r
-	s.op.hook = s
 	r.submit(&s.op, sqe, false)
 }
 
