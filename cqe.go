@@ -78,18 +78,28 @@ func (r *Ring) reap() {
 }
 
 // drain drains the CQ unless another goroutine is draining it, in which
-// case that goroutine drains again before it stops.
+// case that goroutine drains again before it stops: a goroutine that finds
+// the lock held sets reapReq, then tries once more, and whoever holds the
+// lock looks at reapReq after it lets go. Uncontended, it costs the lock
+// and two plain loads.
 func (r *Ring) drain() {
-	r.reapReq.Store(true)
-	for r.reapReq.Load() {
+	for {
 		if !r.cqMu.TryLock() {
-			return
+			r.reapReq.Store(true)
+			if !r.cqMu.TryLock() {
+				return // the holder drains again
+			}
 		}
-		r.reapReq.Store(false)
+		if r.reapReq.Load() {
+			r.reapReq.Store(false)
+		}
 		if !r.dead {
 			r.drainLocked()
 		}
 		r.cqMu.Unlock()
+		if !r.reapReq.Load() {
+			return
+		}
 	}
 }
 
