@@ -29,11 +29,14 @@
 //
 // # Concurrency
 //
-// A Ring is safe for concurrent use. Submissions from concurrent goroutines
-// are combined into few io_uring_enter calls; completions are reaped by the
-// goroutine that submits or waits when they are already there, and otherwise
-// by a reaper goroutine woken through an eventfd in Go's network poller, so
-// a waiting goroutine never holds an OS thread.
+// A Ring is safe for concurrent use. Submissions, from one goroutine or
+// many, are combined into few io_uring_enter calls: an operation method
+// publishes its operation and returns, and the ring enters everything
+// published with the next wait on the ring, or from a timer 20 µs after
+// the first unentered submission (see Flush). Completions are reaped by
+// the goroutine that waits when they are already there, and otherwise by
+// a reaper goroutine woken through an eventfd in Go's network poller, so a
+// waiting goroutine never holds an OS thread.
 package rio
 
 import (

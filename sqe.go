@@ -383,6 +383,20 @@ func (r *Ring) deferLocked(internal bool) bool {
 	return true
 }
 
+// Flush hands the kernel every operation submitted so far: Ring's
+// operation methods publish an operation and return, and the ring enters
+// it with the next wait on the ring (any Wait, Done, Next, a Collector's,
+// Close) or from a timer flushDelay (20 µs) later, once the Go scheduler
+// runs timers. A caller that needs
+// the kernel to have the operation now, before it closes a descriptor the
+// operation uses or makes a system call that must come after it, calls
+// Flush. It does not wait for completions.
+func (r *Ring) Flush() {
+	if r.usable() {
+		r.flush()
+	}
+}
+
 // timedFlush is the flush timer's function: it submits what was published
 // and not yet flushed.
 func (r *Ring) timedFlush() {
