@@ -1,8 +1,11 @@
 package rio
 
 import (
+	"runtime"
 	"sync/atomic"
+	"time"
 
+	"github.com/gorio/rio/internal/shortcall"
 	"github.com/gorio/rio/internal/uring"
 )
 
@@ -22,6 +25,46 @@ func (r *Ring) reaper() {
 		r.reap()
 		return false
 	})
+}
+
+// spin polls for up to r.spinFor for s to be pending or woken, without
+// parking (WithWaitSpin); it reports whether s is.
+func (r *Ring) spin(s *streamCore) bool {
+	if r.armed.Load() != 0 || runtime.GOMAXPROCS(0) < 2 || !r.spinning.CompareAndSwap(false, true) {
+		return false
+	}
+	ok := false
+	for end := time.Now().Add(r.spinFor); ; {
+		select {
+		case <-s.ready:
+			ok = true
+		default:
+		}
+		if ok {
+			break
+		}
+		r.reap()
+		if ok = s.pending(); ok || time.Now().After(end) {
+			break
+		}
+		shortcall.Yield()
+	}
+	r.spinning.Store(false)
+	return ok
+}
+
+// cqHolds reports whether one of the first completions in the CQ, not yet
+// reaped, has user_data ud.
+func (r *Ring) cqHolds(ud uint64) bool {
+	rg := r.rings
+	head := uring.LoadAcquire(rg.CQHead)
+	tail := uring.LoadAcquire(rg.CQTail)
+	for i := 0; head != tail && i < 64; head, i = head+1, i+1 {
+		if rg.CQEs[head&rg.CQMask].UserData == ud {
+			return true
+		}
+	}
+	return false
 }
 
 // arm makes the kernel signal the eventfd for new completions, for as long

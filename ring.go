@@ -95,6 +95,10 @@ type Ring struct {
 	alwaysArmed bool
 	reaperDone  chan struct{}
 
+	// WithWaitSpin.
+	spinFor  time.Duration
+	spinning atomic.Bool // a goroutine spins in Stream.Wait
+
 	closedA atomic.Bool // closed, readable without mu
 	deadA   atomic.Bool // dead, readable without mu
 	// brokenA: io_uring_enter failed in a way that cannot clear (see

@@ -39,7 +39,7 @@ func TestNop(t *testing.T) {
 }
 
 func TestOptionsValidation(t *testing.T) {
-	for _, opt := range []Option{WithEntries(0), WithEntries(3), WithEntries(1 << 16), WithCQEntries(5), WithSQPoll(-time.Second)} {
+	for _, opt := range []Option{WithEntries(0), WithEntries(3), WithEntries(1 << 16), WithCQEntries(5), WithSQPoll(-time.Second), WithWaitSpin(-time.Second)} {
 		_, err := New(opt)
 		assert.ErrorIs(t, err, syscall.EINVAL)
 	}

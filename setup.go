@@ -24,6 +24,7 @@ type Option func(*config) error
 
 type config struct {
 	maxWorkers *[2]uint32
+	spin       time.Duration
 	entries    uint32
 	cqEntries  uint32
 	sqpoll     bool
@@ -95,6 +96,29 @@ func WithCoopTaskrun() Option {
 func WithMaxWorkers(bounded, unbounded uint32) Option {
 	return func(c *config) error {
 		c.maxWorkers = &[2]uint32{bounded, unbounded}
+		return nil
+	}
+}
+
+// WithWaitSpin makes Stream.Wait poll for up to d before it parks, when no
+// other goroutine waits on the ring and GOMAXPROCS is at least 2: the
+// goroutine keeps its thread, reaps the completion queue, and makes a
+// non-waiting system call (sched_yield) between polls, so that its thread
+// runs the receive work the kernel queued for it. A request-response peer
+// on another CPU often answers within microseconds, and a goroutine that
+// parks costs a thread wake-up when the answer comes (on a virtual
+// machine, waking an idle virtual CPU). One goroutine spins at a time,
+// and the CPU time it spins is spent for nothing when no answer comes. It
+// is a trade-off: rionet's default ring spins for 20 µs, which took one
+// connection's echo from 0.6× to 0.85-0.96× of package net's requests per
+// second in the issue 10 measurements (docs/net.md). 0, the default,
+// never spins.
+func WithWaitSpin(d time.Duration) Option {
+	return func(c *config) error {
+		if d < 0 {
+			return argError("WithWaitSpin", fmt.Errorf("negative duration %v: %w", d, syscall.EINVAL))
+		}
+		c.spin = d
 		return nil
 	}
 }
@@ -184,6 +208,7 @@ func newRing(k kernel, cfg *config) (*Ring, error) {
 		alwaysArmed: cfg.alwaysArm || rg.CQFlags == nil,
 		closeDone:   make(chan struct{}),
 		reaperDone:  make(chan struct{}),
+		spinFor:     cfg.spin,
 	}
 	r.short, _ = k.(shortEnterer)
 	r.flushTimer = time.AfterFunc(time.Hour, r.timedFlush)

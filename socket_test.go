@@ -203,8 +203,21 @@ func TestStreamNextContext(t *testing.T) {
 	assert.ErrorIs(t, err, syscall.ECANCELED)
 }
 
+// Wait ends on a Wake (before it or during it), on a result and on the
+// end of the stream; on a Ring made WithWaitSpin too, with a spin that
+// outlasts every wait (an hour) and one that ends before (1 µs), so that
+// the wait parks after spinning.
 func TestStreamWaitWake(t *testing.T) {
-	r := newTestRing(t)
+	for _, tc := range []struct {
+		name string
+		opts []Option
+	}{{"park", nil}, {"spin", []Option{WithWaitSpin(time.Hour)}}, {"spin-then-park", []Option{WithWaitSpin(time.Microsecond)}}} {
+		t.Run(tc.name, func(t *testing.T) { testStreamWaitWake(t, tc.opts) })
+	}
+}
+
+func testStreamWaitWake(t *testing.T, opts []Option) {
+	r := newTestRing(t, opts...)
 	br, fds := recvSetup(t, r, 8, 4, 64)
 	s := r.RecvMultishot(fds[0], br, 0)
 

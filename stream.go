@@ -210,7 +210,9 @@ var errZeroStream = fmt.Errorf("rio: zero Stream: %w", syscall.EINVAL)
 // server with a goroutine waiting on each of many idle connections. It has
 // no timeout of its own: to give up on a deadline, call Wake from a timer
 // (or Cancel, which ends the stream). Closing the ring ends every stream,
-// so a blocked Wait returns then too.
+// so a blocked Wait returns then too. On a Ring made WithWaitSpin, a Wait
+// with no other goroutine waiting on the ring polls for a while before it
+// parks.
 func (s *Stream[T]) Wait() {
 	select {
 	case <-s.ready:
@@ -220,9 +222,24 @@ func (s *Stream[T]) Wait() {
 	if s.pending() {
 		return
 	}
-	// Reap what is there before parking.
-	s.op.ring.reap()
-	if s.pending() || !s.op.ring.arm() {
+	r := s.op.ring
+	// What s waits for may not be entered yet (see deferLocked).
+	r.flush()
+	// Reap before parking only if that ends the wait. Reaping readies
+	// the waiters of the other completions, and a goroutine readied by
+	// another runs next on its P, ahead of those already queued: the
+	// readers that reaped this way kept serving the connections that had
+	// just been served while others waited (docs/net.md, "Reads").
+	if r.cqHolds(s.op.userData) {
+		r.reap()
+		if s.pending() {
+			return
+		}
+	}
+	if r.spinFor > 0 && r.spin(&s.streamCore) {
+		return
+	}
+	if !r.arm() {
 		return
 	}
 	if !s.pending() { // arm reaped what was posted while disarmed

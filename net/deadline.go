@@ -216,4 +216,7 @@ func (fd *netFD) wakeReader() {
 	if s := fd.stream.Load(); s != nil {
 		s.Wake()
 	}
+	if fd.kick != nil {
+		fd.kick()
+	}
 }

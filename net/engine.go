@@ -3,8 +3,10 @@ package rionet
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/gorio/rio"
 )
@@ -22,6 +24,7 @@ const (
 	bufSize   = 4096
 	bufCount  = 2048
 	recvLimit = 64 << 10
+	waitSpin  = 20 * time.Microsecond
 )
 
 // engine is what this package keeps per Ring: the buffer ring that
@@ -32,7 +35,11 @@ type engine struct {
 
 	noLimit     atomic.Bool // the kernel refused RecvMultishotLimit (before 6.17)
 	noMultishot atomic.Bool // the kernel refused multishot recv (before 6.0)
-	noAcceptMS  atomic.Bool // the kernel refused multishot accept (before 5.19)
+
+	// For the package's own rings (pooled): how many netFDs use this
+	// one, guarded by poolMu.
+	pooled bool
+	users  int
 }
 
 // forceEngineErr, set by tests, simulates a kernel without io_uring.
@@ -45,30 +52,109 @@ var (
 	defaultOnce sync.Once
 	defaultEng  *engine
 	defaultErr  error
+
+	// The package's own rings: the default one first, then those made
+	// when every ring before had connsPerRing users.
+	poolMu sync.Mutex
+	pool   []*engine
 )
+
+// connsPerRing is how many listeners and connections one of the package's
+// own rings serves before new ones go to another ring. Each connection
+// with a Read outstanding holds one of a ring's 65,472 operation slots
+// (its multishot receive), and a Write that waits for the socket holds
+// another: half of them leaves room for those. A variable for tests.
+var connsPerRing = 32768
 
 // defaultEngine returns the package's own ring, created on first use and
 // kept for the life of the process. Its completion queue is large because
 // every connection with a Read outstanding holds one of its entries.
 func defaultEngine() (*engine, error) {
 	defaultOnce.Do(func() {
-		// COOP_TASKRUN: the kernel completes receives on the thread that
-		// armed them at its next entry into the kernel instead of
-		// interrupting it; measured faster here (docs/net.md).
-		r, err := rio.New(rio.WithEntries(1024), rio.WithCQEntries(65536), rio.WithCoopTaskrun())
-		if errors.Is(err, rio.ErrNotSupported) {
-			r, err = rio.New(rio.WithEntries(1024), rio.WithCQEntries(65536))
-		}
-		if err != nil {
-			defaultErr = err
-			return
-		}
-		defaultEng, defaultErr = newEngine(r)
-		if defaultErr != nil {
-			r.Close()
+		defaultEng, defaultErr = newDefaultEngine()
+		if defaultErr == nil {
+			defaultEng.pooled = true
+			pool = []*engine{defaultEng}
 		}
 	})
 	return defaultEng, defaultErr
+}
+
+// newDefaultEngine makes a ring of the package's own and its engine.
+func newDefaultEngine() (*engine, error) {
+	// COOP_TASKRUN: the kernel completes receives on the thread that
+	// armed them at its next entry into the kernel instead of
+	// interrupting it; measured faster here (docs/net.md). A Read
+	// that would park with nobody else waiting spins for a moment
+	// first (rio.WithWaitSpin), as Go's scheduler spins before it
+	// parks a thread: one connection's round trip then wakes no
+	// thread of the server.
+	opts := []rio.Option{rio.WithEntries(1024), rio.WithCQEntries(65536), rio.WithWaitSpin(waitSpin)}
+	r, err := rio.New(append(opts, rio.WithCoopTaskrun())...)
+	if errors.Is(err, rio.ErrNotSupported) {
+		r, err = rio.New(opts...)
+	}
+	if err != nil {
+		return nil, err
+	}
+	e, err := newEngine(r)
+	if err != nil {
+		r.Close()
+	}
+	return e, err
+}
+
+// take returns the engine that a new netFD made on e is to use, counting
+// the netFD as one of its users: e itself, unless e is one of the
+// package's own rings. Those spill over: a netFD goes to the first of them
+// with fewer than connsPerRing users, and to a new ring when there is
+// none, so that the number of connections is not bounded by one ring's
+// slots. Each take is undone by a put.
+func (e *engine) take() *engine {
+	if !e.pooled {
+		return e
+	}
+	poolMu.Lock()
+	defer poolMu.Unlock()
+	least := pool[0]
+	for _, p := range pool {
+		if p.users < connsPerRing {
+			p.users++
+			return p
+		}
+		if p.users < least.users {
+			least = p
+		}
+	}
+	if p, err := newDefaultEngine(); err == nil {
+		p.pooled, p.users = true, 1
+		pool = append(pool, p)
+		return p
+	}
+	// No new ring (out of memory or descriptors): share the least used
+	// one; operations past its slots wait for one to free.
+	least.users++
+	return least
+}
+
+// put undoes a take. A ring of the package's own other than the default
+// one is closed when its last user goes.
+func (e *engine) put() {
+	if !e.pooled {
+		return
+	}
+	poolMu.Lock()
+	e.users--
+	last := e.users == 0 && e != pool[0]
+	if last {
+		pool = slices.DeleteFunc(pool, func(p *engine) bool { return p == e })
+	}
+	poolMu.Unlock()
+	if last {
+		releaseDgram(e)
+		e.br.Close()
+		e.ring.Close()
+	}
 }
 
 // engineFor returns the engine of r, creating it on first use. r == nil

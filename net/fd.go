@@ -71,12 +71,22 @@ type netFD struct {
 	// onDestroy runs after the descriptor is closed (listeners: unlink).
 	onDestroy func()
 	// drain takes over the rest of destroy's cleanup (listeners: close
-	// the accepted descriptors still queued).
+	// the poller's descriptor).
 	drain func()
+	// kick, if set, wakes a waiter that waits outside the ring (a
+	// listener's Accept); wakeReader calls it.
+	kick func()
+	// nonblock: the socket stays in non-blocking mode (a listener's,
+	// which Accept waits for in the network poller); RawConn callbacks
+	// leave it so.
+	nonblock bool
 }
 
+// newNetFD makes the netFD of sysfd, which it owns from then on, on e or,
+// if e is one of the package's own rings, on whichever of them has room
+// (engine.take): the caller uses fd.e from then on.
 func newNetFD(e *engine, sysfd, family int, network string) *netFD {
-	fd := &netFD{e: e, sysfd: sysfd, family: family, net: network}
+	fd := &netFD{e: e.take(), sysfd: sysfd, family: family, net: network}
 	fd.state.Store(2)
 	return fd
 }
@@ -156,6 +166,7 @@ func (fd *netFD) destroy() {
 	if fd.onDestroy != nil {
 		fd.onDestroy()
 	}
+	fd.e.put()
 	close(fd.done)
 }
 

@@ -31,7 +31,11 @@ func FileListener(f *os.File) (net.Listener, error) {
 	if err != nil {
 		return nil, fileError(f, err)
 	}
-	return newListener(e, s, family, network, nil, "", nil), nil
+	l, err := newListener(e, s, family, network, nil, "", nil)
+	if err != nil {
+		return nil, fileError(f, err)
+	}
+	return l, nil
 }
 
 // FileConn returns a connection for a copy of the connected socket f, as

@@ -40,7 +40,9 @@ func Available(r *rio.Ring) error {
 }
 
 // DefaultRing returns the package's default Ring, which every Listener,
-// Conn and PacketConn made without a Ring of the caller's uses, creating it
+// Conn and PacketConn made without a Ring of the caller's uses (the first
+// 32,768 of them at a time; past that, further rings of the package's
+// take the rest, see "Rings" in the package documentation), creating it
 // if need be; or the error that makes the package fall back (as
 // Available(nil) returns). Its Stats show what the package's connections
 // cost in submissions, system calls and latency. The Ring is the

@@ -1,35 +1,65 @@
 package rionet
 
 import (
-	"io"
+	"errors"
 	"net"
 	"os"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/gorio/rio"
 	"golang.org/x/sys/unix"
 )
 
-// Listener is a TCP or Unix stream listener that accepts connections with
-// one multishot accept on an io_uring Ring. It is safe for concurrent use.
-// It owns its socket (and, for a Unix socket it created, the socket file)
-// until Close; the connections it accepts are owned by the caller.
+// Listener is a TCP or Unix stream listener. It waits for connections
+// through Go's network poller and accepts them with accept4, as package net
+// does, rather than on the ring: a server's Accept is blocked nearly all
+// the time, and a waiter on the ring would make every completion on it
+// wake somebody (see docs/net.md). The connections it accepts use the ring.
+// It is safe for concurrent use. It owns its socket (and, for a Unix
+// socket it created, the socket file) until Close; the connections it
+// accepts are owned by the caller.
 type Listener struct {
 	fd           *netFD
 	addr         net.Addr
 	keepAlive    time.Duration
 	keepAliveCfg net.KeepAliveConfig
 
-	amu    sync.Mutex       // serializes Accept
-	stream *rio.Stream[int] // the multishot accept, if armed
+	amu  sync.Mutex      // serializes Accept
+	poll *os.File        // a descriptor of the socket in the network poller
+	prc  syscall.RawConn // poll's
 }
 
 var (
 	_ net.Listener = (*Listener)(nil)
 	_ syscall.Conn = (*Listener)(nil)
 )
+
+// pollListener makes the Listener of fd, a listening socket, whose address
+// is laddr. The socket becomes non-blocking (the descriptors share it), as
+// the network poller needs; the sockets it accepts are in blocking mode,
+// as the ring needs.
+func pollListener(fd *netFD, laddr net.Addr) (*Listener, error) {
+	pfd, err := unix.FcntlInt(uintptr(fd.sysfd), unix.F_DUPFD_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	if err := unix.SetNonblock(pfd, true); err != nil {
+		unix.Close(pfd)
+		return nil, os.NewSyscallError("fcntl", err)
+	}
+	l := &Listener{fd: fd, addr: laddr, poll: os.NewFile(uintptr(pfd), "rionet-listener")}
+	if l.prc, err = l.poll.SyscallConn(); err != nil {
+		l.poll.Close()
+		return nil, err
+	}
+	fd.nonblock = true
+	fd.drain = func() { l.poll.Close() }
+	// A deadline that passes, and Close, wake a blocked Accept through
+	// the poller's own deadline; Accept then looks at waitErr.
+	fd.kick = func() { l.poll.SetReadDeadline(time.Unix(1, 0)) }
+	return l, nil
+}
 
 // Accept waits for and returns the next connection, a *Conn. It fails with
 // an error wrapping net.ErrClosed once the listener is closed, also when
@@ -57,12 +87,12 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 			return nil, l.opError(err)
 		}
 		nfd, err := l.accept()
-		if err == errWake || err == io.EOF {
+		if err == errWake {
 			continue
 		}
 		if err != nil {
 			switch errnoOf(err) {
-			case syscall.ECANCELED, syscall.EINTR, syscall.EAGAIN, syscall.ECONNABORTED:
+			case syscall.EINTR, syscall.ECONNABORTED:
 				continue
 			}
 			return nil, l.opError(err)
@@ -79,57 +109,37 @@ func (l *Listener) AcceptConn() (*Conn, error) {
 	}
 }
 
-// accept returns one accepted socket, or errWake when woken by the
-// deadline or Close, or io.EOF when the multishot accept ended.
+// accept returns one accepted socket, waiting in the network poller until
+// there is one, or errWake when the poller's deadline woke it (a deadline
+// or Close: the caller looks at waitErr).
 func (l *Listener) accept() (int, error) {
-	fd := l.fd
-	wc := fd.deadlines().rd.ctx()
-	if err := fd.waitErr(true); err != nil {
-		return -1, err
-	}
-	if fd.e.noAcceptMS.Load() {
-		op := fd.e.ring.Accept(fd.sysfd, 0)
-		nfd, err := op.WaitContext(wc)
-		if err == errWake {
-			if nfd, err = op.Wait(); err == nil {
-				return nfd, nil // accepted before the cancellation
-			}
+	var (
+		nfd  = -1
+		aerr error
+	)
+	err := l.prc.Read(func(s uintptr) bool {
+		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, s, 0, 0, unix.SOCK_CLOEXEC, 0, 0)
+		if e == unix.EAGAIN {
+			return false // wait for the socket to become readable
+		}
+		if e != 0 {
+			aerr = os.NewSyscallError("accept", e)
+		} else {
+			nfd = int(r)
+		}
+		return true
+	})
+	if err != nil {
+		if errors.Is(err, os.ErrDeadlineExceeded) {
+			l.poll.SetReadDeadline(time.Time{})
 			return -1, errWake
 		}
-		return nfd, err
-	}
-	if l.stream == nil {
-		l.stream = fd.e.ring.AcceptMultishot(fd.sysfd, 0)
-	}
-	nfd, err := l.stream.NextContext(wc)
-	if err == io.EOF || err != nil && l.stream.Ended() && l.stream.Buffered() == 0 {
-		l.stream = nil
-	}
-	if errnoOf(err) == syscall.EINVAL && !fd.e.noAcceptMS.Load() {
-		fd.e.noAcceptMS.Store(true) // before Linux 5.19
-		return -1, io.EOF
-	}
-	return nfd, err
-}
-
-// drain ends the multishot accept and closes the sockets it accepted that
-// nobody took; it runs once nothing uses the listener.
-func (l *Listener) drain() {
-	s := l.stream
-	if s == nil {
-		return
-	}
-	s.Cancel()
-	for !(s.Ended() && s.Buffered() == 0) {
-		nfd, err := s.Next()
-		if err == io.EOF {
-			break
+		if l.fd.isClosing() {
+			return -1, errWake
 		}
-		if err == nil {
-			unix.Close(nfd)
-		}
+		return -1, err
 	}
-	l.stream = nil
+	return nfd, aerr
 }
 
 func (l *Listener) opError(err error) error {

@@ -26,7 +26,8 @@ import (
 // O_NONBLOCK for operations it can poll); where one fails with EAGAIN
 // instead, rionet retries it.
 //
-// Control calls f with the socket as it is, in blocking mode.
+// Control calls f with the socket as it is: in blocking mode, but for a
+// Listener's, which stays non-blocking as package net's does.
 type rawConn struct{ fd *netFD }
 
 var _ syscall.RawConn = (*rawConn)(nil)
@@ -152,6 +153,9 @@ var (
 // setNonblock switches fd's socket into non-blocking mode (on) for one
 // more user, or drops one (off), restoring blocking mode after the last.
 func (fd *netFD) setNonblock(on bool) error {
+	if fd.nonblock {
+		return nil
+	}
 	nbMu.Lock()
 	defer nbMu.Unlock()
 	n := nbCount[fd]

@@ -3,6 +3,8 @@ package rionet_test
 import (
 	"bytes"
 	"io"
+	"net"
+	"os"
 	"syscall"
 	"testing"
 	"time"
@@ -217,4 +219,43 @@ func TestRawConnKeepsReceived(t *testing.T) {
 	require.NoError(t, err)
 	all := string(buf[:n]) + "|" + string(got)
 	assert.Contains(t, []string{"taken|raw", "|takenraw"}, all, "received before, through, after")
+}
+
+// A Listener's RawConn callbacks leave its socket non-blocking: Accept
+// waits for it in the network poller, and on a socket put back in
+// blocking mode it would block its thread in accept(2), where neither
+// Close nor a deadline reaches it.
+func TestListenerRawConnAccept(t *testing.T) {
+	ln := listen(t, "tcp")
+	rc, err := ln.SyscallConn()
+	require.NoError(t, err)
+	c := dial(t, ln)
+	within(t, "RawConn.Read on a listener", func() {
+		require.NoError(t, rc.Read(func(uintptr) bool { return true }))
+	})
+	rc.Control(func(fd uintptr) {
+		fl, err := unix.FcntlInt(fd, unix.F_GETFL, 0)
+		require.NoError(t, err)
+		assert.NotZero(t, fl&unix.O_NONBLOCK, "the listener's socket is non-blocking")
+	})
+	s, err := ln.Accept()
+	require.NoError(t, err)
+	s.Close()
+	c.Close()
+
+	require.NoError(t, ln.SetDeadline(time.Now().Add(20*time.Millisecond)))
+	within(t, "Accept past the deadline", func() {
+		_, err = ln.Accept()
+	})
+	assert.ErrorIs(t, err, os.ErrDeadlineExceeded)
+	require.NoError(t, ln.SetDeadline(time.Time{}))
+	errc := make(chan error, 1)
+	go func() {
+		_, err := ln.Accept()
+		errc <- err
+	}()
+	time.Sleep(20 * time.Millisecond) // let it block (not needed for correctness)
+	require.NoError(t, ln.Close())
+	within(t, "Accept woken by Close", func() { err = <-errc })
+	assert.ErrorIs(t, err, net.ErrClosed)
 }

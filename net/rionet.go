@@ -6,7 +6,8 @@
 //
 // # How it works
 //
-// A Listener accepts with one multishot accept. Each Conn receives with one
+// A Listener accepts as package net does, with accept4 when Go's network
+// poller says the socket is readable. Each Conn receives with one
 // multishot receive into a ring of buffers shared by all connections of the
 // Ring: data that arrives while nobody reads lands in a shared buffer, and
 // the next Read copies it out without a system call. A Conn that is not
@@ -14,8 +15,8 @@
 // later, which can cap a multishot receive); then its receive stops until
 // a Read re-arms it, and the data waits in the socket. If the shared
 // buffers run dry, Reads fall back to receiving directly into the caller's
-// buffer. Writes are sends on the ring, combined with other goroutines'
-// submissions into few io_uring_enter calls.
+// buffer. A Write is a non-blocking send(2) first, and a send on the ring
+// only when the socket is full.
 //
 // The semantics are package net's: errors are *net.OpError wrapping
 // *os.SyscallError, io.EOF is returned bare, deadlines report
@@ -31,8 +32,11 @@
 // Dialer can name another Ring; the package then registers its receive
 // buffers on it (buffer group BufferGroup), and Release undoes that. Every
 // Conn with a Read outstanding holds a completion queue entry of its Ring,
-// so a Ring bounds the connections that read at once (the default one:
-// about 65,000).
+// so a Ring bounds the connections that read at once (about 65,000). The
+// package's own rings are a pool: past 32,768 listeners and connections on
+// one, new ones go to another ring of the package's, made when needed and
+// closed when its last connection closes, so that their number is not
+// bounded. A caller's Ring is not pooled.
 //
 // # Fallback
 //
@@ -197,26 +201,32 @@ func listen(ctx context.Context, lc *ListenConfig, e *engine, network, address s
 		b.unlink()
 		return nil, opErr(os.NewSyscallError("listen", err))
 	}
-	return newListener(e, s, b.family, network, b.laddr, b.unlinkPath, lc), nil
+	return newListener(e, s, b.family, network, b.laddr, b.unlinkPath, lc)
 }
 
 // newListener makes a Listener of the listening socket s, which it owns
 // from then on. unlink, if not empty, is the socket file Close removes.
-func newListener(e *engine, s, family int, network string, laddr net.Addr, unlink string, lc *ListenConfig) *Listener {
+func newListener(e *engine, s, family int, network string, laddr net.Addr, unlink string, lc *ListenConfig) (*Listener, error) {
 	fd := newNetFD(e, s, family, network)
 	if lsa, err := unix.Getsockname(s); err == nil && (!isUnix(network) || laddr == nil) {
 		laddr = sockaddrToAddr(network, lsa)
 	}
 	fd.laddr = laddr
-	l := &Listener{fd: fd, addr: laddr}
+	l, err := pollListener(fd, laddr)
+	if err != nil {
+		unix.Close(s)
+		if unlink != "" {
+			os.Remove(unlink)
+		}
+		return nil, &net.OpError{Op: "listen", Net: network, Addr: laddr, Err: err}
+	}
 	if lc != nil {
 		l.keepAlive, l.keepAliveCfg = lc.KeepAlive, lc.KeepAliveConfig
 	}
-	fd.drain = l.drain
 	if unlink != "" {
 		fd.onDestroy = func() { os.Remove(unlink) }
 	}
-	return l
+	return l, nil
 }
 
 // bound is where a socket is to be bound: its family, sockaddr, the

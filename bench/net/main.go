@@ -52,6 +52,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gorio/rio/internal/pin"
 )
 
 func main() {
@@ -354,12 +356,12 @@ func runEcho(s scenario, im implSpec) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := startOn(cmd, s.cliCPUs); err != nil {
+	if err := pin.Start(cmd, s.cliCPUs); err != nil {
 		return nil, err
 	}
 	if len(s.srvCPUs) > 0 || len(s.cliCPUs) > 0 {
 		if verbose {
-			fmt.Fprintf(os.Stderr, "    server on CPUs %s, client on CPUs %s\n", allowedCPUs(srv.pid), allowedCPUs(cmd.Process.Pid))
+			fmt.Fprintf(os.Stderr, "    server on CPUs %s, client on CPUs %s\n", pin.Allowed(srv.pid), pin.Allowed(cmd.Process.Pid))
 		}
 	}
 	var res map[string]float64
@@ -393,7 +395,7 @@ func runHTTP(s scenario, im implSpec) (map[string]float64, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := startOn(cmd, s.cliCPUs); err != nil {
+	if err := pin.Start(cmd, s.cliCPUs); err != nil {
 		return nil, fmt.Errorf("wrk: %w", err)
 	}
 	if err := cmd.Wait(); err != nil {

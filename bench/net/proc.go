@@ -1,19 +1,15 @@
 package main
 
-// What the benchmark reads from /proc, and how it pins processes. Nothing
+// What the benchmark reads from /proc (pinning is internal/pin's). Nothing
 // here depends on the rest of the command: riobench can take it as is.
 
 import (
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // procSample is what a process has used so far: the CPU time of all its
@@ -108,46 +104,4 @@ func rssMiB(pid int) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
-}
-
-// startOn starts cmd with every thread it will ever have allowed only on
-// cpus (none: anywhere). The child inherits the CPU affinity of the thread
-// that forks it, so the fork is made from this goroutine's thread, locked
-// and pinned for the moment.
-func startOn(cmd *exec.Cmd, cpus []int) error {
-	if len(cpus) == 0 {
-		return cmd.Start()
-	}
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	var old, set unix.CPUSet
-	if err := unix.SchedGetaffinity(0, &old); err != nil {
-		return fmt.Errorf("sched_getaffinity: %w", err)
-	}
-	for _, c := range cpus {
-		set.Set(c)
-	}
-	if err := unix.SchedSetaffinity(0, &set); err != nil {
-		return fmt.Errorf("sched_setaffinity %v: %w", cpus, err)
-	}
-	err := cmd.Start()
-	if rerr := unix.SchedSetaffinity(0, &old); rerr != nil && err == nil {
-		err = fmt.Errorf("sched_setaffinity (restore): %w", rerr)
-	}
-	return err
-}
-
-// allowedCPUs returns the CPUs process pid may run on, as the kernel
-// reports them (Cpus_allowed_list), to check that pinning took.
-func allowedCPUs(pid int) string {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-	if err != nil {
-		return "?"
-	}
-	for _, line := range strings.Split(string(b), "\n") {
-		if k, v, ok := strings.Cut(line, ":"); ok && k == "Cpus_allowed_list" {
-			return strings.TrimSpace(v)
-		}
-	}
-	return "?"
 }

@@ -19,6 +19,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gorio/rio/internal/pin"
 	rionet "github.com/gorio/rio/net"
 )
 
@@ -182,7 +183,7 @@ func startServer(kind string, impl implSpec, cpus []int) (*server, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := startOn(cmd, cpus); err != nil {
+	if err := pin.Start(cmd, cpus); err != nil {
 		return nil, err
 	}
 	s := &server{cmd: cmd, pid: cmd.Process.Pid}
@@ -210,7 +211,7 @@ func startC(bin string, impl implSpec, cpus []int) (*server, error) {
 	if verbose {
 		cmd.Stderr = os.Stderr
 	}
-	if err := startOn(cmd, cpus); err != nil {
+	if err := pin.Start(cmd, cpus); err != nil {
 		return nil, err
 	}
 	s := &server{cmd: cmd, pid: cmd.Process.Pid, addr: fmt.Sprintf("127.0.0.1:%d", port)}

@@ -1,7 +1,6 @@
 // Package pin starts benchmark processes on chosen CPUs, through
 // golang.org/x/sys/unix's CPU sets. It is for the repository's benchmark
-// commands (cmd/riobench, and bench/net's copy of the same technique can
-// move here); the library does not use it.
+// commands (cmd/riobench and bench/net); the library does not use it.
 package pin
 
 import (

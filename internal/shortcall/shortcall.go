@@ -60,3 +60,11 @@ func CopySyscall6(n int, trap, a1, a2, a3, a4, a5, a6 uintptr) (uintptr, syscall
 	r, _, e := unix.Syscall6(trap, a1, a2, a3, a4, a5, a6)
 	return r, e
 }
+
+// Yield gives the CPU to another runnable thread, if there is one
+// (sched_yield), without the scheduler's bookkeeping: it never waits. On
+// its way out of the kernel the thread also runs its pending task work,
+// which is what io_uring's cooperative completions need to be posted.
+func Yield() {
+	unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+}
