@@ -8,10 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The operation methods of Ring submit at once. Each has a twin on Batch,
-// which queues instead and submits with Batch.Submit (TestBatchTwins
-// checks it), so that any of them can be linked to the next. Buffer rules are the
-// same for both: the memory passed in belongs to the kernel from submission
+// The operation methods of Ring submit at once: the operation is the
+// ring's from the call on, and the ring hands it to the kernel with its
+// next io_uring_enter (see Flush). Each has a twin on Batch, which queues
+// instead and submits with Batch.Submit (TestBatchTwins checks it), so
+// that any of them can be linked to the next. Buffer rules are the same
+// for both: the memory passed in belongs to the kernel from submission
 // until Wait (or WaitContext) has returned for the operation, or, if nobody
 // waits, until the ring has reaped its completion; the ring keeps it
 // reachable and pinned until then. Fd arguments take a descriptor, or
