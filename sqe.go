@@ -398,12 +398,14 @@ func (r *Ring) Flush() {
 }
 
 // timedFlush is the flush timer's function: it submits what was published
-// and not yet flushed.
+// and not yet flushed, and reaps what has completed, so that the
+// operations nobody waits for leave their slots (and the kernel their
+// memory) as they did when each submission reaped.
 func (r *Ring) timedFlush() {
 	r.mu.Lock()
 	r.timerArmed = false
 	r.mu.Unlock()
-	r.flush()
+	r.reap()
 }
 
 // flush submits the published SQEs that wait for a flush, if any. It must
