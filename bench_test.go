@@ -69,6 +69,13 @@ func nopBatches(b *testing.B, r *Ring) {
 // Batch, consecutive submissions should still share few enters.
 func BenchmarkNopOneByOne32(b *testing.B) {
 	r := newBenchRing(b)
+	nopOneByOne(b, r)
+	reportEnters(b, r)
+}
+
+// nopOneByOne runs b.N NOPs through r, 32 issued with Ring.Nop, then
+// waited for, at a time.
+func nopOneByOne(b *testing.B, r *Ring) {
 	cs := make([]*Completion[struct{}], 32)
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 32 {
@@ -81,7 +88,6 @@ func BenchmarkNopOneByOne32(b *testing.B) {
 			}
 		}
 	}
-	reportEnters(b, r)
 }
 
 // NOPs from GOMAXPROCS*4 goroutines at once: how submissions combine.

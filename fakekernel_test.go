@@ -75,16 +75,5 @@ func BenchmarkOverheadNopBatch32(b *testing.B) {
 }
 
 func BenchmarkOverheadNopOneByOne32(b *testing.B) {
-	r := newBenchRing(b, withNopKernel())
-	cs := make([]*Completion[struct{}], 32)
-	for i := 0; i < b.N; i += 32 {
-		for j := range cs {
-			cs[j] = r.Nop()
-		}
-		for _, c := range cs {
-			if _, err := c.Wait(); err != nil {
-				b.Fatal(err)
-			}
-		}
-	}
+	nopOneByOne(b, newBenchRing(b, withNopKernel()))
 }
