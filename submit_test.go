@@ -2,6 +2,7 @@ package rio
 
 import (
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -26,6 +27,35 @@ func TestSubmissionsCoalesce(t *testing.T) {
 	}
 	enters := r.Stats().Enters - before
 	require.LessOrEqual(t, enters, uint64(n/2), "enters for %d NOPs issued one by one", n)
+}
+
+// The same from many goroutines: each submits its operations, none waits
+// until all have submitted, and the first wait enters what all of them
+// published. Before deferred entering: one enter per operation.
+func TestSubmissionsCoalesceAcrossGoroutines(t *testing.T) {
+	r := newTestRing(t)
+	const goroutines, per = 8, 8
+	before := r.Stats().Enters
+	cs := make([][]*Completion[struct{}], goroutines)
+	var wg sync.WaitGroup
+	for g := range cs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range per {
+				cs[g] = append(cs[g], r.Nop())
+			}
+		}()
+	}
+	wg.Wait()
+	for _, gcs := range cs {
+		for _, c := range gcs {
+			_, err := c.Wait()
+			require.NoError(t, err)
+		}
+	}
+	enters := r.Stats().Enters - before
+	require.LessOrEqual(t, enters, uint64(goroutines*per/2), "enters for %d NOPs from %d goroutines", goroutines*per, goroutines)
 }
 
 // An operation nobody waits for, on a ring nobody else uses, still
