@@ -54,10 +54,22 @@ func (r *Ring) spin(s *streamCore) bool {
 }
 
 // cqHolds reports whether one of the first completions in the CQ, not yet
-// reaped, has user_data ud.
+// reaped, has user_data ud. It looks only while holding the CQ lock: a
+// drain running meanwhile would release the entries it reads to the
+// kernel, which may then write them again (the race detector saw that
+// with the simulated kernel, in rionet's TestSimConnEAGAIN). If another
+// goroutine is draining, it reports false; that goroutine completes the
+// operation, and its waiter is woken as usual.
 func (r *Ring) cqHolds(ud uint64) bool {
+	if !r.cqMu.TryLock() {
+		return false
+	}
+	defer r.cqMu.Unlock()
+	if r.dead {
+		return false
+	}
 	rg := r.rings
-	head := uring.LoadAcquire(rg.CQHead)
+	head := r.cqHead
 	tail := uring.LoadAcquire(rg.CQTail)
 	for i := 0; head != tail && i < 64; head, i = head+1, i+1 {
 		if rg.CQEs[head&rg.CQMask].UserData == ud {
