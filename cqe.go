@@ -64,19 +64,21 @@ func (r *Ring) cqHolds(ud uint64) bool {
 	if !r.cqMu.TryLock() {
 		return false
 	}
-	defer r.cqMu.Unlock()
-	if r.dead {
-		return false
-	}
-	rg := r.rings
-	head := r.cqHead
-	tail := uring.LoadAcquire(rg.CQTail)
-	for i := 0; head != tail && i < 64; head, i = head+1, i+1 {
-		if rg.CQEs[head&rg.CQMask].UserData == ud {
-			return true
+	found := false
+	if !r.dead {
+		rg := r.rings
+		head := r.cqHead
+		tail := uring.LoadAcquire(rg.CQTail)
+		for i := 0; head != tail && i < 64; head, i = head+1, i+1 {
+			if rg.CQEs[head&rg.CQMask].UserData == ud {
+				found = true
+				break
+			}
 		}
 	}
-	return false
+	r.cqMu.Unlock()
+	r.drainAsked() // a drain refused while this held the lock
+	return found
 }
 
 // arm makes the kernel signal the eventfd for new completions, for as long
@@ -235,4 +237,14 @@ func (r *Ring) reapWait() {
 		r.drainLocked()
 	}
 	r.cqMu.Unlock()
+	r.drainAsked()
+}
+
+// drainAsked drains if a goroutine asked for it (reapReq, see drain) while
+// the caller held the CQ lock for something else: every holder of cqMu
+// looks at reapReq after it lets go.
+func (r *Ring) drainAsked() {
+	if r.reapReq.Load() {
+		r.drain()
+	}
 }
