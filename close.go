@@ -26,6 +26,7 @@ func (r *Ring) Close() error {
 	if !r.usable() {
 		return errBadRing
 	}
+	r.closeReq.Store(true)
 	r.mu.Lock()
 	if r.closed {
 		r.mu.Unlock()

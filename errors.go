@@ -36,7 +36,7 @@ var (
 	// The concrete error is a *LimitError, which also wraps the errno.
 	// Unlike ErrNotSupported, it may go away with smaller rings or fewer
 	// buffers.
-	ErrResourceLimit = errors.New("resource limit")
+	ErrResourceLimit = uring.ErrResourceLimit
 
 	// errBadRing is the error of every method of a nil or zero Ring, as
 	// package os returns one matching fs.ErrInvalid for a nil *os.File.

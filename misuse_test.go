@@ -9,8 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"unsafe"
 
+	"github.com/gorio/rio/internal/sandbox"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -175,7 +175,7 @@ func seccompChild() int {
 	if os.Getenv("RIO_SECCOMP_CALL") == "enter-after-new" {
 		return enterBlockedChild(nr, errno)
 	}
-	if err := blockSyscall(nr, errno); err != nil {
+	if err := sandbox.BlockSyscall(nr, errno); err != nil {
 		fmt.Println(err)
 		return 1
 	}
@@ -197,7 +197,7 @@ func enterBlockedChild(nr, errno uint32) int {
 		fmt.Println(err)
 		return 1
 	}
-	if err := blockSyscall(nr, errno); err != nil {
+	if err := sandbox.BlockSyscall(nr, errno); err != nil {
 		fmt.Println(err)
 		return 1
 	}
@@ -214,52 +214,14 @@ func enterBlockedChild(nr, errno uint32) int {
 	return 0
 }
 
-// blockSyscall installs a seccomp filter that makes system call nr fail
-// with errno and allows everything else, on every thread.
-func blockSyscall(nr, errno uint32) error {
-	// seccomp_data.nr is at offset 0.
-	const (
-		ldW    = 0x20 // BPF_LD|BPF_W|BPF_ABS
-		jeqK   = 0x15 // BPF_JMP|BPF_JEQ|BPF_K
-		retK   = 0x06 // BPF_RET|BPF_K
-		retErr = 0x00050000
-		retOK  = 0x7fff0000
-	)
-	prog := []unix.SockFilter{
-		{Code: ldW, K: 0},
-		{Code: jeqK, Jt: 0, Jf: 1, K: nr},
-		{Code: retK, K: retErr | errno},
-		{Code: retK, K: retOK},
-	}
-	fprog := unix.SockFprog{Len: uint16(len(prog)), Filter: &prog[0]}
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fmt.Errorf("prctl: %w", err)
-	}
-	const setModeFilter, flagTsync = 1, 1
-	if _, _, e := unix.Syscall(unix.SYS_SECCOMP, setModeFilter, flagTsync, uintptr(unsafe.Pointer(&fprog))); e != 0 {
-		return fmt.Errorf("seccomp: %w", e)
-	}
-	return nil
-}
-
 // memlockChild runs under an RLIMIT_MEMLOCK of 64 KiB, without
 // CAP_IPC_LOCK (a root process drops to nobody first: the kernel does not
 // count locked memory for a process with the capability). A ring too large
 // for the limit is a resource limit, a small one works, and a buffer ring
 // too large for what is left is a resource limit too.
 func memlockChild() int {
-	if os.Geteuid() == 0 {
-		if err := syscall.Setgid(65534); err != nil {
-			fmt.Println("setgid:", err)
-			return 1
-		}
-		if err := syscall.Setuid(65534); err != nil {
-			fmt.Println("setuid:", err)
-			return 1
-		}
-	}
-	if err := unix.Setrlimit(unix.RLIMIT_MEMLOCK, &unix.Rlimit{Cur: 64 << 10, Max: 64 << 10}); err != nil {
-		fmt.Println("setrlimit:", err)
+	if err := sandbox.LimitMemlock(64 << 10); err != nil {
+		fmt.Println(err)
 		return 1
 	}
 	check := func(what string, err error) bool {

@@ -100,7 +100,10 @@ type Ring struct {
 	spinning atomic.Bool // a goroutine spins in Stream.Wait
 
 	closedA atomic.Bool // closed, readable without mu
-	deadA   atomic.Bool // dead, readable without mu
+	// closeReq is set as Close begins, before it takes mu: an enter loop
+	// retrying a transient error (possibly with mu held) gives up on it.
+	closeReq atomic.Bool
+	deadA    atomic.Bool // dead, readable without mu
 	// brokenA: io_uring_enter failed in a way that cannot clear (see
 	// breakRing); brokenErr, written once before brokenA is set, is that
 	// failure, which every operation the kernel never saw returns.

@@ -696,6 +696,10 @@ func (r *Ring) backoff(attempt int) {
 	time.Sleep(time.Duration(min(attempt, 100)) * 10 * time.Microsecond)
 }
 
+// enterGiveUp is how many attempts enterFlags makes at a transient error
+// once Close has begun: about a second of backoff (see backoff).
+const enterGiveUp = 1100
+
 func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 	for attempt := 0; ; attempt++ {
 		var errno syscall.Errno
@@ -729,14 +733,21 @@ func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 			continue
 		case syscall.EINTR:
 			continue
-		case syscall.EAGAIN, syscall.EBUSY:
-			// The kernel is short of memory, or has completions it could
-			// not post.
-			r.backoff(attempt)
-			continue
-		case syscall.ENOMEM:
-			// The kernel is short of memory: like EAGAIN, but count it.
-			r.stats.enterErrors.Add(1)
+		case syscall.EAGAIN, syscall.EBUSY, syscall.ENOMEM:
+			// The kernel is short of memory (ENOMEM counted), or has
+			// completions it could not post: it clears, so retry. But
+			// Close waits for this loop, so once Close has begun an
+			// error that has not cleared after a second or so of
+			// retries breaks the ring, as an error that cannot clear
+			// does, and the operations the kernel never saw fail with
+			// it (TestEnterRetryEndsOnClose).
+			if errno == syscall.ENOMEM {
+				r.stats.enterErrors.Add(1)
+			}
+			if attempt >= enterGiveUp && r.closeReq.Load() {
+				r.breakRing(errno)
+				return
+			}
 			r.backoff(attempt)
 			continue
 		default:

@@ -129,20 +129,21 @@ func (f *File) startAsync(write bool, b []byte, off int64) (*Op, error) {
 // track remembers an asynchronous operation for Close. Called between
 // acquire and release, so Close cannot miss it.
 func (f *File) track(c *rio.Completion[int]) {
-	f.asyncMu.Lock()
-	if len(f.async) >= f.asyncNext {
-		keep := f.async[:0]
-		for _, p := range f.async {
+	cl := f.cl
+	cl.asyncMu.Lock()
+	if len(cl.async) >= cl.asyncNext {
+		keep := cl.async[:0]
+		for _, p := range cl.async {
 			if !p.Done() {
 				keep = append(keep, p)
 			}
 		}
-		clear(f.async[len(keep):])
-		f.async = keep
-		f.asyncNext = max(64, 2*len(keep))
+		clear(cl.async[len(keep):])
+		cl.async = keep
+		cl.asyncNext = max(64, 2*len(keep))
 	}
-	f.async = append(f.async, c)
-	f.asyncMu.Unlock()
+	cl.async = append(cl.async, c)
+	cl.asyncMu.Unlock()
 }
 
 func (o *Op) opName() string {

@@ -66,6 +66,7 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,6 +74,7 @@ import (
 	"time"
 
 	"github.com/gorio/rio"
+	"github.com/gorio/rio/internal/fdlife"
 	"golang.org/x/sys/unix"
 )
 
@@ -115,19 +117,9 @@ type File struct {
 	noNowait atomic.Bool  // never try it: O_DIRECT, a stream, or unsupported
 	misses   atomic.Int64 // consecutive RWF_NOWAIT misses
 
-	// life counts the operations in progress in its low bits; closedBit is
-	// set once Close has begun, after which no operation starts.
-	life    atomic.Int64
-	drained chan struct{} // closed when the count reaches zero after Close began
-
-	// Asynchronous operations started and possibly not yet reaped; Close
-	// waits for each before it closes the descriptor.
-	asyncMu   sync.Mutex
-	async     []*rio.Completion[int]
-	asyncNext int // prune the list when it grows to this length
-
-	closeOnce sync.Once
-	closeErr  error
+	// cl is the lifetime of the descriptor: the operations in progress,
+	// the asynchronous ones, Close. Nil for a zero File or a fallback.
+	cl *closer
 
 	dir *dirInfo                      // ReadDir's buffer (dir.go), guarded by posMu
 	dls atomic.Pointer[fileDeadlines] // set by SetDeadline (osfile.go)
@@ -146,8 +138,6 @@ func (f *File) ioLock(write bool) *sync.Mutex {
 	}
 	return &f.rmu
 }
-
-const closedBit = int64(1) << 62
 
 // cancelRetry is how often Close repeats its cancellation while operations
 // are still in progress.
@@ -204,7 +194,7 @@ var (
 // that they never make the operations on DefaultRing wait.
 func DefaultRing() (*rio.Ring, error) {
 	defaultOnce.Do(func() {
-		r, err := rio.New()
+		r, err := newSharedRing()
 		if err == nil {
 			err = checkRing(r)
 			if err != nil {
@@ -249,7 +239,7 @@ func (p *ringPool) grow(n int) ([]*rio.Ring, error) {
 	if len(rings) >= maxStreamRings {
 		return nil, fmt.Errorf("file: all %d rings for streams are full: %w", len(rings), rio.ErrRingFull)
 	}
-	r, err := rio.New(rio.WithQueueLimit(0))
+	r, err := newSharedRing(rio.WithQueueLimit(0))
 	if err == nil {
 		if err = checkRing(r); err != nil {
 			r.Close()
@@ -272,7 +262,7 @@ func submit[T any](f *File, op func(*rio.Ring) *rio.Completion[T]) (*rio.Complet
 	if f.pool == nil || !f.stream {
 		return op(f.ring), nil
 	}
-	return submitPool(f.pool, op)
+	return submitPool(f.pool, f.ring, op)
 }
 
 // runDeadline is run, waiting with the File's read (or, with write, its
@@ -296,12 +286,22 @@ func run[T any](f *File, op func(*rio.Ring) *rio.Completion[T]) (T, error) {
 	return c.Wait()
 }
 
-func submitPool[T any](p *ringPool, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
+func submitPool[T any](p *ringPool, shared *rio.Ring, op func(*rio.Ring) *rio.Completion[T]) (*rio.Completion[T], error) {
 	rings := p.load()
 	for i := 0; ; i++ {
 		if i == len(rings) {
 			var err error
 			if rings, err = p.grow(i); err != nil {
+				if i == 0 && errors.Is(err, rio.ErrResourceLimit) {
+					// Not even one ring for streams fits: the reduced
+					// form is DefaultRing, where a blocked read holds
+					// a slot, and operations past its capacity wait
+					// in its queue (Close's cancellations have slots
+					// of their own).
+					why := fmt.Errorf("file: no ring for streams, their operations go to DefaultRing: %w", err)
+					reduced.CompareAndSwap(nil, &why)
+					return op(shared), nil
+				}
 				return nil, err
 			}
 		}
@@ -312,16 +312,6 @@ func submitPool[T any](p *ringPool, op func(*rio.Ring) *rio.Completion[T]) (*rio
 		}
 		if _, err := c.Wait(); err == nil || !errors.Is(err, rio.ErrRingFull) {
 			return c, nil
-		}
-	}
-}
-
-// each runs fn on every ring the File's operations may have gone to.
-func (f *File) each(fn func(*rio.Ring)) {
-	fn(f.ring)
-	if f.pool != nil && f.stream {
-		for _, r := range f.pool.load() {
-			fn(r)
 		}
 	}
 }
@@ -410,7 +400,7 @@ func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, 
 	if f.direct {
 		f.align, err = f.statAlignment()
 		if err != nil {
-			f.closeFd()
+			f.Close()
 			return nil, &fs.PathError{Op: "open", Path: name, Err: err}
 		}
 	}
@@ -420,13 +410,11 @@ func OpenFileRing(r *rio.Ring, name string, flag int, perm fs.FileMode) (*File, 
 // newFile makes the File of descriptor fd, open with flag, on r.
 func newFile(r *rio.Ring, fd int, name string, flag int) *File {
 	f := &File{
-		name:      name,
-		ring:      r,
-		fd:        fd,
-		append:    flag&os.O_APPEND != 0,
-		direct:    flag&syscall.O_DIRECT != 0,
-		drained:   make(chan struct{}),
-		asyncNext: 64,
+		name:   name,
+		ring:   r,
+		fd:     fd,
+		append: flag&os.O_APPEND != 0,
+		direct: flag&syscall.O_DIRECT != 0,
 	}
 	// Seekable? Also picks up the starting position (0 after open).
 	var err error
@@ -438,6 +426,11 @@ func newFile(r *rio.Ring, fd int, name string, flag int) *File {
 	if f.stream && r == defaultRing {
 		f.pool = &streamRings
 	}
+	f.cl = &closer{fd: fd, name: name, ring: r, pool: f.pool, stream: f.stream, asyncNext: 64}
+	// A File dropped unclosed is closed when the garbage collector finds
+	// it unreachable, as an os.File is; never under an operation in
+	// flight (see closer).
+	runtime.AddCleanup(f, (*closer).dropped, f.cl)
 	return f
 }
 
@@ -460,7 +453,10 @@ func syscallMode(m fs.FileMode) uint32 {
 func (f *File) Name() string { return f.name }
 
 // Fd returns the file's descriptor. It stays owned by the File: it is valid
-// until Close, after which the number may be reused by another file. Unlike
+// until Close, after which the number may be reused by another file, or
+// until the File is garbage collected, whose cleanup closes it (as with
+// os.File.Fd: keep the File reachable, with runtime.KeepAlive if need
+// be, while the number is in use). Unlike
 // os.File.Fd, it does not change the descriptor's mode. The File keeps the
 // position of Read, Write and Seek itself: the descriptor's own offset
 // (lseek) follows Seek but not Read and Write. On a File that fell back to
@@ -488,27 +484,12 @@ func (f *File) invalid() bool { return f.ring == nil && f.osf == nil }
 // begun, and on a zero File. Every successful acquire is paired with a
 // release.
 func (f *File) acquire() bool {
-	if f.invalid() {
-		return false
-	}
-	for {
-		v := f.life.Load()
-		if v&closedBit != 0 {
-			return false
-		}
-		if f.life.CompareAndSwap(v, v+1) {
-			return true
-		}
-	}
+	return f.cl != nil && f.cl.life.Acquire()
 }
 
-func (f *File) release() {
-	if f.life.Add(-1) == closedBit {
-		close(f.drained)
-	}
-}
+func (f *File) release() { f.cl.life.Release() }
 
-func (f *File) closing() bool { return f.life.Load()&closedBit != 0 }
+func (f *File) closing() bool { return f.cl != nil && f.cl.life.Closing() }
 
 // Close closes the File. Operations started afterwards fail with
 // fs.ErrClosed. Operations in progress on other goroutines, asynchronous
@@ -533,59 +514,92 @@ func (f *File) Close() error {
 		return f.closedErr("close")
 	}
 	first := false
-	f.closeOnce.Do(func() {
+	f.cl.once.Do(func() {
 		first = true
-		f.closeErr = f.close()
+		f.cl.err = f.cl.close()
 	})
 	if !first {
 		return &fs.PathError{Op: "close", Path: f.name, Err: fs.ErrClosed}
 	}
-	return f.closeErr
+	return f.cl.err
 }
 
-func (f *File) close() error {
-	v := f.life.Add(closedBit)
-	if v != closedBit {
-		if f.stream {
-			// A read or write on a pipe, FIFO or socket may wait forever:
-			// cancel, and keep cancelling until they are all done, since
-			// an operation may be submitted just after a cancellation
-			// went through.
-			f.cancelUntilDrained()
-		} else {
-			<-f.drained
-		}
+// closer is what closing a File's descriptor takes: the count of the
+// operations in progress, the asynchronous operations started, and the
+// descriptor and rings. It does not point back at the File, so that a
+// cleanup can close a File that became unreachable: an operation in
+// progress keeps its File reachable (a method's receiver, or an Op's), and
+// an asynchronous one nobody waits for any more is in the closer's list,
+// which the cleanup waits for before it closes the descriptor.
+type closer struct {
+	life   fdlife.Life
+	fd     int
+	name   string
+	ring   *rio.Ring
+	pool   *ringPool
+	stream bool
+
+	// Asynchronous operations started and possibly not yet reaped; Close
+	// waits for each before it closes the descriptor.
+	asyncMu   sync.Mutex
+	async     []*rio.Completion[int]
+	asyncNext int // prune the list when it grows to this length
+
+	once sync.Once // Close's
+	err  error
+}
+
+// dropped is the cleanup of a File that became unreachable unclosed: it
+// closes the File as Close would, in a goroutine of its own, since it may
+// wait for asynchronous operations.
+func (cl *closer) dropped() {
+	go cl.once.Do(func() { cl.err = cl.close() })
+}
+
+func (cl *closer) close() error {
+	if !cl.life.BeginClose(nil) {
+		return nil // cannot happen: close runs once
+	}
+	cl.life.Release()
+	if cl.stream {
+		// A read or write on a pipe, FIFO or socket may wait forever:
+		// cancel, and keep cancelling until they are all done, since an
+		// operation may be submitted just after a cancellation went
+		// through.
+		cl.cancelUntilDrained()
+	} else {
+		<-cl.life.Done()
 	}
 	// No synchronous operation remains and no new one starts. Wait for the
 	// asynchronous ones.
-	f.asyncMu.Lock()
-	pending := f.async
-	f.async = nil
-	f.asyncMu.Unlock()
-	if len(pending) > 0 && f.stream {
-		f.cancelFd()
+	cl.asyncMu.Lock()
+	pending := cl.async
+	cl.async = nil
+	cl.asyncMu.Unlock()
+	if len(pending) > 0 && cl.stream {
+		cl.cancelFd()
 	}
 	for _, c := range pending {
 		c.Wait()
 	}
-	if err := f.closeFd(); err != nil {
-		return &fs.PathError{Op: "close", Path: f.name, Err: err}
+	if err := cl.closeFd(); err != nil {
+		return &fs.PathError{Op: "close", Path: cl.name, Err: err}
 	}
 	return nil
 }
 
 // cancelUntilDrained cancels operations on the descriptor until every
 // synchronous one has finished.
-func (f *File) cancelUntilDrained() {
+func (cl *closer) cancelUntilDrained() {
 	for {
-		if !f.cancelFd() {
+		if !cl.cancelFd() {
 			// No cancellation by descriptor (before Linux 5.19): the
 			// operations run to completion.
-			<-f.drained
+			<-cl.life.Done()
 			return
 		}
 		select {
-		case <-f.drained:
+		case <-cl.life.Done():
 			return
 		case <-time.After(cancelRetry):
 		}
@@ -596,13 +610,13 @@ func (f *File) cancelUntilDrained() {
 // ring the File uses; the cancellation takes a slot kept for it, so it
 // never waits behind the operations it cancels. It reports false if the
 // kernel cannot.
-func (f *File) cancelFd() bool {
-	if f.ring.Supported("ASYNC_CANCEL") != nil {
+func (cl *closer) cancelFd() bool {
+	if cl.ring.Supported("ASYNC_CANCEL") != nil {
 		return false
 	}
 	ok := true
-	f.each(func(r *rio.Ring) {
-		_, err := r.CancelFd(f.fd).Wait()
+	cl.each(func(r *rio.Ring) {
+		_, err := r.CancelFd(cl.fd).Wait()
 		if err != nil && !errors.Is(err, syscall.ENOENT) {
 			ok = false
 		}
@@ -610,12 +624,22 @@ func (f *File) cancelFd() bool {
 	return ok
 }
 
+// each runs fn on every ring the File's operations may have gone to.
+func (cl *closer) each(fn func(*rio.Ring)) {
+	fn(cl.ring)
+	if cl.pool != nil && cl.stream {
+		for _, r := range cl.pool.load() {
+			fn(r)
+		}
+	}
+}
+
 // closeFd closes the descriptor, with close(2) on the calling thread
 // rather than through the ring: a Close must never wait for a slot of a
 // ring that other Files' operations (blocked reads of pipes, say) may hold
 // for ever, and closing a descriptor nothing else uses is quick.
-func (f *File) closeFd() error {
-	return errnoOf(unix.Close(f.fd))
+func (cl *closer) closeFd() error {
+	return errnoOf(unix.Close(cl.fd))
 }
 
 // wrapErr turns an error of the core, or of a system call, into the error
@@ -625,6 +649,10 @@ func (f *File) closeFd() error {
 func (f *File) wrapErr(op string, err error) error {
 	if err == nil || err == io.EOF {
 		return err
+	}
+	if errors.Is(err, rio.ErrResourceLimit) {
+		// No ring for streams fits: say so, not just ENOMEM.
+		return &fs.PathError{Op: op, Path: f.name, Err: err}
 	}
 	if errors.Is(err, syscall.ECANCELED) && f.closing() {
 		err = fs.ErrClosed
@@ -648,4 +676,48 @@ func (f *File) closedErr(op string) error {
 		return &fs.PathError{Op: op, Path: f.name, Err: syscall.EINVAL}
 	}
 	return &fs.PathError{Op: op, Path: f.name, Err: fs.ErrClosed}
+}
+
+// sharedRingSizes are the SQ sizes the shared rings try, largest (rio's
+// default) first.
+var sharedRingSizes = []uint32{256, 32, 4}
+
+// reduced is the first resource limit that made a shared ring smaller.
+var reduced atomic.Pointer[error]
+
+// newSharedRing creates a shared ring with opts, smaller than the default
+// if RLIMIT_MEMLOCK, against which the kernel counts the rings' memory,
+// demands it.
+func newSharedRing(opts ...rio.Option) (*rio.Ring, error) {
+	var first error
+	for _, n := range sharedRingSizes {
+		r, err := rio.New(append(opts[:len(opts):len(opts)], rio.WithEntries(n))...)
+		if err == nil && first != nil {
+			why := fmt.Errorf("file: a shared ring of %d entries instead of %d: %w", n, sharedRingSizes[0], first)
+			reduced.CompareAndSwap(nil, &why)
+		}
+		if err == nil || !errors.Is(err, rio.ErrResourceLimit) {
+			return r, err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, first
+}
+
+// Reduced reports whether the shared rings (DefaultRing and the rings for
+// streams) run in a reduced form, and why: nil if not (nor if the package
+// falls back to os: DefaultRing's error says why). Where RLIMIT_MEMLOCK,
+// against which the kernel counts the rings' memory, is too low for rings
+// of the default size, they are smaller, and the error matches
+// rio.ErrResourceLimit: operations past a ring's capacity wait in its
+// queue, or, for streams, go to another ring; where not even a small ring
+// for streams fits, the operations on pipes, FIFOs, sockets and terminals
+// go to DefaultRing.
+func Reduced() error {
+	if p := reduced.Load(); p != nil {
+		return *p
+	}
+	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
@@ -36,7 +37,13 @@ var (
 	_ interface{ CloseWrite() error } = (*Conn)(nil)
 )
 
-func newConn(fd *netFD) *Conn { return &Conn{fd: fd} }
+// newConn makes the Conn of fd. A Conn dropped unclosed is closed when the
+// garbage collector finds it unreachable, as package net's are.
+func newConn(fd *netFD) *Conn {
+	c := &Conn{fd: fd}
+	runtime.AddCleanup(c, dropped, fd)
+	return c
+}
 
 // Read reads up to len(p) bytes into p. It returns data already received
 // without a system call when there is some, and otherwise blocks until data
@@ -462,7 +469,7 @@ func (c *Conn) SyscallConn() (syscall.RawConn, error) {
 	if c.fd.isClosing() {
 		return nil, syscall.EINVAL
 	}
-	return &rawConn{fd: c.fd}, nil
+	return &rawConn{fd: c.fd, owner: c}, nil
 }
 
 // File returns a copy of the socket descriptor as an *os.File in blocking

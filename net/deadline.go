@@ -216,7 +216,7 @@ func (fd *netFD) wakeReader() {
 	if s := fd.stream.Load(); s != nil {
 		s.Wake()
 	}
-	if fd.kick != nil {
-		fd.kick()
+	if fd.lis != nil {
+		fd.lis.kick()
 	}
 }

@@ -33,6 +33,11 @@ type engine struct {
 	ring *rio.Ring
 	br   *rio.BufferRing
 
+	// reduced says what the engine gave up at setup, and why (see
+	// Reduced); nil if nothing. With br nil, every Read receives
+	// directly (noMultishot is set).
+	reduced error
+
 	noLimit     atomic.Bool // the kernel refused RecvMultishotLimit (before 6.17)
 	noMultishot atomic.Bool // the kernel refused multishot recv (before 6.0)
 
@@ -80,28 +85,61 @@ func defaultEngine() (*engine, error) {
 	return defaultEng, defaultErr
 }
 
-// newDefaultEngine makes a ring of the package's own and its engine.
+// newDefaultEngine makes a ring of the package's own and its engine, in
+// a reduced size if a resource limit demands it (see newDefaultRing).
 func newDefaultEngine() (*engine, error) {
-	// COOP_TASKRUN: the kernel completes receives on the thread that
-	// armed them at its next entry into the kernel instead of
-	// interrupting it; measured faster here (docs/net.md). A Read
-	// that would park with nobody else waiting spins for a moment
-	// first (rio.WithWaitSpin), as Go's scheduler spins before it
-	// parks a thread: one connection's round trip then wakes no
-	// thread of the server.
-	opts := []rio.Option{rio.WithEntries(1024), rio.WithCQEntries(65536), rio.WithWaitSpin(waitSpin)}
-	r, err := rio.New(append(opts, rio.WithCoopTaskrun())...)
-	if errors.Is(err, rio.ErrNotSupported) {
-		r, err = rio.New(opts...)
-	}
+	r, reduced, err := newDefaultRing()
 	if err != nil {
 		return nil, err
 	}
 	e, err := newEngine(r)
 	if err != nil {
 		r.Close()
+		return nil, err
 	}
-	return e, err
+	if reduced != nil {
+		e.reduced = errors.Join(reduced, e.reduced)
+	}
+	return e, nil
+}
+
+// defaultRingSizes are the SQ and CQ sizes the package's rings try,
+// largest first: where RLIMIT_MEMLOCK, against which the kernel counts
+// the rings' memory, is too low for one, the next (a CQ smaller than the
+// connections with Reads outstanding only makes receives wait in the
+// ring's queue).
+var defaultRingSizes = [][2]uint32{{1024, 65536}, {256, 4096}, {64, 256}, {8, 16}}
+
+// newDefaultRing creates one of the package's rings, in a reduced size if
+// a resource limit demands it; reduced then says so and wraps the limit
+// error of the full size.
+func newDefaultRing() (r *rio.Ring, reduced, err error) {
+	var first error // why the ring is smaller than the default
+	for _, size := range defaultRingSizes {
+		// COOP_TASKRUN: the kernel completes receives on the thread that
+		// armed them at its next entry into the kernel instead of
+		// interrupting it; measured faster here (docs/net.md). A Read
+		// that would park with nobody else waiting spins for a moment
+		// first (rio.WithWaitSpin), as Go's scheduler spins before it
+		// parks a thread: one connection's round trip then wakes no
+		// thread of the server.
+		opts := []rio.Option{rio.WithEntries(size[0]), rio.WithCQEntries(size[1]), rio.WithWaitSpin(waitSpin)}
+		r, err = rio.New(append(opts, rio.WithCoopTaskrun())...)
+		if errors.Is(err, rio.ErrNotSupported) {
+			r, err = rio.New(opts...)
+		}
+		if err == nil && first != nil {
+			full := defaultRingSizes[0]
+			reduced = fmt.Errorf("rionet: a ring of %d entries (CQ %d) instead of %d (CQ %d): %w", size[0], size[1], full[0], full[1], first)
+		}
+		if err == nil || !errors.Is(err, rio.ErrResourceLimit) {
+			return r, reduced, err
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return nil, nil, err
 }
 
 // take returns the engine that a new netFD made on e is to use, counting
@@ -152,7 +190,9 @@ func (e *engine) put() {
 	poolMu.Unlock()
 	if last {
 		releaseDgram(e)
-		e.br.Close()
+		if e.br != nil {
+			e.br.Close()
+		}
 		e.ring.Close()
 	}
 }
@@ -185,14 +225,38 @@ func newEngine(r *rio.Ring) (*engine, error) {
 			return nil, err
 		}
 	}
-	br, err := r.NewBufferRing(BufferGroup, bufCount, bufSize)
-	if err != nil {
-		if errors.Is(err, rio.ErrNotSupported) {
-			return nil, err
-		}
-		return nil, fmt.Errorf("rionet: registering receive buffers: %w", err)
+	e := &engine{ring: r}
+	e.br, e.reduced = newRecvBuffers(r)
+	if e.br == nil {
+		e.noMultishot.Store(true)
 	}
-	return &engine{ring: r, br: br}, nil
+	return e, nil
+}
+
+// newRecvBuffers registers the receive buffers on r: bufCount of them, or
+// fewer where RLIMIT_MEMLOCK does not allow as many, or none where the
+// kernel cannot (before Linux 5.19), the limit allows not even a few, or
+// the group is taken (EEXIST: a buffer ring of the caller's under
+// BufferGroup). Without them every Read receives directly into its
+// buffer, as on a kernel without multishot receive. reduced says why the
+// buffers are fewer or none.
+func newRecvBuffers(r *rio.Ring) (*rio.BufferRing, error) {
+	var first error // why the buffers are fewer than bufCount
+	for n := bufCount; ; n /= 4 {
+		br, err := r.NewBufferRing(BufferGroup, n, bufSize)
+		if err == nil {
+			if first != nil {
+				return br, fmt.Errorf("rionet: %d receive buffers instead of %d: %w", n, bufCount, first)
+			}
+			return br, nil
+		}
+		if first == nil {
+			first = err
+		}
+		if !errors.Is(err, rio.ErrResourceLimit) || n <= 32 {
+			return nil, fmt.Errorf("rionet: no receive buffers, every Read receives directly: %w", err)
+		}
+	}
 }
 
 // Release drops what this package registered on r (its receive buffer
@@ -209,8 +273,10 @@ func Release(r *rio.Ring) error {
 	if e == nil {
 		return nil
 	}
-	if err := e.br.Close(); err != nil {
-		return err // EBUSY: a connection still receives; nothing changed
+	if e.br != nil {
+		if err := e.br.Close(); err != nil {
+			return err // EBUSY: a connection still receives; nothing changed
+		}
 	}
 	delete(engines, r)
 	return releaseDgram(e)

@@ -38,3 +38,14 @@ func SetUDPMultishotForTest(v bool) (restore func()) {
 	udpMultishot = v
 	return func() { udpMultishot = old }
 }
+
+// FDOfForTest returns c's socket, which keeps the socket (not c)
+// reachable, and its descriptor number.
+func FDOfForTest(c *Conn) (fd any, sysfd int) { return c.fd, c.fd.sysfd }
+
+// FDStateForTest reports whether fd, from FDOfForTest, is closing, and how
+// many references its methods hold.
+func FDStateForTest(fd any) (closing bool, refs int) {
+	f := fd.(*netFD)
+	return f.life.Closing(), f.life.Refs()
+}

@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/gorio/rio"
+	"github.com/gorio/rio/internal/fdlife"
 	"golang.org/x/sys/unix"
 )
 
@@ -29,12 +30,11 @@ type netFD struct {
 	// multishot recvmsg into the engine's datagram buffers (udp_multishot.go).
 	datagram bool
 
-	// state is refs<<1 | closing. Every method that uses sysfd holds a
-	// reference; Close sets closing and drops the reference the netFD was
-	// born with. Whoever drops the last one destroys the netFD, so the
-	// descriptor is closed only once nothing uses it any more.
-	state atomic.Uint64
-	done  chan struct{} // made by close, closed by destroy
+	// life counts the methods using sysfd (incref, decref); Close begins
+	// closing it, and whoever drops the last reference then destroys the
+	// netFD, so the descriptor is closed only once nothing uses it any
+	// more.
+	life fdlife.Life
 
 	// Addresses: la and ra are recorded at accept and connect (IP
 	// sockets, see recordAddrs); laddr and raddr are the net.Addrs made
@@ -68,14 +68,9 @@ type netFD struct {
 	// interleave their bytes.
 	wmu sync.Mutex
 
-	// onDestroy runs after the descriptor is closed (listeners: unlink).
-	onDestroy func()
-	// drain takes over the rest of destroy's cleanup (listeners: close
-	// the poller's descriptor).
-	drain func()
-	// kick, if set, wakes a waiter that waits outside the ring (a
-	// listener's Accept); wakeReader calls it.
-	kick func()
+	// lis is a listener's part of destroy and of waking (its Accept
+	// waits in the network poller), nil for other sockets.
+	lis *listenerState
 	// nonblock: the socket stays in non-blocking mode (a listener's,
 	// which Accept waits for in the network poller); RawConn callbacks
 	// leave it so.
@@ -86,46 +81,21 @@ type netFD struct {
 // if e is one of the package's own rings, on whichever of them has room
 // (engine.take): the caller uses fd.e from then on.
 func newNetFD(e *engine, sysfd, family int, network string) *netFD {
-	fd := &netFD{e: e.take(), sysfd: sysfd, family: family, net: network}
-	fd.state.Store(2)
-	return fd
+	return &netFD{e: e.take(), sysfd: sysfd, family: family, net: network}
 }
 
 // incref takes a reference, or reports false if the netFD is closing.
-func (fd *netFD) incref() bool {
-	for {
-		s := fd.state.Load()
-		if s&1 != 0 {
-			return false
-		}
-		if fd.state.CompareAndSwap(s, s+2) {
-			return true
-		}
-	}
-}
+func (fd *netFD) incref() bool { return fd.life.Acquire() }
 
-func (fd *netFD) decref() {
-	if fd.state.Add(^uint64(1)) == 1 { // subtracts 2; closing with no references
-		fd.destroy()
-	}
-}
+func (fd *netFD) decref() { fd.life.Release() }
 
 // close marks the netFD closing, wakes every blocked operation, and waits
 // until the last of them has dropped its reference and the descriptor has
 // been closed. It reports false if the netFD was already closing.
 func (fd *netFD) close() bool {
-	for {
-		s := fd.state.Load()
-		if s&1 != 0 {
-			return false
-		}
-		if fd.state.CompareAndSwap(s, s|1) {
-			break
-		}
+	if !fd.life.BeginClose(fd.destroy) {
+		return false
 	}
-	// destroy runs at the earliest in the decref below, which orders this
-	// write before its read.
-	fd.done = make(chan struct{})
 	if d := fd.dl.Load(); d != nil {
 		d.rd.close()
 		d.wd.close()
@@ -133,12 +103,23 @@ func (fd *netFD) close() bool {
 	// A deadlines allocated after the Load sees the closing bit: nobody
 	// waits on it.
 	fd.wakeReader()
-	fd.decref()
-	<-fd.done
+	fd.life.Release()
+	<-fd.life.Done()
 	return true
 }
 
-func (fd *netFD) isClosing() bool { return fd.state.Load()&1 != 0 }
+func (fd *netFD) isClosing() bool { return fd.life.Closing() }
+
+// dropped is the cleanup of a Conn, Listener or PacketConn that became
+// unreachable unclosed, as package net's finalizers close its sockets: the
+// netFD is destroyed once no method uses it any more, in a goroutine of
+// its own (destroy waits for the kernel to end a multishot receive). It
+// wakes nothing: a method still blocked on the netFD (called on the object
+// before it became unreachable) goes on until it ends by itself, and the
+// descriptor is closed after.
+func dropped(fd *netFD) {
+	go fd.life.CloseIdle(fd.destroy)
+}
 
 // destroy ends the multishot receive, gives back every buffer the netFD
 // holds, and closes the descriptor. It runs once, when the netFD is closing
@@ -159,15 +140,14 @@ func (fd *netFD) destroy() {
 		fd.hasCur = false
 	}
 	fd.rmu.Unlock()
-	if fd.drain != nil {
-		fd.drain()
+	if fd.lis != nil {
+		fd.lis.drain()
 	}
 	unix.Close(fd.sysfd)
-	if fd.onDestroy != nil {
-		fd.onDestroy()
+	if fd.lis != nil && fd.lis.unlink != "" {
+		os.Remove(fd.lis.unlink)
 	}
 	fd.e.put()
-	close(fd.done)
 }
 
 // drainRecv takes the remaining results of a cancelled receive stream,

@@ -54,3 +54,22 @@ func DefaultRing() (*rio.Ring, error) {
 	}
 	return e.ring, nil
 }
+
+// Reduced reports whether this package runs on r (nil: its default Ring)
+// in a reduced form, and why: nil if it runs in full (or falls back to
+// package net: see Available); otherwise an error saying what it gave up
+// and wrapping the cause. Where RLIMIT_MEMLOCK is too low for the default
+// ring or its 8 MiB of receive buffers, the default ring is smaller and
+// the buffers fewer (matching rio.ErrResourceLimit); where there can be
+// no receive buffers at all (too low a limit, a kernel before 5.19:
+// rio.ErrNotSupported; the buffer group taken on a Ring of the caller's:
+// syscall.EEXIST), every Read receives directly into its buffer. Either
+// way Conns work as usual, with fewer receives in flight at once or one
+// system call more per Read.
+func Reduced(r *rio.Ring) error {
+	e, err := engineFor(r)
+	if err != nil {
+		return nil
+	}
+	return e.reduced
+}

@@ -25,10 +25,26 @@ type Listener struct {
 	keepAlive    time.Duration
 	keepAliveCfg net.KeepAliveConfig
 
-	amu  sync.Mutex      // serializes Accept
-	poll *os.File        // a descriptor of the socket in the network poller
-	prc  syscall.RawConn // poll's
+	amu sync.Mutex     // serializes Accept
+	ls  *listenerState // also the netFD's: it must not point back at the Listener
 }
+
+// listenerState is the part of a Listener that its netFD uses too: to wake
+// a blocked Accept, and when it is destroyed. It must not point back at
+// the Listener, whose cleanup takes the netFD.
+type listenerState struct {
+	poll   *os.File        // a descriptor of the socket in the network poller
+	prc    syscall.RawConn // poll's
+	unlink string          // the Unix socket file to remove, if any
+}
+
+// drain closes the poller's descriptor; it runs once nothing uses the
+// listener.
+func (ls *listenerState) drain() { ls.poll.Close() }
+
+// kick wakes a blocked Accept through the poller's own deadline (a
+// deadline that passed, or Close); Accept then looks at waitErr.
+func (ls *listenerState) kick() { ls.poll.SetReadDeadline(time.Unix(1, 0)) }
 
 var (
 	_ net.Listener = (*Listener)(nil)
@@ -39,7 +55,7 @@ var (
 // is laddr. The socket becomes non-blocking (the descriptors share it), as
 // the network poller needs; the sockets it accepts are in blocking mode,
 // as the ring needs.
-func pollListener(fd *netFD, laddr net.Addr) (*Listener, error) {
+func pollListener(fd *netFD, laddr net.Addr, unlink string) (*Listener, error) {
 	pfd, err := unix.FcntlInt(uintptr(fd.sysfd), unix.F_DUPFD_CLOEXEC, 0)
 	if err != nil {
 		return nil, os.NewSyscallError("fcntl", err)
@@ -48,17 +64,14 @@ func pollListener(fd *netFD, laddr net.Addr) (*Listener, error) {
 		unix.Close(pfd)
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	l := &Listener{fd: fd, addr: laddr, poll: os.NewFile(uintptr(pfd), "rionet-listener")}
-	if l.prc, err = l.poll.SyscallConn(); err != nil {
-		l.poll.Close()
+	ls := &listenerState{poll: os.NewFile(uintptr(pfd), "rionet-listener"), unlink: unlink}
+	if ls.prc, err = ls.poll.SyscallConn(); err != nil {
+		ls.poll.Close()
 		return nil, err
 	}
 	fd.nonblock = true
-	fd.drain = func() { l.poll.Close() }
-	// A deadline that passes, and Close, wake a blocked Accept through
-	// the poller's own deadline; Accept then looks at waitErr.
-	fd.kick = func() { l.poll.SetReadDeadline(time.Unix(1, 0)) }
-	return l, nil
+	fd.lis = ls
+	return &Listener{fd: fd, addr: laddr, ls: ls}, nil
 }
 
 // Accept waits for and returns the next connection, a *Conn. It fails with
@@ -117,7 +130,7 @@ func (l *Listener) accept() (int, error) {
 		nfd  = -1
 		aerr error
 	)
-	err := l.prc.Read(func(s uintptr) bool {
+	err := l.ls.prc.Read(func(s uintptr) bool {
 		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, s, 0, 0, unix.SOCK_CLOEXEC, 0, 0)
 		if e == unix.EAGAIN {
 			return false // wait for the socket to become readable
@@ -131,7 +144,7 @@ func (l *Listener) accept() (int, error) {
 	})
 	if err != nil {
 		if errors.Is(err, os.ErrDeadlineExceeded) {
-			l.poll.SetReadDeadline(time.Time{})
+			l.ls.poll.SetReadDeadline(time.Time{})
 			return -1, errWake
 		}
 		if l.fd.isClosing() {
@@ -174,7 +187,7 @@ func (l *Listener) SyscallConn() (syscall.RawConn, error) {
 	if l.fd.isClosing() {
 		return nil, syscall.EINVAL
 	}
-	return &rawConn{fd: l.fd}, nil
+	return &rawConn{fd: l.fd, owner: l}, nil
 }
 
 // File returns a copy of the listening socket's descriptor, which the

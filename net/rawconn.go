@@ -28,7 +28,12 @@ import (
 //
 // Control calls f with the socket as it is: in blocking mode, but for a
 // Listener's, which stays non-blocking as package net's does.
-type rawConn struct{ fd *netFD }
+type rawConn struct {
+	fd *netFD
+	// owner is the Conn, Listener or PacketConn: a RawConn keeps it
+	// reachable, so that its cleanup does not close the socket under it.
+	owner any
+}
 
 var _ syscall.RawConn = (*rawConn)(nil)
 

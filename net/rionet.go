@@ -64,6 +64,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -83,7 +84,9 @@ func pickEngine(r *rio.Ring, noFallback bool) (*engine, error) {
 	if err == nil {
 		return e, nil
 	}
-	if errors.Is(err, rio.ErrNotSupported) && !noFallback && !noFallbackEnv() {
+	// No io_uring, or too little of it for a ring at all (a resource
+	// limit): package net, unless the caller wants the error.
+	if (errors.Is(err, rio.ErrNotSupported) || errors.Is(err, rio.ErrResourceLimit)) && !noFallback && !noFallbackEnv() {
 		return nil, nil
 	}
 	return nil, err
@@ -212,7 +215,7 @@ func newListener(e *engine, s, family int, network string, laddr net.Addr, unlin
 		laddr = sockaddrToAddr(network, lsa)
 	}
 	fd.laddr = laddr
-	l, err := pollListener(fd, laddr)
+	l, err := pollListener(fd, laddr, unlink)
 	if err != nil {
 		unix.Close(s)
 		if unlink != "" {
@@ -223,9 +226,7 @@ func newListener(e *engine, s, family int, network string, laddr net.Addr, unlin
 	if lc != nil {
 		l.keepAlive, l.keepAliveCfg = lc.KeepAlive, lc.KeepAliveConfig
 	}
-	if unlink != "" {
-		fd.onDestroy = func() { os.Remove(unlink) }
-	}
+	runtime.AddCleanup(l, dropped, fd)
 	return l, nil
 }
 

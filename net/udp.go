@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"runtime"
 	"syscall"
 	"time"
 	"unsafe"
@@ -162,7 +163,9 @@ func newPacketConn(e *engine, s, family int, network string, connected bool, rad
 			fd.ra.setSockaddr(raddr)
 		}
 	}
-	return &PacketConn{fd: fd, connected: connected}
+	c := &PacketConn{fd: fd, connected: connected}
+	runtime.AddCleanup(c, dropped, fd)
+	return c
 }
 
 // dialPacket creates a datagram socket and connects it to sa (which does
@@ -785,7 +788,7 @@ func (c *PacketConn) SyscallConn() (syscall.RawConn, error) {
 	if c.fd.isClosing() {
 		return nil, syscall.EINVAL
 	}
-	return &rawConn{fd: c.fd}, nil
+	return &rawConn{fd: c.fd, owner: c}, nil
 }
 
 // File returns a copy of the socket's descriptor as an *os.File, which the

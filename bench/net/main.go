@@ -177,7 +177,7 @@ func orchestrate(args []string) {
 	fs.DurationVar(&warm, "warmup", 500*time.Millisecond, "unmeasured warm-up of each echo run")
 	fs.BoolVar(&verbose, "v", false, "show the C servers' output")
 	maxOther := fs.Float64("maxother", 0.2, "rerun an echo run (up to 3 times) when other processes used more than this many CPUs during it")
-	fs.Func("x", "NAME=COMMAND: an extra echo server implementation NAME, a command line that prints \"listening ADDR\" (repeatable)", func(v string) error {
+	fs.Func("x", "NAME=COMMAND: an extra echo server implementation NAME, a command line that prints \"listening ADDR\" once it accepts and stops on SIGTERM (repeatable)", func(v string) error {
 		name, cmd, ok := strings.Cut(v, "=")
 		if !ok || name == "" || strings.TrimSpace(cmd) == "" {
 			return fmt.Errorf("want NAME=COMMAND, got %q", v)

@@ -187,13 +187,22 @@ func startServer(kind string, impl implSpec, cpus []int) (*server, error) {
 		return nil, err
 	}
 	s := &server{cmd: cmd, pid: cmd.Process.Pid}
-	line, err := bufio.NewReader(out).ReadString('\n')
-	if err != nil {
-		s.stop()
-		return nil, fmt.Errorf("server did not start: %v", err)
+	// The first line that says "listening ADDR" (or "listening on ADDR",
+	// as the examples do) gives the address; lines before it (a library's
+	// banner) are passed over.
+	rd := bufio.NewReader(out)
+	for {
+		line, err := rd.ReadString('\n')
+		if f := strings.Fields(line); len(f) >= 2 && f[0] == "listening" {
+			s.addr = f[len(f)-1]
+			break
+		}
+		if err != nil {
+			s.stop()
+			return nil, fmt.Errorf("server did not start: no \"listening ADDR\" line (%v)", err)
+		}
 	}
-	s.addr = strings.TrimSpace(strings.TrimPrefix(line, "listening "))
-	go io.Copy(io.Discard, out)
+	go io.Copy(io.Discard, rd)
 	return s, nil
 }
 

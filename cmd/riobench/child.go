@@ -19,8 +19,7 @@ import (
 //
 //	riobench child '<spec as JSON>'
 //
-// and the child prints one line "RESULT <json []sample>" (or, for a server,
-// "ADDR host:port" and then serves until its standard input closes).
+// and the child prints one line "RESULT <json []sample>".
 // Separate processes keep one side's heap, threads and rings from
 // disturbing the other's, and let each be pinned to its own CPUs: the
 // parent starts a pinned child from a pinned thread (startOn), so the
@@ -28,17 +27,13 @@ import (
 
 // spec says what a child measures.
 type spec struct {
-	Role    string        `json:"role"` // nop, direct, hot, copy, echo-server, echo-client, http-server, http-client
-	Impl    string        `json:"impl"`
-	Dur     time.Duration `json:"dur"`
-	File    string        `json:"file,omitempty"`
-	Dst     string        `json:"dst,omitempty"`
-	Depth   int           `json:"depth,omitempty"` // in flight (goroutines or async handles)
-	Batch   int           `json:"batch,omitempty"`
-	Conns   int           `json:"conns,omitempty"`
-	Msg     int           `json:"msg,omitempty"`
-	Addr    string        `json:"addr,omitempty"`
-	MaxLife time.Duration `json:"max_life,omitempty"` // servers exit after this, whatever happens
+	Role  string        `json:"role"` // nop, direct, hot, copy
+	Impl  string        `json:"impl"`
+	Dur   time.Duration `json:"dur"`
+	File  string        `json:"file,omitempty"`
+	Dst   string        `json:"dst,omitempty"`
+	Depth int           `json:"depth,omitempty"` // in flight (goroutines or async operations)
+	Batch int           `json:"batch,omitempty"`
 }
 
 // sample is one measured number.
@@ -65,12 +60,6 @@ func childMain(arg string) {
 		res, err = childRandRead(s)
 	case "copy":
 		res, err = childCopy(s)
-	case "echo-server", "http-server":
-		err = childServer(s)
-	case "echo-client":
-		res, err = childEchoClient(s)
-	case "http-client":
-		res, err = childHTTPClient(s)
 	default:
 		err = fmt.Errorf("unknown role %q", s.Role)
 	}
@@ -165,7 +154,7 @@ func childNop(s spec) ([]sample, error) {
 //
 //	impl "os":        *os.File ReadAt from s.Depth goroutines
 //	impl "rio":       *file.File ReadAt from s.Depth goroutines
-//	impl "rio-async": one goroutine keeping s.Depth file.ReadAtAsync in flight
+//	impl "rio-async": one goroutine keeping s.Depth reads in flight (Collector + Batch)
 //	impl "rio-ring":  rio.Ring ReadAt+Wait from s.Depth goroutines (no file/)
 //
 // Role "direct" opens with O_DIRECT, "hot" reads through the page cache
@@ -261,46 +250,86 @@ func childRandRead(s spec) ([]sample, error) {
 		Extra: map[string]float64{"threads": float64(max(maxThr.Load(), int64(threadCount())))}}}, nil
 }
 
-// asyncReads keeps depth ReadAtAsync operations in flight from one
-// goroutine, reissuing each slot as its read completes.
+// asyncReads keeps depth reads of f in flight from one goroutine, as
+// file/'s documentation recommends (and its BenchmarkDirectRandRead's
+// rio-collect does): it waits for the first read to complete
+// (Collector.Next), takes every other one already complete (TryNext), and
+// starts their replacements together (Batch: one enter for up to its Cap).
 func asyncReads(s spec, f *file.File, blocks int64, depth int) ([]sample, error) {
 	const bs = 4096
 	rng := rand.New(rand.NewPCG(1, 7))
-	bufs := make([][]byte, depth)
-	cs := make([]*file.Op, depth)
-	for i := range bufs {
-		bufs[i], _ = file.AlignedBuffer(bs, 4096)
+	type slot struct {
+		buf []byte
+		op  *file.Op
+	}
+	var (
+		q       file.Collector[*slot]
+		batch   file.Batch
+		started []*slot
+	)
+	queue := func(sl *slot) error {
+		op, err := batch.ReadAt(f, sl.buf, rng.Int64N(blocks)*bs)
+		if err != nil {
+			return err
+		}
+		sl.op = op
+		started = append(started, sl)
+		return nil
+	}
+	submit := func() error {
+		if len(started) == 0 {
+			return nil
+		}
+		err := batch.Submit()
+		for _, sl := range started {
+			// Every Op of a submitted Batch reports its result, also
+			// when Submit failed: collect them all either way.
+			if aerr := q.Add(sl.op, sl); aerr != nil && err == nil {
+				err = aerr
+			}
+		}
+		started = started[:0]
+		return err
 	}
 	var maxThr atomic.Int64
 	stop := stopAfter(s.Dur)
 	go sampleThreads(stop, &maxThr)
 	start := time.Now()
-	for i := range cs {
-		c, err := f.ReadAtAsync(bufs[i], rng.Int64N(blocks)*bs)
-		if err != nil {
+	for range depth {
+		buf, _ := file.AlignedBuffer(bs, 4096)
+		if err := queue(&slot{buf: buf}); err != nil {
 			return nil, err
 		}
-		cs[i] = c
+	}
+	if err := submit(); err != nil {
+		return nil, err
 	}
 	n := 0
-	for i := 0; ; i = (i + 1) % depth {
-		if cs[i] == nil {
-			break // draining: every slot has been waited on
+	var failed error
+	for {
+		sl, ok := q.Next()
+		if !ok {
+			break // drained: every read has been waited on
 		}
-		if k, err := cs[i].Wait(); err != nil || k != bs {
-			return nil, fmt.Errorf("read: %d, %v", k, err)
-		}
-		n++
-		cs[i] = nil
-		if !stop.Load() {
-			c, err := f.ReadAtAsync(bufs[i], rng.Int64N(blocks)*bs)
-			if err != nil {
-				return nil, err
+		for ; ok; sl, ok = q.TryNext() {
+			if k, err := sl.op.Wait(); (err != nil || k != bs) && failed == nil {
+				failed = fmt.Errorf("read: %d, %v", k, err)
 			}
-			cs[i] = c
+			n++
+			if !stop.Load() && failed == nil {
+				if err := queue(sl); err != nil {
+					failed = err
+				}
+			}
+		}
+		if err := submit(); err != nil && failed == nil {
+			failed = err
 		}
 	}
 	el := time.Since(start)
+	if failed != nil {
+		return nil, failed
+	}
 	return []sample{{Value: float64(n) / el.Seconds(), Unit: "IOPS",
 		Extra: map[string]float64{"threads": float64(max(maxThr.Load(), int64(threadCount())))}}}, nil
 }

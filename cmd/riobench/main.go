@@ -3,7 +3,8 @@
 // buildable, reference programs: a C program using liburing (bench/c), fio,
 // the Go io_uring library github.com/godzie44/go-uring (bench/peers), and
 // for the network rows everything bench/net runs (package net, rionet, C
-// epoll and io_uring servers).
+// epoll and io_uring servers) and the event-loop servers (rionet's
+// LoopServer, gnet) riobench hands it.
 //
 //	go run ./cmd/riobench                 # the default suite
 //	go run ./cmd/riobench -quick          # under a minute
@@ -95,7 +96,7 @@ func parseFlags(args []string) (options, error) {
 	fs.BoolVar(&o.useFio, "fio", true, "run fio reference rows if fio is installed")
 	fs.BoolVar(&o.usePeers, "peers", true, "build and run the go-uring peer (bench/peers) if Go can build it")
 	fs.StringVar(&scenarios, "net-scenarios", defaultNetScenarios, "bench/net scenarios for the echo, http and idle workloads (\"all\": every one riobench knows)")
-	fs.StringVar(&o.netImpls, "net-impls", "", "bench/net -impls (default: bench/net's, every server it has)")
+	fs.StringVar(&o.netImpls, "net-impls", "", "bench/net -impls (default: "+benchNetImpls+", and loop and gnet where the checkout has them)")
 	fs.DurationVar(&o.netWarmup, "net-warmup", 300*time.Millisecond, "unmeasured warm-up of each network run")
 	fs.BoolVar(&o.publish, "publish", false, "after the run, write docs/riobench.json and docs/riobench.svg and rewrite the generated sections of README.md, docs/benchmarks.md and docs/riobench.md")
 	fs.StringVar(&o.publishFrom, "publish-from", "", "publish this results.json (or docs/riobench.json, to re-render) without measuring")

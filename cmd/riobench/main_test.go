@@ -267,7 +267,8 @@ exit 1
 	}
 	r := newRunner(io.Discard)
 	b := &bench{o: o, r: r}
-	src := &benchNet{b: b, tool: benchNetTool, bin: tool, dir: dir, scen: []netScenario{findScenario("echo16-64")}}
+	src := &benchNet{b: b, tool: benchNetTool, bin: tool, dir: dir, scen: []netScenario{findScenario("echo16-64")},
+		impls: "std,rio", extra: []string{"-x", "loop=/bin/loop -addr 127.0.0.1:0"}}
 	r.runAll(context.Background(), []rowSource{src})
 	if r.done != 2 || r.total != 2 {
 		t.Errorf("done %d of %d, want 2 of 2 (planned 4, the tool failed after 2)", r.done, r.total)
@@ -283,7 +284,76 @@ exit 1
 		}
 	}
 	got, _ := os.ReadFile(args)
-	if want := "-only echo16-64 -runs 2 -dur 100ms -warmup 300ms -impls std,rio\n"; string(got) != want {
+	if want := "-only echo16-64 -runs 2 -dur 100ms -warmup 300ms -impls std,rio -x loop=/bin/loop -addr 127.0.0.1:0\n"; string(got) != want {
 		t.Errorf("tool args %q, want %q", got, want)
+	}
+}
+
+// The extra servers (LoopServer, gnet) are built where the checkout has
+// them and handed to bench/net with -x and in -impls, by default or when
+// -net-impls names them; one the checkout lacks is dropped from -impls
+// (bench/net would fail on it) with a note, if it was asked for.
+func TestExtraServers(t *testing.T) {
+	root := t.TempDir()
+	write := func(name, text string) {
+		t.Helper()
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(root, name)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(root, name), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// A checkout with a loop server and no bench/gnet.
+	write("go.mod", "module example.com/fake\n\ngo 1.24\n")
+	write("bench/loop/main.go", "package main\n\nfunc main() { println(\"listening 127.0.0.1:1\") }\n")
+	for _, tc := range []struct {
+		netImpls, impls, note string
+		extra                 bool
+	}{
+		{"", benchNetImpls + ",loop", "", true},
+		{"std,loop", "std,loop", "", true},
+		{"std,rio", "std,rio", "", false},
+		{"std,gnet,rio", "std,rio", "no gnet rows: bench/gnet is not in this checkout", false},
+	} {
+		o, err := parseFlags([]string{"-net-impls", tc.netImpls})
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newRunner(io.Discard)
+		b := &bench{ctx: context.Background(), o: o, r: r, tmp: t.TempDir()}
+		s := &benchNet{b: b, tool: benchNetTool, impls: o.netImpls}
+		if s.impls == "" {
+			s.impls = benchNetImpls
+		}
+		s.addExtras(root, true)
+		notes := strings.Join(r.notes, "\n")
+		if s.impls != tc.impls || (tc.note == "" && notes != "") || !strings.Contains(notes, tc.note) {
+			t.Errorf("-net-impls %q: impls %q, notes %q; want %q, a note %q", tc.netImpls, s.impls, notes, tc.impls, tc.note)
+		}
+		if !tc.extra {
+			if len(s.extra) != 0 {
+				t.Errorf("-net-impls %q: extra servers %q", tc.netImpls, s.extra)
+			}
+			continue
+		}
+		want := "loop=" + filepath.Join(b.tmp, "riobench-loop") + " loop-server -addr 127.0.0.1:0"
+		if len(s.extra) != 2 || s.extra[0] != "-x" || s.extra[1] != want {
+			t.Errorf("-net-impls %q: extra servers %q, want [-x %s]", tc.netImpls, s.extra, want)
+		} else if _, err := os.Stat(filepath.Join(b.tmp, "riobench-loop")); err != nil {
+			t.Errorf("the loop server was not built: %v", err)
+		}
+	}
+	// A bench/net without -x: no extra servers, and a note.
+	r := newRunner(io.Discard)
+	s := &benchNet{b: &bench{ctx: context.Background(), r: r, tmp: t.TempDir()}, tool: benchNetTool, impls: benchNetImpls}
+	s.addExtras(root, false)
+	if s.impls != benchNetImpls || len(s.extra) != 0 || len(r.notes) != 0 {
+		t.Errorf("without -x: impls %q, extra %q, notes %q", s.impls, s.extra, r.notes)
+	}
+	// The C and extra servers only echo: the plan counts them there only.
+	s.impls = "std,rio,c-uring,gnet,loop+RIONET_X=1"
+	if e, h := s.implCount(findScenario("echo16-64")), s.implCount(findScenario("http")); e != 5 || h != 2 {
+		t.Errorf("implCount: echo %d, http %d; want 5, 2", e, h)
 	}
 }

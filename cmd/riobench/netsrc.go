@@ -7,7 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -18,7 +21,8 @@ import (
 // repository: riobench builds it, runs it as a child for the selected
 // scenarios with its own -rounds and -dur, and reads the JSON line bench/net
 // prints for every run. bench/net starts the servers (package net,
-// rionet, the C reference servers, and whatever implementations it gains),
+// rionet, the C reference servers, whatever implementations it gains, and
+// the event-loop servers riobench hands it: extraServers),
 // drives them with the same client, alternates them, and measures req/s,
 // latency percentiles, and the server's CPU time and context switches per
 // request; riobench only presents what it reports. A new implementation
@@ -53,22 +57,18 @@ type netScenario struct {
 	name     string // bench/net's -only name
 	workload string // echo, http, idle
 	param    string
-	// For riobench's own harness, used while bench/net has no JSON
-	// output: connections, message size, and CPUs of server and client.
-	conns, msg     int
-	srvCPU, cliCPU []int
 }
 
 var netScenarios = []netScenario{
-	{name: "echo1-pinned", workload: "echo", param: "conns=1 msg=64B cpus=0", conns: 1, msg: 64, srvCPU: []int{0}, cliCPU: []int{0}},
-	{name: "echo1", workload: "echo", param: "conns=1 msg=64B", conns: 1, msg: 64},
-	{name: "echo16-64", workload: "echo", param: "conns=16 msg=64B", conns: 16, msg: 64},
-	{name: "echo16-4k", workload: "echo", param: "conns=16 msg=4KiB", conns: 16, msg: 4096},
-	{name: "echo256-64", workload: "echo", param: "conns=256 msg=64B", conns: 256, msg: 64},
-	{name: "echo256-4k", workload: "echo", param: "conns=256 msg=4KiB", conns: 256, msg: 4096},
-	{name: "echo256-split", workload: "echo", param: "conns=256 msg=64B server=cpu0 client=cpu1", conns: 256, msg: 64, srvCPU: []int{0}, cliCPU: []int{1}},
-	{name: "http", workload: "http", param: "conns=64 client=wrk-t2", conns: 64},
-	{name: "idle10k", workload: "idle", param: "conns=10000", conns: 10000},
+	{name: "echo1-pinned", workload: "echo", param: "conns=1 msg=64B cpus=0"},
+	{name: "echo1", workload: "echo", param: "conns=1 msg=64B"},
+	{name: "echo16-64", workload: "echo", param: "conns=16 msg=64B"},
+	{name: "echo16-4k", workload: "echo", param: "conns=16 msg=4KiB"},
+	{name: "echo256-64", workload: "echo", param: "conns=256 msg=64B"},
+	{name: "echo256-4k", workload: "echo", param: "conns=256 msg=4KiB"},
+	{name: "echo256-split", workload: "echo", param: "conns=256 msg=64B server=cpu0 client=cpu1"},
+	{name: "http", workload: "http", param: "conns=64 client=wrk-t2"},
+	{name: "idle10k", workload: "idle", param: "conns=10000"},
 }
 
 // defaultNetScenarios and quickNetScenarios are what riobench runs
@@ -91,6 +91,8 @@ var implLabels = map[string]string{
 	"rio":     "rio net",
 	"c-epoll": "C epoll",
 	"c-uring": "C io_uring",
+	"loop":    "rio LoopServer",
+	"gnet":    "gnet",
 }
 
 // implLabel names bench/net's implementation s ("rio", or a variant
@@ -139,38 +141,127 @@ func (b *bench) selectedScenarios() []netScenario {
 	return out
 }
 
-// netSource builds bench/net and returns the source of the network rows:
-// bench/net's, or riobench's own harness where bench/net cannot report
-// JSON; nil if no network workload is selected.
+// extraServer is an echo server of the repository that bench/net runs
+// beside its own, through its -x NAME=COMMAND option (the command prints
+// "listening ADDR" once it accepts, and stops on SIGTERM): riobench builds
+// it when the checkout has it and adds NAME to bench/net's -impls. bench/net
+// measures it with the same client, CPU and switch accounting and
+// pinning as its own servers, in the echo scenarios only.
+type extraServer struct {
+	name   string // bench/net's implementation name, for -impls and -x
+	module string // the directory of its go.mod, from the repository root
+	pkg    string // the main package, from module
+	args   []string
+}
+
+// extraServers are the event-loop servers of issue 15, as bench/loop (its
+// benchmark) runs them: rionet's LoopServer with its defaults echoing in
+// OnData (bench/loop's loop-server), and gnet v2's echo (bench/gnet, a
+// module of its own, as gnet must not enter rio's go.mod).
+var extraServers = []extraServer{
+	{name: "loop", module: ".", pkg: "./bench/loop", args: []string{"loop-server", "-addr", "127.0.0.1:0"}},
+	{name: "gnet", module: "bench/gnet", pkg: ".", args: []string{"-addr", "127.0.0.1:0"}},
+}
+
+// benchNetImpls is bench/net's default -impls.
+const benchNetImpls = "std,rio,c-epoll,c-uring"
+
+// netSource builds bench/net (and the extra servers) and returns the
+// source of the network rows; nil if no network workload is selected or
+// bench/net cannot run, with a note saying why.
 func (b *bench) netSource(root string) rowSource {
 	scen := b.selectedScenarios()
 	if len(scen) == 0 {
 		return nil
 	}
-	if root != "" {
-		t := benchNetTool
-		b.progress("building %s", t.name)
-		bin, err := b.goBuild(root, t.pkg, "riobench-"+benchToken(t.name))
-		if err != nil {
-			b.r.note("network rows: %v; riobench's own servers and client run instead", err)
-		} else if out, _ := exec.Command(bin, "-h").CombinedOutput(); !bytes.Contains(out, []byte(t.impls)) {
-			b.r.note("network rows: this checkout's %s prints no JSON results; riobench's own servers and client run instead (no CPU/request, switches or latency)", t.name)
-		} else {
-			return &benchNet{b: b, tool: t, bin: bin, dir: root, scen: scen}
-		}
-	} else {
-		b.r.note("network rows: bench/net not found (run riobench from the repository); riobench's own servers and client run instead")
+	t := benchNetTool
+	if root == "" {
+		b.r.note("network rows: not measured: %s not found (run riobench from the repository)", t.name)
+		return nil
 	}
-	return b.localNet(scen)
+	b.progress("building %s", t.name)
+	bin, err := b.goBuild(root, t.pkg, "riobench-"+benchToken(t.name))
+	if err != nil {
+		b.r.note("network rows: not measured: %v", err)
+		return nil
+	}
+	help, _ := exec.Command(bin, "-h").CombinedOutput()
+	if !bytes.Contains(help, []byte(t.impls)) {
+		b.r.note("network rows: not measured: this checkout's %s prints no JSON results (its -h has no %s)", t.name, t.impls)
+		return nil
+	}
+	s := &benchNet{b: b, tool: t, bin: bin, dir: root, scen: scen, impls: b.o.netImpls}
+	if s.impls == "" {
+		s.impls = benchNetImpls
+	}
+	if scenKinds(scen)["echo"] {
+		s.addExtras(root, bytes.Contains(help, []byte("\n  -x ")))
+	}
+	return s
+}
+
+// scenKinds is the set of workloads of scen.
+func scenKinds(scen []netScenario) map[string]bool {
+	k := map[string]bool{}
+	for _, s := range scen {
+		k[s.workload] = true
+	}
+	return k
+}
+
+// addExtras builds the extra servers that the checkout has and that are
+// wanted (all by default; with -net-impls, those it names), and gives
+// them to bench/net. hasX says whether bench/net has its -x option.
+func (s *benchNet) addExtras(root string, hasX bool) {
+	b := s.b
+	for _, x := range extraServers {
+		named := slices.Contains(strings.Split(s.impls, ","), x.name)
+		if b.o.netImpls != "" && !named {
+			continue
+		}
+		bin, why := s.buildExtra(root, x, hasX)
+		if why != "" {
+			if named {
+				b.r.note("network rows: no %s rows: %s", x.name, why)
+				s.impls = strings.Join(slices.DeleteFunc(strings.Split(s.impls, ","), func(im string) bool { return im == x.name }), ",")
+			}
+			continue
+		}
+		if !named {
+			s.impls += "," + x.name
+		}
+		s.extra = append(s.extra, "-x", x.name+"="+strings.Join(append([]string{bin}, x.args...), " "))
+	}
+}
+
+// buildExtra builds extra server x, or says why it cannot run: "" when it
+// can.
+func (s *benchNet) buildExtra(root string, x extraServer, hasX bool) (bin, why string) {
+	dir := filepath.Join(root, x.module)
+	where := filepath.Join(x.module, x.pkg)
+	if st, err := os.Stat(filepath.Join(dir, x.pkg)); err != nil || !st.IsDir() {
+		return "", where + " is not in this checkout"
+	}
+	if !hasX {
+		return "", "this checkout's " + s.tool.name + " has no -x option for extra servers"
+	}
+	s.b.progress("building the %s server (%s)", x.name, where)
+	bin, err := s.b.goBuild(dir, x.pkg, "riobench-"+x.name)
+	if err != nil {
+		return "", err.Error()
+	}
+	return bin, ""
 }
 
 // benchNet is the source that runs bench/net (or another jsonTool).
 type benchNet struct {
-	b    *bench
-	tool jsonTool
-	bin  string
-	dir  string
-	scen []netScenario
+	b     *bench
+	tool  jsonTool
+	bin   string
+	dir   string
+	scen  []netScenario
+	impls string   // its -impls
+	extra []string // its -x options, for the extra servers
 }
 
 func (s *benchNet) groups() []groupInfo {
@@ -181,16 +272,19 @@ func (s *benchNet) groups() []groupInfo {
 	return gs
 }
 
-// impls is the implementations bench/net will run, as far as riobench can
-// tell before it starts: -net-impls, or bench/net's default.
-func (s *benchNet) impls(sc netScenario) int {
-	list := s.b.o.netImpls
+// implCount is the number of implementations bench/net will run in
+// scenario sc, as far as riobench can tell before it starts: the C
+// servers and the extra ones only echo.
+func (s *benchNet) implCount(sc netScenario) int {
+	list := s.impls
 	if list == "" {
-		list = "std,rio,c-epoll,c-uring"
+		list = benchNetImpls
 	}
 	n := 0
 	for _, im := range strings.Split(list, ",") {
-		if sc.workload == "echo" || !strings.HasPrefix(im, "c-") {
+		base, _, _ := strings.Cut(im, "+")
+		echoOnly := strings.HasPrefix(base, "c-") || slices.ContainsFunc(extraServers, func(x extraServer) bool { return x.name == base })
+		if sc.workload == "echo" || !echoOnly {
 			n++
 		}
 	}
@@ -201,7 +295,7 @@ func (s *benchNet) planned() (int, time.Duration) {
 	o := s.b.o
 	n, total := 0, time.Duration(0)
 	for _, sc := range s.scen {
-		k := s.impls(sc) * o.rounds
+		k := s.implCount(sc) * o.rounds
 		each := o.dur + o.netWarmup + 300*time.Millisecond
 		switch sc.workload {
 		case "http":
@@ -273,9 +367,10 @@ func (s *benchNet) run(ctx context.Context, r *runner) {
 	}
 	t := s.tool
 	args := []string{"-only", strings.Join(names, ","), t.runs, strconv.Itoa(o.rounds), "-dur", o.dur.String(), t.warm, o.netWarmup.String()}
-	if o.netImpls != "" {
-		args = append(args, t.impls, o.netImpls)
+	if s.impls != "" {
+		args = append(args, t.impls, s.impls)
 	}
+	args = append(args, s.extra...)
 	if o.verbose {
 		fmt.Fprintf(r.out, "riobench: run %s %s (in %s)\n", s.bin, strings.Join(args, " "), s.dir)
 	}

@@ -233,7 +233,7 @@ func New(cfg Config, entries uint32, p *uring.Params) (*Kernel, error) {
 	// Task-running modes only change when the kernel runs completion work,
 	// which the simulated kernel does in its worker anyway.
 	const known = uring.SetupCQSize | uring.SetupClamp | uring.SetupSQPoll | uring.SetupSubmitAll |
-		uring.SetupCoopTaskrun | uring.SetupTaskrunFlag | uring.SetupSingleIssuer
+		uring.SetupCoopTaskrun | uring.SetupTaskrunFlag | uring.SetupSingleIssuer | uring.SetupDeferTaskrun
 	if p.Flags&^known != 0 {
 		return nil, os.NewSyscallError("io_uring_setup", syscall.EINVAL)
 	}
@@ -418,7 +418,10 @@ func (k *Kernel) Enter(toSubmit, minComplete, flags uint32) (int, syscall.Errno)
 	}
 	k.consume(head, n)
 	k.run()
-	if flags&uring.EnterGetEvents != 0 {
+	// Like the kernel, an enter that submitted fewer SQEs than it was
+	// asked to (short of memory, or fewer were published) returns at
+	// once instead of waiting for completions.
+	if flags&uring.EnterGetEvents != 0 && (n == toSubmit || minComplete == 0) {
 		k.flushOverflow()
 		for minComplete > 0 && !k.closed && atomic.LoadUint32(rg.CQTail)-atomic.LoadUint32(rg.CQHead) < minComplete {
 			k.waiters++

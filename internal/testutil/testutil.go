@@ -3,9 +3,11 @@
 package testutil
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
@@ -88,4 +90,89 @@ func FastTempDir(t testing.TB) string {
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	return dir
+}
+
+// GCUntil runs the garbage collector until cond holds, failing t if it
+// does not after a generous bound (a hang bound, not a timing assertion).
+func GCUntil(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not after 20s of garbage collections", what)
+		}
+		runtime.GC()
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// SetupClass names the class of a setup error, for a test's child process
+// to print and its parent to compare: "nil", "resource limit" (matching
+// rio.ErrResourceLimit), "not supported" (rio.ErrNotSupported), or
+// "other: " and the error.
+func SetupClass(err error) string {
+	switch {
+	case err == nil:
+		return "nil"
+	case errors.Is(err, uring.ErrResourceLimit) && !errors.Is(err, uring.ErrNotSupported):
+		return "resource limit"
+	case errors.Is(err, uring.ErrNotSupported):
+		return "not supported"
+	}
+	return "other: " + err.Error()
+}
+
+// ClassLines returns the lines of out that start with one of prefixes.
+func ClassLines(out string, prefixes ...string) string {
+	var b strings.Builder
+	for _, l := range strings.SplitAfter(out, "\n") {
+		for _, p := range prefixes {
+			if strings.HasPrefix(l, p) {
+				b.WriteString(l)
+				break
+			}
+		}
+	}
+	return b.String()
+}
+
+// SetupCase is a restriction for a child process (a spec for
+// sandbox.Apply) and the class lines (see ClassLines) it must print.
+type SetupCase struct{ Spec, Want string }
+
+// RunSetupChildren runs, for each case and for each of the seccomp
+// restrictions (which must make io_uring unavailable: the child falls
+// back), this test binary as a child with env set to the case's spec,
+// RIONET_NOFALLBACK unset, and compares the lines it prints starting with
+// RING:, REDUCED:, AVAILABLE: and NOFALLBACK: with the case's; the child
+// must also print "IO: ok".
+func RunSetupChildren(t *testing.T, env string, cases []SetupCase, seccompSpecs []string) {
+	for _, spec := range seccompSpecs {
+		cases = append(cases, SetupCase{spec, "RING: false\nAVAILABLE: not supported\nNOFALLBACK: not supported\n"})
+	}
+	for _, c := range cases {
+		t.Run(strings.ReplaceAll(c.Spec, ":", "="), func(t *testing.T) {
+			// A hang fails the test: a generous bound, not a timing assertion.
+			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+			defer cancel()
+			cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+			for _, kv := range os.Environ() {
+				if !strings.HasPrefix(kv, "RIONET_NOFALLBACK=") {
+					cmd.Env = append(cmd.Env, kv)
+				}
+			}
+			cmd.Env = append(cmd.Env, env+"="+c.Spec)
+			b, err := cmd.CombinedOutput()
+			out := string(b)
+			if err != nil {
+				t.Fatalf("child %s: %v\n%s", c.Spec, err, out)
+			}
+			if got := ClassLines(out, "RING:", "REDUCED:", "AVAILABLE:", "NOFALLBACK:"); got != c.Want {
+				t.Errorf("child %s printed\n%swant\n%s\nall of it:\n%s", c.Spec, got, c.Want, out)
+			}
+			if !strings.Contains(out, "IO: ok") {
+				t.Errorf("child %s: no IO: ok\n%s", c.Spec, out)
+			}
+		})
+	}
 }

@@ -181,10 +181,13 @@ func LoadAcquire(p *uint32) uint32 { return atomic.LoadUint32(p) }
 // StoreRelease publishes v at p.
 func StoreRelease(p *uint32, v uint32) { atomic.StoreUint32(p, v) }
 
-// ErrNotSupported is rio.ErrNotSupported. It is defined here, below
-// package rio, so that helpers under internal/ (testutil's RequireRing)
-// can match it without importing rio.
-var ErrNotSupported = errors.New("not supported")
+// ErrNotSupported and ErrResourceLimit are rio's. They are defined here,
+// below package rio, so that helpers under internal/ (testutil's
+// RequireRing and SetupClass) can match them without importing rio.
+var (
+	ErrNotSupported  = errors.New("not supported")
+	ErrResourceLimit = errors.New("resource limit")
+)
 
 // Addr returns p as the 64-bit address that an SQE, a registration
 // argument or a ring entry carries. It is the one place where a pointer

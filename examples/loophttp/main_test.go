@@ -1,0 +1,76 @@
+package main
+
+import (
+	"bufio"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gorio/rio/internal/testutil"
+	rionet "github.com/gorio/rio/net"
+)
+
+// TestSmoke builds the example, runs it on a free loopback port, and
+// checks it with net/http's client (keep-alive), pipelined requests split
+// across writes, a body, Connection: close and a malformed request.
+func TestSmoke(t *testing.T) {
+	testutil.RequireRing(t, rionet.LoopSupported())
+	addr := testutil.StartServerExample(t)
+
+	client := &http.Client{Timeout: 10 * time.Second}
+	defer client.CloseIdleConnections()
+	for i := 0; i < 3; i++ {
+		resp, err := client.Get("http://" + addr + "/")
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != 200 || string(b) != body {
+			t.Fatalf("GET: %d %q %v", resp.StatusCode, b, err)
+		}
+	}
+
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(10 * time.Second))
+	reqs := "GET / HTTP/1.1\r\nHost: x\r\n\r\n" +
+		"POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello" +
+		"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+	for i := 0; i < len(reqs); i += 7 { // split mid-request
+		c.Write([]byte(reqs[i:min(i+7, len(reqs))]))
+		time.Sleep(time.Millisecond) // separate receives (not needed to pass)
+	}
+	br := bufio.NewReader(c)
+	for i := 0; i < 3; i++ {
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("pipelined response %d: %v", i, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != 200 || string(b) != body {
+			t.Fatalf("pipelined response %d: %d %q", i, resp.StatusCode, b)
+		}
+	}
+	if _, err := br.ReadByte(); err != io.EOF {
+		t.Fatalf("after Connection: close: %v, want EOF", err)
+	}
+
+	bad, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer bad.Close()
+	bad.SetDeadline(time.Now().Add(10 * time.Second))
+	bad.Write([]byte("NONSENSE\r\n\r\n"))
+	b, _ := io.ReadAll(bad)
+	if !strings.HasPrefix(string(b), "HTTP/1.1 400 ") {
+		t.Fatalf("malformed request: %q", b)
+	}
+}
