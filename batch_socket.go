@@ -82,6 +82,5 @@ func (b *Batch) RecvMultishotLimit(fd int, br *BufferRing, flags int, limit uint
 // addStream is add for a multishot operation.
 func addStream(b *Batch, s *streamCore) {
 	s.op.ring = b.r
-	s.op.stream = true
 	b.ops = append(b.ops, &s.op)
 }

@@ -183,7 +183,7 @@ func TestChainsAreAtomic(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Fatal(err)
+		require.NoError(t, err)
 	}
 }
 

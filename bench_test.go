@@ -65,6 +65,31 @@ func nopBatches(b *testing.B, r *Ring) {
 	}
 }
 
+// 32 NOPs issued one by one with Ring.Nop, then waited for: without a
+// Batch, consecutive submissions should still share few enters.
+func BenchmarkNopOneByOne32(b *testing.B) {
+	r := newBenchRing(b)
+	nopOneByOne(b, r)
+	reportEnters(b, r)
+}
+
+// nopOneByOne runs b.N NOPs through r, 32 issued with Ring.Nop, then
+// waited for, at a time.
+func nopOneByOne(b *testing.B, r *Ring) {
+	cs := make([]*Completion[struct{}], 32)
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 32 {
+		for j := range cs {
+			cs[j] = r.Nop()
+		}
+		for _, c := range cs {
+			if _, err := c.Wait(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
+
 // NOPs from GOMAXPROCS*4 goroutines at once: how submissions combine.
 func BenchmarkNopParallel(b *testing.B) {
 	for _, mode := range reapModes {

@@ -178,7 +178,9 @@ func (q *Collector[K]) take() (key K, ok bool, pending int, rings []*Ring, sig c
 	key, ok, more := q.popLocked()
 	pending, rings, sig = q.pending, q.rings, q.signalLocked()
 	q.mu.Unlock()
-	if more {
+	// With the last key taken, another Next may be parked for a completion
+	// that will never come: wake it to find nothing pending.
+	if more || (ok && pending == 0) {
 		select {
 		case sig <- struct{}{}:
 		default:
@@ -244,6 +246,11 @@ func (q *Collector[K]) next(ctx context.Context, block bool) (K, bool, error) {
 			return key, true, nil
 		}
 		if pending == 0 {
+			// Pass the wake-up on to the next parked Next, if any.
+			select {
+			case sig <- struct{}{}:
+			default:
+			}
 			return zero, false, nil
 		}
 		if ctx != nil && ctx.Err() != nil {

@@ -219,8 +219,7 @@ func TestCollectorConcurrent(t *testing.T) {
 				} else {
 					op = r.Nop()
 				}
-				if err := q.Add(op, p*per+i); err != nil {
-					t.Error(err)
+				if err := q.Add(op, p*per+i); !assert.NoError(t, err) {
 					return
 				}
 			}
@@ -255,9 +254,7 @@ func TestCollectorConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	for k, n := range seen {
-		if n != 1 {
-			t.Fatalf("key %d returned %d times", k, n)
-		}
+		require.Equal(t, 1, n, "times key %d was returned", k)
 	}
 }
 

@@ -5,6 +5,8 @@ import (
 	"sync/atomic"
 	"syscall"
 	"unsafe"
+
+	"github.com/gorio/rio/internal/uring"
 )
 
 // Operation states.
@@ -24,23 +26,61 @@ type op struct {
 
 	// Memory the kernel reads or writes. Every non-nil pointer here and in
 	// x is pinned at submission and unpinned when the CQE is reaped.
-	buf []byte         // data buffer
-	obj unsafe.Pointer // iovec array, path, timespec, ...
-	x   *opExtra       // what few operations need; nil for most
+	bufp *byte          // data buffer (see buf)
+	obj  unsafe.Pointer // iovec array, path, timespec, ...
+	x    *opExtra       // what few operations need; nil for most
 
 	userData uint64 // slot index | generation<<32, once submitted
 	wake     atomic.Pointer[waiter]
 	state    atomic.Uint32
 	res      int32
-	cflags   uint32
-	opcode   uint8 // IORING_OP_*
+	blen     uint32   // len(buf), at most maxRW
+	opcode   uring.Op // IORING_OP_*
 	// kernelWrites says whether the kernel writes buf (reads) or only reads
 	// it (writes); the race detector hooks model the kernel's access.
 	kernelWrites bool
-	// stream says that the op is the first field of a streamCore, which
-	// takes each of its CQEs (see streamOf).
-	stream bool
 }
+
+// buf returns the op's data buffer. The op keeps its pointer and length
+// rather than a slice, which keeps the op, allocated once per operation,
+// in a smaller size class.
+func (o *op) buf() []byte {
+	if o.bufp == nil {
+		return nil
+	}
+	return unsafe.Slice(o.bufp, o.blen)
+}
+
+// setBuf records b as the op's data buffer.
+func (o *op) setBuf(b []byte) {
+	o.bufp, o.blen = unsafe.SliceData(b), uint32(len(b))
+	if len(b) == 0 {
+		o.bufp = nil
+	}
+}
+
+// cqeHook is the one mechanism for operations whose CQEs need more than
+// storing the result: multishot operations (a Stream queues every CQE),
+// zero-copy sends (a notification follows the result) and a CancelFd that
+// also withdrew queued operations (it adds them to the kernel's count).
+// The ring keeps such an op in its slot until the CQE without
+// IORING_CQE_F_MORE.
+type cqeHook interface {
+	// cqe takes one CQE of the op, from the goroutine that reaps, or the
+	// ECANCELED the op completes with when it is withdrawn from the queue.
+	// It returns the result the op completes with if the CQE is the last.
+	cqe(res int32, flags uint32) (int32, uint32)
+	// noCQE says that the op failed before reaching the kernel: no CQE
+	// will come. It is called once the op's error is set, before the op
+	// is finished.
+	noCQE()
+}
+
+// cqeFunc is a cqeHook for an op that only adjusts its result.
+type cqeFunc func(res int32, flags uint32) (int32, uint32)
+
+func (f cqeFunc) cqe(res int32, flags uint32) (int32, uint32) { return f(res, flags) }
+func (f cqeFunc) noCQE()                                      {}
 
 // opExtra holds the fields of op that most operations leave empty, which
 // keeps the common op, allocated once per operation, small.
@@ -51,10 +91,18 @@ type opExtra struct {
 	okErrno  [2]syscall.Errno // negative results that mean success (ETIME for timeouts)
 	raceDone chan struct{}    // race builds: the simulated kernel access is recorded
 	q        *queued          // the queued submission, if the op waited for a slot
-	// onCQE, if set, sees every CQE of the op and returns the result and
-	// flags the op completes with when the last one (without
-	// IORING_CQE_F_MORE) arrives.
-	onCQE func(res int32, flags uint32) (int32, uint32)
+	// hook, if set, sees every CQE of the op (see cqeHook). It lives here
+	// rather than in op, which keeps the op of every operation in the
+	// 64-byte size class.
+	hook cqeHook
+}
+
+// hook returns the op's cqeHook, or nil.
+func (o *op) hook() cqeHook {
+	if o.x == nil {
+		return nil
+	}
+	return o.x.hook
 }
 
 func (o *op) extra() *opExtra {
@@ -97,18 +145,19 @@ func (o *op) finish() {
 // finishRes completes o with a result the kernel did not post: o was
 // withdrawn from the queue before it reached the kernel.
 func (o *op) finishRes(res int32, flags uint32) {
-	if o.stream {
-		streamOf(o).onCQE(res, flags)
-	} else if x := o.x; x != nil && x.onCQE != nil {
-		res, flags = x.onCQE(res, flags)
+	if h := o.hook(); h != nil {
+		res, _ = h.cqe(res, flags)
 	}
-	o.res, o.cflags = res, flags
+	o.res = res
 	o.finish()
 }
 
 // fail completes an op that never reached the kernel.
 func (o *op) fail(err error) {
 	o.extra().err = err
+	if h := o.hook(); h != nil {
+		h.noCQE()
+	}
 	o.finish()
 }
 
@@ -265,12 +314,4 @@ func (c *Completion[T]) result() (T, error) {
 		*p = msgResult(&c.op)
 	}
 	return v, nil
-}
-
-// failed returns a Completion that failed before submission.
-func failed[T any](r *Ring, err error) *Completion[T] {
-	c := &Completion[T]{}
-	c.ring = r
-	c.fail(err)
-	return c
 }

@@ -26,7 +26,7 @@ var (
 	// kernel.io_uring_disabled sysctl, or because a seccomp filter (such as
 	// Docker's default profile) blocks it. The concrete error is a
 	// *FeatureError that names the feature and the kernel that brought it.
-	ErrNotSupported = errors.New("not supported")
+	ErrNotSupported = uring.ErrNotSupported
 
 	// ErrResourceLimit is matched (with errors.Is) by every error that
 	// reports a resource limit of the process as the reason io_uring, or
@@ -36,7 +36,7 @@ var (
 	// The concrete error is a *LimitError, which also wraps the errno.
 	// Unlike ErrNotSupported, it may go away with smaller rings or fewer
 	// buffers.
-	ErrResourceLimit = errors.New("resource limit")
+	ErrResourceLimit = uring.ErrResourceLimit
 
 	// errBadRing is the error of every method of a nil or zero Ring, as
 	// package os returns one matching fs.ErrInvalid for a nil *os.File.
@@ -245,17 +245,17 @@ var opTable = [...]opInfo{
 
 // opCodes maps the kernel's names of the operations ("READ") to their
 // codes, for Supported, which file/ calls on every open and close.
-var opCodes = func() map[string]uint8 {
-	m := make(map[string]uint8, len(opTable))
+var opCodes = func() map[string]uring.Op {
+	m := make(map[string]uring.Op, len(opTable))
 	for code, info := range opTable {
 		if info.name != "" {
-			m[upper(info.name)] = uint8(code)
+			m[upper(info.name)] = uring.Op(code)
 		}
 	}
 	return m
 }()
 
-func opName(code uint8) string {
+func opName(code uring.Op) string {
 	if int(code) < len(opTable) && opTable[code].name != "" {
 		return opTable[code].name
 	}
@@ -263,7 +263,7 @@ func opName(code uint8) string {
 }
 
 // opFeatureError is the error for an opcode the kernel's probe does not list.
-func opFeatureError(code uint8) error {
+func opFeatureError(code uring.Op) error {
 	min := "?"
 	if int(code) < len(opTable) {
 		min = opTable[code].minKernel

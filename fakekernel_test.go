@@ -73,3 +73,7 @@ func BenchmarkOverheadNop(b *testing.B) {
 func BenchmarkOverheadNopBatch32(b *testing.B) {
 	nopBatches(b, newBenchRing(b, withNopKernel()))
 }
+
+func BenchmarkOverheadNopOneByOne32(b *testing.B) {
+	nopOneByOne(b, newBenchRing(b, withNopKernel()))
+}

@@ -7,6 +7,9 @@ import (
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // requireRing skips t when err says io_uring or a feature is unavailable,
@@ -19,11 +22,11 @@ func requireRing(t testing.TB, err error) {
 	}
 	if errors.Is(err, ErrNotSupported) {
 		if os.Getenv("RIO_REQUIRE_URING") == "1" {
-			t.Fatalf("RIO_REQUIRE_URING=1 but: %v", err)
+			require.FailNow(t, "RIO_REQUIRE_URING=1 but: "+err.Error())
 		}
 		t.Skip(err)
 	}
-	t.Fatal(err)
+	require.NoError(t, err)
 }
 
 // newTestRing returns a ring that is closed when t ends, and checks at the
@@ -34,12 +37,8 @@ func newTestRing(t testing.TB, opts ...Option) *Ring {
 	r, err := New(opts...)
 	requireRing(t, err)
 	t.Cleanup(func() {
-		if err := r.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if n := r.Stats().InFlight; n != 0 {
-			t.Errorf("%d operations still in flight after Close", n)
-		}
+		assert.NoError(t, r.Close(), "Close")
+		assert.Zero(t, r.Stats().InFlight, "operations still in flight after Close")
 	})
 	return r
 }
@@ -60,7 +59,7 @@ func checkLeaks(t testing.TB) {
 			if time.Now().After(deadline) {
 				buf := make([]byte, 1<<16)
 				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("leak: goroutines %d -> %d, fds %d -> %d\n%s", g0, g, fds0, fds, buf)
+				assert.Failf(t, "leak", "goroutines %d -> %d, fds %d -> %d\n%s", g0, g, fds0, fds, buf)
 				return
 			}
 			time.Sleep(10 * time.Millisecond)
@@ -70,18 +69,14 @@ func checkLeaks(t testing.TB) {
 
 func countFds(t testing.TB) int {
 	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return len(ents)
 }
 
 func pipe(t testing.TB) (r, w *os.File) {
 	t.Helper()
 	r, w, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { r.Close(); w.Close() })
 	return r, w
 }
@@ -89,13 +84,10 @@ func pipe(t testing.TB) (r, w *os.File) {
 func tempFile(t testing.TB, data []byte) *os.File {
 	t.Helper()
 	f, err := os.CreateTemp(t.TempDir(), "rio")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
-	if _, err := f.Write(data); err != nil {
-		t.Fatal(err)
-	}
+	_, err = f.Write(data)
+	require.NoError(t, err)
 	return f
 }
 

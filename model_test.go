@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
@@ -182,16 +181,12 @@ func TestModelFileOps(t *testing.T) {
 			a, b := tempFile(t, nil), tempFile(t, nil)
 			want := runOS(t, a, prog)
 			got := runRing(t, r, b, prog)
-			if diff := cmp.Diff(want, got); diff != "" {
-				t.Fatalf("seed %d: ring differs from os.File (-os +ring):\n%s", seed, diff)
-			}
+			require.Equal(t, want, got, "seed %d: ring differs from os.File", seed)
 			wa, err := os.ReadFile(a.Name())
 			require.NoError(t, err)
 			wb, err := os.ReadFile(b.Name())
 			require.NoError(t, err)
-			if !bytes.Equal(wa, wb) {
-				t.Fatalf("seed %d: final contents differ", seed)
-			}
+			require.True(t, bytes.Equal(wa, wb), "seed %d: final contents differ", seed)
 		})
 	}
 }

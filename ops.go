@@ -8,10 +8,12 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The operation methods of Ring submit at once. Each has a twin on Batch,
-// which queues instead and submits with Batch.Submit (TestBatchTwins
-// checks it), so that any of them can be linked to the next. Buffer rules are the
-// same for both: the memory passed in belongs to the kernel from submission
+// The operation methods of Ring submit at once: the operation is the
+// ring's from the call on, and the ring hands it to the kernel with its
+// next io_uring_enter (see Flush). Each has a twin on Batch, which queues
+// instead and submits with Batch.Submit (TestBatchTwins checks it), so
+// that any of them can be linked to the next. Buffer rules are the same
+// for both: the memory passed in belongs to the kernel from submission
 // until Wait (or WaitContext) has returned for the operation, or, if nobody
 // waits, until the ring has reaped its completion; the ring keeps it
 // reachable and pinned until then. Fd arguments take a descriptor, or
@@ -199,7 +201,7 @@ func (r *Ring) CancelFd(fd int) *Completion[int] {
 		return c
 	}
 	if n := int32(r.withdrawQueuedFd(fd)); n > 0 {
-		c.extra().onCQE = func(res int32, flags uint32) (int32, uint32) {
+		c.extra().hook = cqeFunc(func(res int32, flags uint32) (int32, uint32) {
 			switch {
 			case res >= 0:
 				res += n
@@ -207,7 +209,7 @@ func (r *Ring) CancelFd(fd int) *Completion[int] {
 				res = n
 			}
 			return res, flags
-		}
+		})
 	}
 	r.submit(&c.op, &s, true)
 	return c
@@ -216,204 +218,5 @@ func (r *Ring) CancelFd(fd int) *Completion[int] {
 func submit1[T any](r *Ring, c *Completion[T], s *uring.SQE) *Completion[T] {
 	c.ring = r
 	r.submit(&c.op, s, false)
-	return c
-}
-
-// Batch queues operations to submit together, with one io_uring_enter, and
-// links them into chains. A Batch's operations enter the submission queue
-// together: no other goroutine's operation lands between them, so a linked
-// chain is never broken up. A Batch is not safe for concurrent use; it can
-// be reused after Submit.
-//
-// The operations' memory belongs to the kernel from Submit on, as for the
-// Ring's methods. Waiting on an operation of a Batch that was not submitted
-// returns an error matching syscall.EINVAL.
-//
-// A Batch allocates its Completions 64 at a time, which makes each cheaper;
-// keeping one Completion referenced keeps its group of 64 (about 5 KB)
-// alive.
-type Batch struct {
-	r    *Ring
-	ops  []*op
-	sqes []uring.SQE // one per op
-	idx  []uint32
-	err  error
-
-	// Completions are allocated 64 at a time, one slab per result type:
-	// a slab stays alive while any of its Completions is referenced.
-	none  slab[struct{}]
-	ints  slab[int]
-	u32s  slab[uint32]
-	bools slab[bool]
-}
-
-// NewBatch returns an empty Batch for r.
-func (r *Ring) NewBatch() *Batch { return &Batch{r: r} }
-
-// Len returns the number of queued operations.
-func (b *Batch) Len() int { return len(b.ops) }
-
-// sqe returns a zeroed SQE for the next op; add must follow.
-func (b *Batch) sqe() *uring.SQE {
-	b.sqes = append(b.sqes, uring.SQE{})
-	return &b.sqes[len(b.sqes)-1]
-}
-
-func add[T any](b *Batch, c *Completion[T]) *Completion[T] {
-	c.ring = b.r
-	b.ops = append(b.ops, &c.op)
-	return c
-}
-
-func (b *Batch) setLast(flag uint8, name string) {
-	if len(b.ops) == 0 {
-		if b.err == nil {
-			b.err = argError("Batch."+name, errNoPrevious)
-		}
-		return
-	}
-	b.sqes[len(b.sqes)-1].Flags |= flag
-}
-
-// Link makes the operation queued last a predecessor of the next one: the
-// next starts only once it has completed successfully, and is cancelled
-// (ECANCELED) if it fails or completes short. Successive Links form a chain.
-func (b *Batch) Link() { b.setLast(uring.SQEIOLink, "Link") }
-
-// HardLink is Link, except that the next operation starts even if this one
-// fails.
-func (b *Batch) HardLink() { b.setLast(uring.SQEIOHardlink, "HardLink") }
-
-// Drain makes the operation queued last wait until every operation
-// submitted before it has completed, and delays those submitted after it
-// until it has completed.
-func (b *Batch) Drain() { b.setLast(uring.SQEIODrain, "Drain") }
-
-// LinkTimeout limits the operation queued last to d: it is linked to a
-// timeout, and cancelled (ECANCELED) if it has not completed after d. The
-// returned Completion reports whether the timeout fired.
-func (b *Batch) LinkTimeout(d time.Duration) *Completion[bool] {
-	b.Link()
-	return add(b, prepLinkTimeout(b.bools.next(), b.sqe(), d))
-}
-
-// Nop queues a Nop.
-func (b *Batch) Nop() *Completion[struct{}] {
-	return add(b, prepNop(b.none.next(), b.sqe()))
-}
-
-// Read queues a Read.
-func (b *Batch) Read(fd int, p []byte) *Completion[int] {
-	return add(b, prepRW(b.ints.next(), b.sqe(), uring.OpRead, fd, p, -1))
-}
-
-// Write queues a Write.
-func (b *Batch) Write(fd int, p []byte) *Completion[int] {
-	return add(b, prepRW(b.ints.next(), b.sqe(), uring.OpWrite, fd, p, -1))
-}
-
-// ReadAt queues a ReadAt.
-func (b *Batch) ReadAt(fd int, p []byte, off int64) *Completion[int] {
-	return add(b, prepRWAt(b.ints.next(), b.sqe(), uring.OpRead, fd, p, off))
-}
-
-// WriteAt queues a WriteAt.
-func (b *Batch) WriteAt(fd int, p []byte, off int64) *Completion[int] {
-	return add(b, prepRWAt(b.ints.next(), b.sqe(), uring.OpWrite, fd, p, off))
-}
-
-// ReadvAt queues a ReadvAt.
-func (b *Batch) ReadvAt(fd int, bufs [][]byte, off int64) *Completion[int] {
-	return add(b, prepRWV(b.ints.next(), b.sqe(), uring.OpReadv, fd, bufs, off))
-}
-
-// WritevAt queues a WritevAt.
-func (b *Batch) WritevAt(fd int, bufs [][]byte, off int64) *Completion[int] {
-	return add(b, prepRWV(b.ints.next(), b.sqe(), uring.OpWritev, fd, bufs, off))
-}
-
-// ReadFixedAt queues a ReadFixedAt.
-func (b *Batch) ReadFixedAt(fd int, p []byte, off int64, index int) *Completion[int] {
-	return add(b, prepRWFixed(b.ints.next(), b.sqe(), b.r, uring.OpReadFixed, fd, p, off, index))
-}
-
-// WriteFixedAt queues a WriteFixedAt.
-func (b *Batch) WriteFixedAt(fd int, p []byte, off int64, index int) *Completion[int] {
-	return add(b, prepRWFixed(b.ints.next(), b.sqe(), b.r, uring.OpWriteFixed, fd, p, off, index))
-}
-
-// Fsync queues an Fsync.
-func (b *Batch) Fsync(fd int) *Completion[struct{}] {
-	return add(b, prepFsync(b.none.next(), b.sqe(), fd, 0))
-}
-
-// Fdatasync queues an Fdatasync.
-func (b *Batch) Fdatasync(fd int) *Completion[struct{}] {
-	return add(b, prepFsync(b.none.next(), b.sqe(), fd, uring.FsyncDatasync))
-}
-
-// SyncFileRange queues a SyncFileRange.
-func (b *Batch) SyncFileRange(fd int, off int64, n uint32, flags int) *Completion[struct{}] {
-	return add(b, prepSyncFileRange(b.none.next(), b.sqe(), fd, off, n, flags))
-}
-
-// Fallocate queues a Fallocate.
-func (b *Batch) Fallocate(fd int, mode uint32, off, length int64) *Completion[struct{}] {
-	return add(b, prepFallocate(b.none.next(), b.sqe(), fd, mode, off, length))
-}
-
-// Ftruncate queues an Ftruncate.
-func (b *Batch) Ftruncate(fd int, length int64) *Completion[struct{}] {
-	return add(b, prepFtruncate(b.none.next(), b.sqe(), fd, length))
-}
-
-// Openat queues an Openat.
-func (b *Batch) Openat(dirfd int, path string, flags int, mode uint32) *Completion[int] {
-	return add(b, prepOpenat(b.ints.next(), b.sqe(), dirfd, path, flags, mode))
-}
-
-// CloseFd queues a CloseFd.
-func (b *Batch) CloseFd(fd int) *Completion[struct{}] {
-	return add(b, prepClose(b.none.next(), b.sqe(), fd))
-}
-
-// Statx queues a Statx.
-func (b *Batch) Statx(dirfd int, path string, flags int, mask uint32, st *unix.Statx_t) *Completion[struct{}] {
-	return add(b, prepStatx(b.none.next(), b.sqe(), dirfd, path, flags, mask, st))
-}
-
-// Renameat queues a Renameat.
-func (b *Batch) Renameat(olddirfd int, oldpath string, newdirfd int, newpath string, flags int) *Completion[struct{}] {
-	return add(b, prepRenameat(b.none.next(), b.sqe(), olddirfd, oldpath, newdirfd, newpath, flags))
-}
-
-// Unlinkat queues an Unlinkat.
-func (b *Batch) Unlinkat(dirfd int, path string, flags int) *Completion[struct{}] {
-	return add(b, prepUnlinkat(b.none.next(), b.sqe(), dirfd, path, flags))
-}
-
-// Mkdirat queues a Mkdirat.
-func (b *Batch) Mkdirat(dirfd int, path string, mode uint32) *Completion[struct{}] {
-	return add(b, prepMkdirat(b.none.next(), b.sqe(), dirfd, path, mode))
-}
-
-// Timeout queues a Timeout.
-func (b *Batch) Timeout(d time.Duration) *Completion[struct{}] {
-	return add(b, prepTimeout(b.none.next(), b.sqe(), d))
-}
-
-// Poll queues a Poll.
-func (b *Batch) Poll(fd int, events uint32) *Completion[uint32] {
-	return add(b, prepPoll(b.u32s.next(), b.sqe(), fd, events))
-}
-
-type slab[T any] struct{ free []Completion[T] }
-
-func (s *slab[T]) next() *Completion[T] {
-	if len(s.free) == 0 {
-		s.free = make([]Completion[T], 64)
-	}
-	c := &s.free[0]
-	s.free = s.free[1:]
 	return c
 }

@@ -19,12 +19,12 @@ func raceSubmit(o *op) {
 	if o.x != nil {
 		bufs = o.x.bufs
 	}
-	if len(o.buf) == 0 && len(bufs) == 0 {
+	if o.bufp == nil && len(bufs) == 0 {
 		return
 	}
 	done := make(chan struct{})
 	o.extra().raceDone = done
-	buf, write := o.buf, o.kernelWrites
+	buf, write := o.buf(), o.kernelWrites
 	go func() {
 		access := runtime.RaceReadRange
 		if write {

@@ -42,8 +42,8 @@ func prepRecvmsgMultishot(sqe *uring.SQE, fd int, br *BufferRing, nameLen, oobLe
 		s.op.setErr(errNilBufferRing("RecvmsgMultishot"))
 		return st
 	}
-	if nameLen < 0 || oobLen < 0 || int64(recvmsgOutSize)+int64(nameLen)+int64(oobLen) > int64(br.size) {
-		s.op.setErr(argError("RecvmsgMultishot", fmt.Errorf("name %d and control %d bytes do not fit buffers of %d: %w", nameLen, oobLen, br.size, syscall.EINVAL)))
+	if nameLen < 0 || oobLen < 0 || int64(recvmsgOutSize)+int64(nameLen)+int64(oobLen) > int64(br.ring.Size()) {
+		s.op.setErr(argError("RecvmsgMultishot", fmt.Errorf("name %d and control %d bytes do not fit buffers of %d: %w", nameLen, oobLen, br.ring.Size(), syscall.EINVAL)))
 	}
 	// The kernel reads the lengths of the name and control areas from
 	// the msghdr when it prepares the operation; no iovec: the data goes
@@ -52,11 +52,11 @@ func prepRecvmsgMultishot(sqe *uring.SQE, fd int, br *BufferRing, nameLen, oobLe
 	m.Namelen = uint32(nameLen)
 	m.SetControllen(oobLen)
 	s.op.obj = unsafe.Pointer(m)
-	sqe.Addr = uint64(uintptr(s.op.obj))
+	sqe.Addr = uring.Addr(s.op.obj)
 	sqe.Len = 1
 	sqe.IOPrio |= uring.RecvMultishot
 	sqe.Flags |= uring.SQEBufferSelect
-	sqe.BufIndex = br.group
+	sqe.BufIndex = br.ring.Group()
 	sqe.OpFlags = uint32(flags)
 	br.attach(s)
 	return st

@@ -105,7 +105,7 @@ func (r *Ring) UpdateFiles(off int, fds []int) error {
 	for i, fd := range fds {
 		arr[i] = int32(fd)
 	}
-	up := uring.FilesUpdate{Offset: uint32(off), Fds: uint64(uintptr(unsafe.Pointer(&arr[0])))}
+	up := uring.FilesUpdate{Offset: uint32(off), Fds: uring.SliceAddr(arr)}
 	if !r.usable() {
 		return errBadRing
 	}

@@ -10,11 +10,12 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/internal/sim"
-	"github.com/gorio/rio/internal/sim/prog"
+	"github.com/gorio/rio/riotest/prog"
 )
 
 // Acceptance: for each fault class, a deliberately broken variant of the
@@ -69,12 +70,10 @@ func TestSimCatchesBrokenVariants(t *testing.T) {
 			}
 			require.NotZero(t, caught, "the broken variant passed under injection")
 			t.Logf("caught with seed %d", caught)
-			if bad, diff := diverges(t, caught, c.faults, prog.Broken{}); bad {
-				t.Errorf("the correct runner fails under the same faults:\n%s", diff)
-			}
-			if bad, diff := diverges(t, caught, sim.Faults{MaxDelay: 4}, c.broken); bad {
-				t.Errorf("the broken variant fails even without the fault:\n%s", diff)
-			}
+			bad, diff := diverges(t, caught, c.faults, prog.Broken{})
+			assert.False(t, bad, "the correct runner fails under the same faults:\n%s", diff)
+			bad, diff = diverges(t, caught, sim.Faults{MaxDelay: 4}, c.broken)
+			assert.False(t, bad, "the broken variant fails even without the fault:\n%s", diff)
 		})
 	}
 }

@@ -18,7 +18,6 @@ import (
 
 	"github.com/gorio/rio/riotest"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -73,7 +72,7 @@ func TestSimEveryOpOneResult(t *testing.T) {
 		wg.Wait()
 		close(errs)
 		for err := range errs {
-			t.Error(err)
+			assert.NoError(t, err)
 		}
 		require.NoError(t, r.Close())
 		st, rs := k.Stats(), r.Stats()
@@ -313,10 +312,8 @@ func TestSimCloseAlwaysReturns(t *testing.T) {
 		for i, d := range dones {
 			done, err := d()
 			assert.True(t, done, "op %d not done after Close", i)
-			if err != nil && !errors.Is(err, rio.ErrClosed) && !errors.Is(err, syscall.ECANCELED) &&
-				!errors.Is(err, syscall.EINTR) && !errors.Is(err, syscall.EAGAIN) {
-				t.Errorf("op %d: %v", i, err)
-			}
+			assert.True(t, err == nil || errors.Is(err, rio.ErrClosed) || errors.Is(err, syscall.ECANCELED) ||
+				errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN), "op %d: %v", i, err)
 		}
 	})
 }
@@ -358,8 +355,7 @@ func TestSimChains(t *testing.T) {
 							}
 						}
 					}
-					if err := b.Submit(); err != nil {
-						t.Errorf("Submit: %v", err)
+					if err := b.Submit(); !assert.NoError(t, err, "Submit") {
 						return
 					}
 					broken := false
@@ -367,17 +363,12 @@ func TestSimChains(t *testing.T) {
 						err := w()
 						switch {
 						case broken:
-							if !errors.Is(err, syscall.ECANCELED) {
-								t.Errorf("chain %d/%d member %d after a broken link: %v, want ECANCELED", g, i, j, err)
-							}
+							assert.ErrorIs(t, err, syscall.ECANCELED, "chain %d/%d member %d after a broken link", g, i, j)
 						case j == failAt:
-							if !errors.Is(err, syscall.EBADF) && !errors.Is(err, syscall.EINTR) && !errors.Is(err, syscall.EAGAIN) {
-								t.Errorf("chain %d/%d member %d: %v, want EBADF", g, i, j, err)
-							}
+							assert.True(t, errors.Is(err, syscall.EBADF) || errors.Is(err, syscall.EINTR) || errors.Is(err, syscall.EAGAIN),
+								"chain %d/%d member %d: %v, want EBADF", g, i, j, err)
 						default:
-							if err != nil {
-								t.Errorf("chain %d/%d member %d: %v", g, i, j, err)
-							}
+							assert.NoError(t, err, "chain %d/%d member %d", g, i, j)
 						}
 						if err != nil && !hard[j] {
 							broken = true
@@ -407,8 +398,7 @@ func TestSimBackpressure(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				for i := 0; i < 30; i++ {
-					if _, err := r.Nop().Wait(); err != nil {
-						t.Error(err)
+					if _, err := r.Nop().Wait(); !assert.NoError(t, err) {
 						return
 					}
 					ok.Add(1)
@@ -482,9 +472,7 @@ func TestSimWaitContextCancel(t *testing.T) {
 				got = data[o.Off:min(o.Off+100, int64(len(data)))]
 			}
 			written := bytes.Count(got, []byte{0xAA})
-			if written != o.N {
-				t.Errorf("write at %d reported %d bytes (%s), file has %d", o.Off, o.N, o.Errs, written)
-			}
+			assert.Equal(t, o.N, written, "write at %d reported %d bytes (%s); bytes in the file", o.Off, o.N, o.Errs)
 		}
 	})
 }
@@ -500,8 +488,7 @@ func TestSimIndexWrapAround(t *testing.T) {
 				go func() {
 					defer wg.Done()
 					for i := 0; i < 100; i++ {
-						if _, err := r.Nop().Wait(); err != nil {
-							t.Error(err)
+						if _, err := r.Nop().Wait(); !assert.NoError(t, err) {
 							return
 						}
 					}
@@ -563,7 +550,7 @@ func TestSimDeterministic(t *testing.T) {
 			require.NoError(t, r.Close())
 			var out []sim.Completion
 			for _, c := range k.Completions() {
-				if c.Opcode != uring.OpAsyncCancel { // Close's
+				if c.Opcode != uint8(uring.OpAsyncCancel) { // Close's
 					out = append(out, c)
 				}
 			}
@@ -573,9 +560,7 @@ func TestSimDeterministic(t *testing.T) {
 		}
 		a, sa := run()
 		b, sb := run()
-		if diff := cmp.Diff(a, b); diff != "" {
-			t.Fatalf("two runs of seed %d differ:\n%s", seed, diff)
-		}
+		require.Equal(t, a, b, "two runs of seed %d differ", seed)
 		assert.Equal(t, sa, sb)
 	})
 }

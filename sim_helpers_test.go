@@ -6,6 +6,8 @@ import (
 	"testing"
 
 	"github.com/gorio/rio/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/internal/hooks"
@@ -25,16 +27,10 @@ func simRing(t testing.TB, cfg sim.Config, opts ...rio.Option) (*rio.Ring, *sim.
 	checkNoLeaks(t)
 	var k *sim.Kernel
 	r, err := rio.New(append(opts, simKernel(cfg, &k))...)
-	if err != nil {
-		t.Fatalf("rio.New over the simulated kernel: %v", err)
-	}
+	require.NoError(t, err, "rio.New over the simulated kernel")
 	t.Cleanup(func() {
-		if err := r.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
-		if n := r.Stats().InFlight; n != 0 {
-			t.Errorf("%d operations in flight after Close", n)
-		}
+		assert.NoError(t, r.Close(), "Close")
+		assert.Zero(t, r.Stats().InFlight, "operations in flight after Close")
 	})
 	return r, k
 }
@@ -68,9 +64,7 @@ func realRing(t testing.TB, opts ...rio.Option) *rio.Ring {
 	r, err := rio.New(opts...)
 	testutil.RequireRing(t, err)
 	t.Cleanup(func() {
-		if err := r.Close(); err != nil {
-			t.Errorf("Close: %v", err)
-		}
+		assert.NoError(t, r.Close(), "Close")
 	})
 	return r
 }
@@ -81,9 +75,7 @@ func tempFiles(t testing.TB, n int) []*os.File {
 	fs := make([]*os.File, n)
 	for i := range fs {
 		f, err := os.Create(fmt.Sprintf("%s/f%d", dir, i))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(func() { f.Close() })
 		fs[i] = f
 	}

@@ -7,18 +7,18 @@ import (
 	"testing"
 
 	"github.com/gorio/rio/riotest"
-
-	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/internal/sim"
-	"github.com/gorio/rio/internal/sim/prog"
+	"github.com/gorio/rio/riotest/prog"
 )
 
 // Model-based tests: seeded random programs of file operations (writes,
 // reads, vectored forms, fsync, fallocate, truncate, statx, linked chains,
 // batches, drains) run through a ring and against the in-memory model of
-// internal/sim/prog, compared with go-cmp: every observation, and the
+// riotest/prog, compared with go-cmp: every observation, and the
 // files' final contents.
 
 const progFiles = 2
@@ -35,17 +35,11 @@ func checkProgram(t *testing.T, x *prog.Runner, p []prog.Op) {
 	t.Helper()
 	want, wantFiles := prog.Model(len(x.Files), p)
 	got := x.Run(p)
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("ring differs from the model (-model +ring):\n%s", diff)
-	}
+	require.Equal(t, want, got, "ring differs from the model")
 	for i, f := range x.Files {
 		b, err := os.ReadFile(f.Name())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(b, wantFiles[i]) {
-			t.Fatalf("file %d: final contents differ from the model (%d bytes, model %d)", i, len(b), len(wantFiles[i]))
-		}
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(b, wantFiles[i]), "file %d: final contents differ from the model (%d bytes, model %d)", i, len(b), len(wantFiles[i]))
 	}
 }
 
@@ -69,8 +63,6 @@ func TestModelProgramsSimFaults(t *testing.T) {
 		p := prog.Gen(rand.New(rand.NewPCG(seed, 1)), progFiles, progLen())
 		checkProgram(t, &prog.Runner{Ring: r, Files: tempFiles(t, progFiles)}, p)
 		st := k.Stats()
-		if st.ShortIO == 0 || st.Delayed == 0 {
-			t.Errorf("faults were not injected: %+v", st)
-		}
+		assert.True(t, st.ShortIO != 0 && st.Delayed != 0, "faults were not injected: %+v", st)
 	})
 }

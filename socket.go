@@ -63,7 +63,7 @@ func prepConnect(c *Completion[struct{}], s *uring.SQE, fd int, sa unix.Sockaddr
 		c.setErr(argError("connect", err))
 	} else {
 		c.obj = p
-		s.Addr = uint64(uintptr(p))
+		s.Addr = uring.Addr(p)
 		s.Off = uint64(n) // addrlen goes in off
 	}
 	return c
@@ -97,18 +97,18 @@ func prepSendZC(c *Completion[int], s *uring.SQE, fd int, b []byte, flags int) *
 	prepSendRecv(c, s, uring.OpSendZC, fd, b, flags)
 	var result int32
 	var got bool
-	c.extra().onCQE = func(res int32, f uint32) (int32, uint32) {
+	c.extra().hook = cqeFunc(func(res int32, f uint32) (int32, uint32) {
 		if !got {
 			// The first CQE has the result; with IORING_CQE_F_MORE, a
 			// notification follows when the buffer is released.
 			result, got = res, true
 		}
 		return result, f
-	}
+	})
 	return c
 }
 
-func prepSendRecv(c *Completion[int], s *uring.SQE, opcode uint8, fd int, b []byte, flags int) *Completion[int] {
+func prepSendRecv(c *Completion[int], s *uring.SQE, opcode uring.Op, fd int, b []byte, flags int) *Completion[int] {
 	initOp(c, s, opcode, fd)
 	setBuf(c, s, b)
 	s.OpFlags = uint32(flags)
@@ -201,12 +201,12 @@ func newMsg[T any](c *Completion[T], s *uring.SQE, p, oob []byte) *msgState {
 		m.hdr.Control = unsafe.SliceData(oob)
 		m.hdr.SetControllen(len(oob))
 	}
-	c.buf = p
+	c.setBuf(p)
 	if len(oob) > 0 {
 		c.extra().bufs = [][]byte{oob}
 	}
 	c.obj = unsafe.Pointer(m)
-	s.Addr = uint64(uintptr(c.obj))
+	s.Addr = uring.Addr(c.obj)
 	s.Len = 1
 	return m
 }

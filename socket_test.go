@@ -279,7 +279,7 @@ func TestStreamWaitRingClose(t *testing.T) {
 	select {
 	case <-done:
 	case <-time.After(10 * time.Second):
-		t.Fatal("Wait still blocked 10 s after the ring closed")
+		require.FailNow(t, "Wait still blocked 10 s after the ring closed")
 	}
 	_, err := s.Next()
 	assert.ErrorIs(t, err, syscall.ECANCELED)

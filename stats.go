@@ -21,16 +21,61 @@ type Stats struct {
 	EnterErrors uint64
 
 	// Latency is a histogram of the time from submission to reaping, of a
-	// sample of one operation in 8. Latency[i] counts operations that took
+	// sample of one operation in 16. Latency[i] counts operations that took
 	// less than 2^i nanoseconds and at least 2^(i-1) (bucket 0: under 1ns).
+	// LatencyFine holds the same samples in finer buckets.
 	Latency [64]uint64
+
+	// LatencyFine is the latency histogram with 8 buckets per power of
+	// two (as HDR histograms have), so that its quantiles are within 12.5%:
+	// LatencyFine[i] counts the samples from LatencyBucket(i)'s lower
+	// bound (inclusive) to its upper bound (exclusive).
+	LatencyFine [LatencyBuckets]uint64
+}
+
+// LatencyBuckets is the number of buckets of Stats.LatencyFine: 8 for the
+// durations below 8 ns, one each, then 8 per power of two from 2^3 to 2^62
+// ns (the last ends at the longest Duration).
+const LatencyBuckets = 8 + 60*8
+
+// LatencyBucket returns the bounds of bucket i of Stats.LatencyFine: it
+// counts the durations d with lo <= d < hi.
+func LatencyBucket(i int) (lo, hi time.Duration) {
+	if i < 8 {
+		return time.Duration(i), time.Duration(i + 1)
+	}
+	e, sub := uint(i/8+2), uint64(i%8) // [2^e, 2^(e+1)) in 8 steps
+	l := (8 + sub) << (e - 3)
+	h := l + 1<<(e-3)
+	if h > 1<<63-1 || h < l {
+		h = 1<<63 - 1
+	}
+	return time.Duration(l), time.Duration(h)
+}
+
+// fineBucket returns the LatencyFine bucket of ns nanoseconds.
+func fineBucket(ns int64) int {
+	if ns < 8 {
+		return int(max(ns, 0))
+	}
+	e := bits.Len64(uint64(ns)) - 1 // 3 to 62
+	sub := int(uint64(ns)>>(e-3)) & 7
+	return (e-2)*8 + sub
+}
+
+// coarseBucket returns the Latency bucket of the LatencyFine bucket i.
+func coarseBucket(i int) int {
+	if i < 8 {
+		return bits.Len64(uint64(i))
+	}
+	return i/8 + 3
 }
 
 // Quantile returns an upper bound on the q-quantile (0 < q <= 1) of the
-// latency histogram, or 0 if it is empty.
+// latency histogram, within 12.5% (see LatencyFine), or 0 if it is empty.
 func (s *Stats) Quantile(q float64) time.Duration {
 	var total uint64
-	for _, n := range s.Latency {
+	for _, n := range s.LatencyFine {
 		total += n
 	}
 	if total == 0 {
@@ -41,34 +86,22 @@ func (s *Stats) Quantile(q float64) time.Duration {
 		want = 1
 	}
 	var seen uint64
-	for i, n := range s.Latency {
+	for i, n := range s.LatencyFine {
 		seen += n
 		if seen >= want {
-			if i >= 63 {
-				return time.Duration(1<<63 - 1)
-			}
-			return time.Duration(uint64(1) << i)
+			_, hi := LatencyBucket(i)
+			return hi
 		}
 	}
 	return time.Duration(1<<63 - 1)
 }
 
 type stats struct {
-	submitted   atomic.Uint64
 	completed   atomic.Uint64
 	enters      atomic.Uint64
 	enterErrors atomic.Uint64
 	unknown     atomic.Uint64
-	latency     histogram
-}
-
-type histogram [64]atomic.Uint64
-
-func bucket(ns int64) int {
-	if ns < 0 {
-		ns = 0
-	}
-	return bits.Len64(uint64(ns)) & 63
+	latency     [LatencyBuckets]atomic.Uint64 // by fineBucket
 }
 
 // Stats returns the ring's counters. It is safe to call at any time, also
@@ -77,16 +110,21 @@ func (r *Ring) Stats() Stats {
 	if !r.usable() {
 		return Stats{}
 	}
+	r.mu.Lock()
+	submitted := r.submitted
+	r.mu.Unlock()
 	s := Stats{
-		Submitted:   r.stats.submitted.Load(),
+		Submitted:   submitted,
 		Completed:   r.stats.completed.Load(),
 		Enters:      r.stats.enters.Load(),
 		EnterErrors: r.stats.enterErrors.Load(),
-		InFlight:    int(r.inflight.Load()),
-		Queued:      r.queuedOps(),
+		InFlight:    r.table.inFlight(),
+		Queued:      r.table.queuedOps(),
 	}
-	for i := range s.Latency {
-		s.Latency[i] = r.stats.latency[i].Load()
+	for i := range s.LatencyFine {
+		n := r.stats.latency[i].Load()
+		s.LatencyFine[i] = n
+		s.Latency[coarseBucket(i)] += n
 	}
 	return s
 }

@@ -11,7 +11,6 @@ import (
 	"unsafe"
 
 	"github.com/gorio/rio/internal/uring"
-	"golang.org/x/sys/unix"
 )
 
 // Stream is the handle of a multishot operation: one submission that
@@ -30,10 +29,11 @@ type Stream[T any] struct {
 
 // streamCore is the part of a Stream that does not depend on its result
 // type. A server keeps one Stream per idle connection, so it is kept small:
-// the CQE handler is a method found from the op (see streamOf) rather than
-// a closure, and nothing else is allocated with it.
+// it is its op's cqeHook itself, and holds its op's opExtra, so nothing
+// else is allocated with it.
 type streamCore struct {
-	op op // first: streamOf finds the streamCore from the op
+	op op
+	x  opExtra // op.x: the stream is its op's cqeHook
 
 	mu    sync.Mutex
 	q     []streamItem
@@ -47,20 +47,14 @@ type streamCore struct {
 	ready chan struct{}
 }
 
-// streamOf returns the streamCore whose op o is. o must have o.stream set.
-func streamOf(o *op) *streamCore {
-	// op is the first field of streamCore, so they share an address.
-	return (*streamCore)(unsafe.Pointer(o))
-}
-
 type streamItem struct {
 	res   int32
 	flags uint32
 }
 
-// onCQE queues one CQE of the stream's operation; the ring calls it for
-// every CQE, from the goroutine that reaps.
-func (s *streamCore) onCQE(res int32, flags uint32) {
+// cqe queues one CQE of the stream's operation (cqeHook); the ring calls
+// it for every CQE, from the goroutine that reaps.
+func (s *streamCore) cqe(res int32, flags uint32) (int32, uint32) {
 	s.mu.Lock()
 	s.q = append(s.q, streamItem{res, flags})
 	if flags&uring.CQEFBuffer != 0 && s.br != nil {
@@ -76,6 +70,15 @@ func (s *streamCore) onCQE(res int32, flags uint32) {
 		br.streamEnded()
 	}
 	s.wake()
+	return res, flags
+}
+
+// noCQE ends a stream that failed before submission (cqeHook): it leaves
+// its BufferRing's count of active streams, and a waiter wakes to find the
+// error.
+func (s *streamCore) noCQE() {
+	s.failed()
+	s.wake()
 }
 
 // wake leaves a token in ready, waking a waiter if there is one.
@@ -86,12 +89,13 @@ func (s *streamCore) wake() {
 	}
 }
 
-// newStream allocates a Stream. A small function of its own: allocating can
-// take the runtime deep, and a reader that parks afterwards keeps the stack
-// it grew.
+// newStream allocates a Stream, in a small function of its own: allocating
+// can take the runtime deep (see "Stack depth" in sqe.go).
 func newStream[T any](conv func(int32, uint32) T) *Stream[T] {
 	s := &Stream[T]{conv: conv}
 	s.ready = make(chan struct{}, 1)
+	s.op.x = &s.x
+	s.x.hook = &s.streamCore
 	return s
 }
 
@@ -99,11 +103,7 @@ func newStream[T any](conv func(int32, uint32) T) *Stream[T] {
 // operation on r.
 func submitStream(r *Ring, s *streamCore, sqe *uring.SQE) {
 	s.op.ring = r
-	s.op.stream = true
 	r.submit(&s.op, sqe, false)
-	if s.op.prepErr() != nil {
-		s.failed()
-	}
 }
 
 // failed ends a stream that failed before submission: no CQE will come.
@@ -223,14 +223,18 @@ func (s *Stream[T]) Wait() {
 		return
 	}
 	r := s.op.ring
+	// What s waits for may not be entered yet (see deferLocked).
+	r.flush()
 	// Reap before parking only if that ends the wait. Reaping readies
 	// the waiters of the other completions, and a goroutine readied by
 	// another runs next on its P, ahead of those already queued: the
 	// readers that reaped this way kept serving the connections that had
 	// just been served while others waited (docs/net.md, "Reads").
-	r.reapIfHolds(s.op.userData)
-	if s.pending() {
-		return
+	if r.cqHolds(s.op.userData) {
+		r.reap()
+		if s.pending() {
+			return
+		}
 	}
 	if r.spinFor > 0 && r.spin(&s.streamCore) {
 		return
@@ -287,19 +291,14 @@ func (s *Stream[T]) Ended() bool {
 // The buffers live outside the Go heap. A buffer the kernel filled belongs
 // to the caller until it gives it back with Release.
 type BufferRing struct {
-	r       *Ring
-	group   uint16
-	entries uint16
-	size    int
-	ring    []byte // entries × struct io_uring_buf; the tail shares entry 0
-	bufs    []byte // entries × size
+	r    *Ring
+	ring *uring.BufRing // the kernel-shared ring and its buffers
 	// out has bit id set while buffer id is the caller's: from the
 	// result that carried it to Release. A Release of a buffer the
 	// caller does not hold would hand the kernel one buffer twice.
 	out []atomic.Uint64
 
-	mu     sync.Mutex
-	tail   uint16
+	mu     sync.Mutex // guards ring's Add and Publish, and what follows
 	closed bool
 	active int // RecvMultishot streams not yet ended
 }
@@ -314,18 +313,12 @@ func (r *Ring) NewBufferRing(group uint16, entries int, size int) (*BufferRing, 
 	if entries <= 0 || entries > 32768 || entries&(entries-1) != 0 || size <= 0 || size > 1<<30 {
 		return nil, argError("NewBufferRing", fmt.Errorf("%d buffers of %d bytes: %w", entries, size, syscall.EINVAL))
 	}
-	ring, err := unix.Mmap(-1, 0, entries*16, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
+	ring, err := uring.NewBufRing(entries, size, group)
 	if err != nil {
-		return nil, os.NewSyscallError("mmap", err)
+		return nil, err
 	}
-	bufs, err := unix.Mmap(-1, 0, entries*size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_ANONYMOUS|unix.MAP_PRIVATE)
-	if err != nil {
-		unix.Munmap(ring)
-		return nil, os.NewSyscallError("mmap", err)
-	}
-	br := &BufferRing{r: r, group: group, entries: uint16(entries), size: size, ring: ring, bufs: bufs,
-		out: make([]atomic.Uint64, (entries+63)/64)}
-	reg := uring.BufReg{RingAddr: uint64(uintptr(unsafe.Pointer(&ring[0]))), RingEntries: uint32(entries), Bgid: group}
+	br := &BufferRing{r: r, ring: ring, out: make([]atomic.Uint64, (entries+63)/64)}
+	reg := ring.Reg()
 	r.regMu.Lock()
 	err = r.liveLocked()
 	if err == nil {
@@ -339,15 +332,14 @@ func (r *Ring) NewBufferRing(group uint16, entries int, size int) (*BufferRing, 
 	}
 	r.regMu.Unlock()
 	if err != nil {
-		unix.Munmap(ring)
-		unix.Munmap(bufs)
+		ring.Free()
 		return nil, r.bufferRingError(err, group)
 	}
 	br.mu.Lock()
 	for i := 0; i < entries; i++ {
-		br.putLocked(uint16(i))
+		ring.Add(uint16(i))
 	}
-	br.publishLocked()
+	ring.Publish()
 	br.mu.Unlock()
 	return br, nil
 }
@@ -358,17 +350,27 @@ func errnoIs(err error, errno syscall.Errno) bool {
 }
 
 // Group returns the buffer group ID, as given to NewBufferRing.
-func (br *BufferRing) Group() uint16 { return br.group }
+func (br *BufferRing) Group() uint16 {
+	if br == nil || br.ring == nil {
+		return 0
+	}
+	return br.ring.Group()
+}
 
 // Size returns the size of each buffer.
-func (br *BufferRing) Size() int { return br.size }
+func (br *BufferRing) Size() int {
+	if br == nil || br.ring == nil {
+		return 0
+	}
+	return br.ring.Size()
+}
 
 // Bytes returns the first n bytes of buffer id, which the kernel filled for
 // a result of RecvMultishot. The memory is valid until Release(id), and
 // until the BufferRing or its Ring is closed. An id out of range, an n
 // outside 0 to Size(), or a closed BufferRing gives nil.
 func (br *BufferRing) Bytes(id uint16, n int) []byte {
-	if br == nil || int(id) >= int(br.entries) || n < 0 || n > br.size {
+	if br == nil || br.ring == nil || int(id) >= br.ring.Entries() || n < 0 || n > br.ring.Size() {
 		return nil
 	}
 	br.mu.Lock()
@@ -377,8 +379,7 @@ func (br *BufferRing) Bytes(id uint16, n int) []byte {
 	if closed {
 		return nil
 	}
-	off := int(id) * br.size
-	return br.bufs[off : off+n : off+br.size]
+	return br.ring.Buf(id, n)
 }
 
 // Release gives buffer id back to the kernel for later receives. The
@@ -387,7 +388,7 @@ func (br *BufferRing) Bytes(id uint16, n int) []byte {
 // or never received), fails with an error matching syscall.EINVAL and
 // changes nothing. After Close, Release does nothing.
 func (br *BufferRing) Release(id uint16) error {
-	if br == nil || int(id) >= int(br.entries) {
+	if br == nil || br.ring == nil || int(id) >= br.ring.Entries() {
 		return argError("BufferRing.Release", fmt.Errorf("buffer id %d out of range: %w", id, syscall.EINVAL))
 	}
 	bit := uint64(1) << (id % 64)
@@ -398,10 +399,10 @@ func (br *BufferRing) Release(id uint16) error {
 	}
 	if br.out[id/64].And(^bit)&bit == 0 {
 		br.mu.Unlock()
-		return argError("BufferRing.Release", fmt.Errorf("buffer %d of group %d is not held: %w", id, br.group, syscall.EINVAL))
+		return argError("BufferRing.Release", fmt.Errorf("buffer %d of group %d is not held: %w", id, br.ring.Group(), syscall.EINVAL))
 	}
-	br.putLocked(id)
-	br.publishLocked()
+	br.ring.Add(id)
+	br.ring.Publish()
 	br.mu.Unlock()
 	return nil
 }
@@ -409,31 +410,9 @@ func (br *BufferRing) Release(id uint16) error {
 // handOut records that the kernel filled buffer id for a result: it is
 // the caller's until Release.
 func (br *BufferRing) handOut(id uint16) {
-	if int(id) < int(br.entries) {
+	if int(id) < br.ring.Entries() {
 		br.out[id/64].Or(uint64(1) << (id % 64))
 	}
-}
-
-func (br *BufferRing) putLocked(id uint16) {
-	e := br.tail & (br.entries - 1)
-	ent := br.ring[int(e)*16:]
-	*(*uint64)(unsafe.Pointer(&ent[0])) = uint64(uintptr(unsafe.Pointer(&br.bufs[int(id)*br.size])))
-	*(*uint32)(unsafe.Pointer(&ent[8])) = uint32(br.size)
-	if e == 0 {
-		// Entry 0's bid shares a 32-bit word with the ring's tail.
-		w := (*uint32)(unsafe.Pointer(&br.ring[12]))
-		atomic.StoreUint32(w, atomic.LoadUint32(w)&0xffff0000|uint32(id))
-	} else {
-		*(*uint16)(unsafe.Pointer(&ent[12])) = id
-	}
-	br.tail++
-}
-
-// publishLocked stores the tail (bytes 14-15 of entry 0) with release
-// semantics, through the 32-bit word it shares with entry 0's bid.
-func (br *BufferRing) publishLocked() {
-	w := (*uint32)(unsafe.Pointer(&br.ring[12]))
-	atomic.StoreUint32(w, atomic.LoadUint32(w)&0xffff|uint32(br.tail)<<16)
 }
 
 // Close unregisters the buffer ring and frees its memory. It fails with
@@ -448,10 +427,10 @@ func (br *BufferRing) Close() error {
 		return nil
 	}
 	if br.active > 0 {
-		return argError("BufferRing.Close", fmt.Errorf("%d RecvMultishot streams still use buffer group %d: %w", br.active, br.group, syscall.EBUSY))
+		return argError("BufferRing.Close", fmt.Errorf("%d RecvMultishot streams still use buffer group %d: %w", br.active, br.ring.Group(), syscall.EBUSY))
 	}
 	br.closed = true
-	reg := uring.BufReg{Bgid: br.group}
+	reg := uring.BufReg{Bgid: br.ring.Group()}
 	r := br.r
 	r.regMu.Lock()
 	var err error
@@ -465,11 +444,7 @@ func (br *BufferRing) Close() error {
 }
 
 // free unmaps the memory of a closed BufferRing; br.mu is held.
-func (br *BufferRing) free() {
-	unix.Munmap(br.ring)
-	unix.Munmap(br.bufs)
-	br.ring, br.bufs = nil, nil
-}
+func (br *BufferRing) free() { br.ring.Free() }
 
 // closeBufferRings frees the BufferRings still open when the ring is torn
 // down: the kernel's registration went with the ring. regMu is held.
@@ -547,7 +522,7 @@ func prepRecvMultishot(s *streamCore, sqe *uring.SQE, fd int, br *BufferRing, fl
 		s.op.setErr(errNilBufferRing("RecvMultishot"))
 		return
 	}
-	sqe.BufIndex = br.group
+	sqe.BufIndex = br.ring.Group()
 	br.attach(s)
 }
 
@@ -565,9 +540,8 @@ func (br *BufferRing) attach(s *streamCore) {
 	br.mu.Unlock()
 }
 
-// errBufferRingClosed is a function of its own to keep the formatting out
-// of recvMultishot's frame, which is on the stack of every first Read of a
-// rionet connection.
+// errBufferRingClosed keeps the formatting out of recvMultishot's frame
+// (see "Stack depth" in sqe.go).
 func errBufferRingClosed() error {
 	return argError("RecvMultishot", fmt.Errorf("buffer ring closed: %w", syscall.EINVAL))
 }
@@ -616,14 +590,4 @@ func (s *Stream[T]) Err() error {
 		return &os.SyscallError{Syscall: opName(s.op.opcode), Err: syscall.Errno(-res)}
 	}
 	return nil
-}
-
-// reapWait is reap, except that if another goroutine is draining the CQ it
-// waits for that goroutine rather than leaving the rest to it.
-func (r *Ring) reapWait() {
-	r.cqMu.Lock()
-	if !r.dead {
-		r.drainLocked()
-	}
-	r.cqMu.Unlock()
 }

@@ -16,8 +16,8 @@ import (
 
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/internal/sim"
-	"github.com/gorio/rio/internal/sim/prog"
 	"github.com/gorio/rio/internal/uring"
+	"github.com/gorio/rio/riotest/prog"
 )
 
 // FuzzCQEResult has the simulated kernel complete operations of each

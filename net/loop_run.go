@@ -270,7 +270,7 @@ func openLoopRing(newKernel func(uint32, *uring.Params) (uring.Kernel, error)) (
 		k.Close()
 		return nil, "", &rio.FeatureError{Feature: "multishot IORING_OP_RECV", MinKernel: "6.0"}
 	}
-	for _, op := range []uint8{uring.OpAccept, uring.OpRecv, uring.OpSend, uring.OpAsyncCancel, uring.OpPollAdd, uring.OpTimeout} {
+	for _, op := range []uring.Op{uring.OpAccept, uring.OpRecv, uring.OpSend, uring.OpAsyncCancel, uring.OpPollAdd, uring.OpTimeout} {
 		if !probe.Supported(op) {
 			k.Close()
 			return nil, "", &rio.FeatureError{Feature: fmt.Sprintf("io_uring opcode %d", op), MinKernel: "6.0"}

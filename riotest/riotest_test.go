@@ -53,8 +53,10 @@ func TestKernel(t *testing.T) {
 	assert.Contains(t, k.String(), "seed 42: not started")
 	r, err := rio.New(k.Option())
 	require.NoError(t, err)
-	// A timeout far in the future stays pending: String lists it.
+	// A timeout far in the future stays pending: String lists it, once the
+	// ring has entered it (Done flushes what the ring defers).
 	ts := r.Timeout(time.Hour)
+	assert.False(t, ts.Done())
 	assert.Regexp(t, `seed 42: .*\n  op \d+ opcode 11 `, k.String())
 	ts.Cancel()
 	_, _ = ts.Wait()

@@ -218,7 +218,7 @@ func execRW(k *Kernel, r *req) (int32, uint32, bool) {
 			return errno(syscall.EFAULT), 0, false
 		}
 		reg := k.bufs[s.BufIndex]
-		base := uint64(uintptr(unsafe.Pointer(reg.Base)))
+		base := uring.Addr(unsafe.Pointer(reg.Base))
 		if s.Addr < base || s.Addr+uint64(s.Len) > base+reg.Len {
 			return errno(syscall.EFAULT), 0, false
 		}

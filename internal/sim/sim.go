@@ -192,7 +192,7 @@ type Kernel struct {
 	cfg   Config
 	p     uring.Params
 	rg    *uring.Rings
-	probe map[uint8]bool
+	probe map[uring.Op]bool
 
 	mu        sync.Mutex
 	cond      sync.Cond // broadcast when CQEs are posted
@@ -276,7 +276,7 @@ func New(cfg Config, entries uint32, p *uring.Params) (*Kernel, error) {
 		wakeFd:  wake,
 		lastAct: time.Now(),
 		done:    make(chan struct{}),
-		probe:   make(map[uint8]bool),
+		probe:   make(map[uring.Op]bool),
 	}
 	k.cond.L = &k.mu
 	k.rg = uring.NewRings(&k.p)
@@ -286,11 +286,11 @@ func New(cfg Config, entries uint32, p *uring.Params) (*Kernel, error) {
 	}
 	for op := range execTable {
 		if execTable[op] != nil {
-			k.probe[uint8(op)] = true
+			k.probe[uring.Op(op)] = true
 		}
 	}
 	for _, op := range cfg.Disable {
-		delete(k.probe, op)
+		delete(k.probe, uring.Op(op))
 	}
 	if k.p.Flags&uring.SetupSQPoll != 0 {
 		// The simulated SQ thread is always asleep: every submission
@@ -637,7 +637,7 @@ func (k *Kernel) execute(r *req) {
 }
 
 // retryable lists the opcodes that OpEINTR and OpEAGAIN apply to.
-var retryable = map[uint8]bool{
+var retryable = map[uring.Op]bool{
 	uring.OpRead: true, uring.OpWrite: true, uring.OpReadv: true, uring.OpWritev: true,
 	uring.OpReadFixed: true, uring.OpWriteFixed: true, uring.OpSend: true, uring.OpRecv: true,
 	uring.OpSendmsg: true, uring.OpRecvmsg: true, uring.OpAccept: true, uring.OpConnect: true,
@@ -714,7 +714,7 @@ func (k *Kernel) post(r *req, res int32, flags uint32) {
 		k.stats.CQFull++
 	}
 	if k.cfg.Record {
-		k.cqeLog = append(k.cqeLog, Completion{Seq: r.seq, Opcode: r.sqe.Opcode, Res: res, Flags: flags})
+		k.cqeLog = append(k.cqeLog, Completion{Seq: r.seq, Opcode: uint8(r.sqe.Opcode), Res: res, Flags: flags})
 	}
 	if full || len(k.overflow) > 0 || r.overflow {
 		k.overflow = append(k.overflow, cqe)
@@ -1006,7 +1006,7 @@ func (k *Kernel) Register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, er
 		}
 		pr := (*uring.Probe)(arg)
 		*pr = uring.Probe{}
-		last := uint8(0)
+		last := uring.Op(0)
 		for op := range k.probe {
 			last = max(last, op)
 		}
@@ -1014,7 +1014,7 @@ func (k *Kernel) Register(opcode uint32, arg unsafe.Pointer, nr uint32) (int, er
 		pr.OpsLen = uint8(min(nr, uint32(last)+1))
 		for i := 0; i < int(pr.OpsLen); i++ {
 			pr.Ops[i].Op = uint8(i)
-			if k.probe[uint8(i)] {
+			if k.probe[uring.Op(i)] {
 				pr.Ops[i].Flags = uring.OpSupported
 			}
 		}

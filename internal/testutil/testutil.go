@@ -13,19 +13,20 @@ import (
 	"testing"
 	"time"
 
-	"github.com/gorio/rio"
+	"github.com/gorio/rio/internal/uring"
 )
 
 // RequireRing skips t when err says io_uring or a feature of it is
 // unavailable (it matches rio.ErrNotSupported, which names the feature and
-// the kernel that brought it), unless RIO_REQUIRE_URING=1, as in CI, where
+// the kernel that brought it; the sentinel is defined in internal/uring, so
+// that this package need not import rio), unless RIO_REQUIRE_URING=1, as in CI, where
 // that fails t instead. Any other non-nil error fails t.
 func RequireRing(t testing.TB, err error) {
 	t.Helper()
 	if err == nil {
 		return
 	}
-	if errors.Is(err, rio.ErrNotSupported) {
+	if errors.Is(err, uring.ErrNotSupported) {
 		if os.Getenv("RIO_REQUIRE_URING") == "1" {
 			t.Fatalf("RIO_REQUIRE_URING=1 but: %v", err)
 		}
@@ -113,9 +114,9 @@ func SetupClass(err error) string {
 	switch {
 	case err == nil:
 		return "nil"
-	case errors.Is(err, rio.ErrResourceLimit) && !errors.Is(err, rio.ErrNotSupported):
+	case errors.Is(err, uring.ErrResourceLimit) && !errors.Is(err, uring.ErrNotSupported):
 		return "resource limit"
-	case errors.Is(err, rio.ErrNotSupported):
+	case errors.Is(err, uring.ErrNotSupported):
 		return "not supported"
 	}
 	return "other: " + err.Error()

@@ -13,7 +13,7 @@ package uring
 // after its most common use and documents the alternatives. Op encoders in
 // package rio set the slots explicitly, so that no field bleeds into another.
 type SQE struct {
-	Opcode      uint8  // enum io_uring_op
+	Opcode      Op     // enum io_uring_op
 	Flags       uint8  // IOSQE_* flags
 	IOPrio      uint16 // ioprio; also accept/recv/send flags (IORING_ACCEPT_*, IORING_RECVSEND_*)
 	Fd          int32  // file descriptor, or index when IOSQE_FIXED_FILE is set
@@ -86,7 +86,7 @@ type ProbeOp struct {
 
 // Probe is struct io_uring_probe followed by room for every opcode.
 type Probe struct {
-	LastOp uint8
+	LastOp Op
 	OpsLen uint8
 	Resv   uint16
 	Resv2  [3]uint32
@@ -94,7 +94,7 @@ type Probe struct {
 }
 
 // Supported reports whether the kernel that filled p knows opcode op.
-func (p *Probe) Supported(op uint8) bool {
+func (p *Probe) Supported(op Op) bool {
 	if op > p.LastOp || int(op) >= int(p.OpsLen) {
 		return false
 	}
@@ -186,8 +186,12 @@ const (
 )
 
 // Opcodes (enum io_uring_op).
+// Op is an io_uring operation code (enum io_uring_op), as an SQE carries
+// it and as the kernel's probe (IORING_REGISTER_PROBE) reports it.
+type Op uint8
+
 const (
-	OpNop = iota
+	OpNop Op = iota
 	OpReadv
 	OpWritev
 	OpFsync

@@ -6,7 +6,8 @@ import (
 )
 
 // Kernel is what package rio needs from an io_uring instance: the running
-// kernel's (see Open), or a simulated one for tests. rio drives both through
+// kernel's (package rio's realKernel, over Setup, Map and Enter), or a
+// simulated one for tests. rio drives both through
 // the same shared-memory protocol: it writes SQEs and the SQ tail into
 // Rings, calls Enter, and reads CQEs and the CQ tail back.
 type Kernel interface {

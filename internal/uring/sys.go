@@ -1,6 +1,7 @@
 package uring
 
 import (
+	"errors"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -179,3 +180,26 @@ func LoadAcquire(p *uint32) uint32 { return atomic.LoadUint32(p) }
 
 // StoreRelease publishes v at p.
 func StoreRelease(p *uint32, v uint32) { atomic.StoreUint32(p, v) }
+
+// ErrNotSupported and ErrResourceLimit are rio's. They are defined here,
+// below package rio, so that helpers under internal/ (testutil's
+// RequireRing and SetupClass) can match them without importing rio.
+var (
+	ErrNotSupported  = errors.New("not supported")
+	ErrResourceLimit = errors.New("resource limit")
+)
+
+// Addr returns p as the 64-bit address that an SQE, a registration
+// argument or a ring entry carries. It is the one place where a pointer
+// becomes a number the kernel dereferences: the caller keeps what p points
+// to reachable and pinned (or outside the Go heap) for as long as the
+// kernel may use it.
+func Addr(p unsafe.Pointer) uint64 { return uint64(uintptr(p)) }
+
+// SliceAddr is Addr of b's first element, or 0 for an empty b.
+func SliceAddr[T any](b []T) uint64 {
+	if len(b) == 0 {
+		return 0
+	}
+	return Addr(unsafe.Pointer(unsafe.SliceData(b)))
+}

@@ -8,6 +8,11 @@
 // Broken variants of the Runner (see Broken) leave one of those out; tests
 // use them to show that each fault class of the simulated kernel catches
 // the bug it is meant to catch.
+//
+// rio's own model tests and fuzzers use it; it lives beside riotest, not
+// under internal/, because it drives a rio.Ring, and nothing under
+// internal/ imports package rio (the layering is adapters, then rio, then
+// internal).
 package prog
 
 import (
