@@ -2,10 +2,11 @@ package rio
 
 import (
 	"context"
-	"errors"
+	"fmt"
 	"iter"
 	"sync"
 	"sync/atomic"
+	"syscall"
 )
 
 // Operation is an operation whose completion a Collector can report. Every
@@ -23,10 +24,10 @@ func (c *Completion[T]) operation() *op {
 
 // errCollected is returned by Collector.Add for an operation that is
 // already in a Collector.
-var errCollected = errors.New("rio: operation already added to a Collector")
+var errCollected = fmt.Errorf("rio: operation already added to a Collector: %w", syscall.EINVAL)
 
 // errNilOperation is returned by Collector.Add for a nil operation.
-var errNilOperation = errors.New("rio: nil operation added to a Collector")
+var errNilOperation = fmt.Errorf("rio: nil operation added to a Collector: %w", syscall.EINVAL)
 
 // Collector hands back operations in the order in which they complete, so
 // that one goroutine can keep many in flight and handle each as soon as it
@@ -92,7 +93,8 @@ func (o *op) waiterOf() *waiter {
 // Batch not yet submitted: it counts as pending until the Batch is
 // submitted and it completes (or the Batch fails to submit, which completes
 // it with the error). An operation can be in one Collector only, once; Add
-// fails for one added before, and for a nil op. Waiting on the operation
+// fails for one added before, and for a nil op, with an error matching
+// syscall.EINVAL. Waiting on the operation
 // directly stays possible.
 func (q *Collector[K]) Add(op Operation, key K) error {
 	if op == nil {

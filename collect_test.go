@@ -80,6 +80,8 @@ func TestCollectorCompletions(t *testing.T) {
 	}
 	assert.ErrorIs(t, q.Add(done, done), errCollected, "added twice")
 	assert.ErrorIs(t, q.Add(nil, nil), errNilOperation)
+	assert.ErrorIs(t, q.Add(done, done), syscall.EINVAL, "added twice")
+	assert.ErrorIs(t, q.Add(nil, nil), syscall.EINVAL, "nil op")
 	var nilc *Completion[int]
 	var qi Collector[int]
 	assert.ErrorIs(t, qi.Add(nilc, 0), errNilOperation)

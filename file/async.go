@@ -3,10 +3,12 @@ package file
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"iter"
 	"sync"
+	"syscall"
 
 	"github.com/gorio/rio"
 	"golang.org/x/sys/unix"
@@ -44,7 +46,7 @@ type Op struct {
 	err  error
 }
 
-var errNilOp = errors.New("file: nil Op added to a Collector")
+var errNilOp = fmt.Errorf("file: nil Op added to a Collector: %w", syscall.EINVAL)
 
 // errNotSubmitted is the error of an Op of a Batch not yet submitted.
 var errNotSubmitted = errors.New("file: operation of a Batch that was not submitted")

@@ -127,6 +127,7 @@ func TestCollectorOps(t *testing.T) {
 	_, ok := q.TryNext()
 	assert.False(t, ok)
 	assert.ErrorIs(t, q.Add(nil, 0), errNilOp)
+	assert.ErrorIs(t, q.Add(nil, 0), syscall.EINVAL)
 }
 
 // TestBatchEnters: 5,000 reads started from one goroutine through a Batch

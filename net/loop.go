@@ -187,6 +187,7 @@ type PanicError struct {
 	Stack []byte // the panicking goroutine's stack
 }
 
+// Error reports the panic value.
 func (e *PanicError) Error() string { return fmt.Sprintf("rionet: handler panic: %v", e.Value) }
 
 // Unwrap returns the panic value if it is an error.
@@ -197,7 +198,7 @@ func (e *PanicError) Unwrap() error {
 
 func (s *LoopServer) withDefaults() error {
 	if s.OnData == nil {
-		return errors.New("rionet: LoopServer.OnData is nil")
+		return fmt.Errorf("rionet: LoopServer.OnData is nil: %w", syscall.EINVAL)
 	}
 	if s.Loops <= 0 {
 		s.Loops = max(1, runtime.GOMAXPROCS(0)-1)

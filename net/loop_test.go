@@ -760,6 +760,25 @@ func TestLoopNotSupported(t *testing.T) {
 	}
 }
 
+// A LoopServer without OnData is a caller's mistake: Serve says so with an
+// error matching EINVAL, and leaves ln open.
+func TestLoopNoOnData(t *testing.T) {
+	s := &rionet.LoopServer{}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := s.Serve(ln); !errors.Is(err, syscall.EINVAL) {
+		t.Fatalf("Serve without OnData: %v, want an error matching EINVAL", err)
+	}
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		t.Fatalf("ln closed by a Serve that did not serve: %v", err)
+	}
+	c.Close()
+}
+
 // The loop allocates nothing per request: an echo over one connection,
 // driven with raw system calls so that the client allocates nothing
 // either, leaves the process's count of heap allocations where it was.

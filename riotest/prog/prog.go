@@ -50,6 +50,7 @@ const (
 var kindNames = [...]string{"write", "read", "writev", "readv", "fsync", "fdatasync", "fallocate",
 	"truncate", "stat", "nop", "linked-writes", "batch-writes", "drain-read"}
 
+// String returns the kind's short name, as programs print it.
 func (k Kind) String() string {
 	if int(k) < len(kindNames) {
 		return kindNames[k]
