@@ -336,13 +336,18 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		r.unsubmit([]uint32{idx}, ops[:], true)
 		return
 	}
-	if r.deferLocked(internal) {
+	// A multishot operation is entered at once, not deferred: it is
+	// submitted once and lives long, so deferring saves little, and its
+	// first submission is on the stack of every first Read of a rionet
+	// connection, where the flush from Stream.Wait, one call chain deeper,
+	// grew parked readers' stacks past 2 KiB (TestParkedReadStack under
+	// load). Its results come later: its submitter does not reap (see
+	// "Stack depth").
+	_, stream := o.hook().(*streamCore)
+	if !stream && r.deferLocked(internal) {
 		r.mu.Unlock()
 		return
 	}
-	// A multishot operation's results come later: its submitter does not
-	// reap (see "Stack depth").
-	_, stream := o.hook().(*streamCore)
 	r.flushLocked(!stream)
 }
 
@@ -354,7 +359,7 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 // reap, and reap flushes first), with a full SQ, and, for an operation
 // nobody waits for, from the ring's flush timer, flushDelay after the
 // first unflushed submission. Batch.Submit, cancellations, the queue's
-// pump and SQPOLL rings do not defer.
+// pump, SQPOLL rings and multishot streams do not defer.
 
 // flushDelay bounds how long a published SQE nobody waits for stays
 // unsubmitted while its goroutine runs on; a goroutine that parks lets
