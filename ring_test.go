@@ -439,12 +439,18 @@ func TestFireAndForget(t *testing.T) {
 	for i := 0; i < 100; i++ {
 		r.WriteAt(int(f.Fd()), []byte{byte(i)}, int64(i))
 	}
+	// The kernel may run the writes in any order (io-wq workers), so wait
+	// until every byte has arrived, not just the last.
+	want := make([]byte, 100)
+	for i := range want {
+		want[i] = byte(i)
+	}
 	var got []byte
 	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		var err error
 		got, err = os.ReadFile(f.Name())
 		require.NoError(t, err)
-		if len(got) == 100 && got[99] == 99 {
+		if bytes.Equal(got, want) {
 			break
 		}
 	}
