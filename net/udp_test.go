@@ -64,7 +64,7 @@ func listenUDP(t *testing.T, s stack, network, address string) udpConn {
 
 // udpModes runs f with each way rionet can receive datagrams: a recvmsg
 // per receive (tried directly, then on the ring), and the multishot
-// recvmsg (RIONET_UDP=multishot).
+// recvmsg (SetUDPMultishotForTest).
 func udpModes(t *testing.T, f func(t *testing.T)) {
 	for _, multishot := range []bool{false, true} {
 		name := "oneshot"
