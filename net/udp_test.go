@@ -404,8 +404,7 @@ func testUDPConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				msg := bytes.Repeat([]byte{byte(g)}, 1+i%700)
-				if _, err := b.WriteTo(msg, a.LocalAddr()); err != nil {
-					t.Error(err)
+				if _, err := b.WriteTo(msg, a.LocalAddr()); !assert.NoError(t, err) {
 					return
 				}
 			}
@@ -424,9 +423,7 @@ func testUDPConcurrent(t *testing.T) {
 				if err != nil {
 					return
 				}
-				if !bytes.Equal(buf[:n], bytes.Repeat(buf[:1], n)) {
-					t.Errorf("a datagram of %d bytes mixes senders", n)
-				}
+				assert.True(t, bytes.Equal(buf[:n], bytes.Repeat(buf[:1], n)), "a datagram of %d bytes mixes senders", n)
 				got <- n
 			}
 		}()
