@@ -112,8 +112,29 @@ func connFD(t *testing.T, c *rionet.Conn) int {
 // makes the stream crawl: a receiver whose window has closed keeps it
 // closed while its free space is below one MSS, so the sender moves on
 // zero-window probes, about 8 KiB every 200 ms. Tests that move more than
-// a few hundred KiB this way use setBuffers with a larger size.
+// a few hundred KiB this way use setBuffers with a larger size; tests that
+// need the stream to finish use streamBuffers.
 func shrinkBuffers(t *testing.T, c *rionet.Conn) { setBuffers(t, c, 4096) }
+
+// streamBuffers makes c's send buffer small, so that writes fill the socket
+// and wait on the ring, without stalling a TCP stream. Over TCP on loopback
+// 4 KiB receive buffers can stall it outright: the sockets drop segments
+// (ss -m: skmem d grows; TcpExtTCPRcvQDrop), the echo server, blocked in
+// its write, stops reading with its receive queue over its buffer, and both
+// sides sit in retransmission backoff (ss: backoff 6-9, rto 13-104 s) with
+// every ring op correctly waiting. Package net alone does the same: an echo
+// of up to 128 KiB with both buffers at 4 KiB took over 1 s in 20 of 40
+// runs and stalled past 5 s in 1; a TestSimConnStream seed stayed stuck
+// for 3 minutes. So over TCP the receive buffer is 32 KiB (package net: 0
+// of 100 runs over 1 s); the 4 KiB send buffer alone makes about as many
+// ring sends as before.
+func streamBuffers(t *testing.T, c *rionet.Conn) {
+	t.Helper()
+	shrinkBuffers(t, c)
+	if c.LocalAddr().Network() == "tcp" {
+		require.NoError(t, unix.SetsockoptInt(connFD(t, c), unix.SOL_SOCKET, unix.SO_RCVBUF, 32<<10))
+	}
+}
 
 // setBuffers sets both socket buffers of c to size bytes (the kernel
 // doubles it).
@@ -241,8 +262,8 @@ func simConnStream(t *testing.T, faults riotest.Faults, nseeds int) {
 					defer ft.add(s.k)
 					client, server := s.pair()
 					if !ringSend {
-						shrinkBuffers(t, client)
-						shrinkBuffers(t, server)
+						streamBuffers(t, client)
+						streamBuffers(t, server)
 					}
 					rng := rand.New(rand.NewPCG(seed, 1))
 					data := randBytes(rng, 16<<10+rng.IntN(112<<10))
