@@ -39,6 +39,11 @@ type op struct {
 	// kernelWrites says whether the kernel writes buf (reads) or only reads
 	// it (writes); the race detector hooks model the kernel's access.
 	kernelWrites bool
+	// stream says that the op is the first field of a streamCore, which
+	// is its cqeHook (see hook). It costs the op no size (padding), and
+	// spares a Stream an opExtra: a server keeps one Stream per idle
+	// connection.
+	stream bool
 }
 
 // buf returns the op's data buffer. The op keeps its pointer and length
@@ -93,12 +98,17 @@ type opExtra struct {
 	q        *queued          // the queued submission, if the op waited for a slot
 	// hook, if set, sees every CQE of the op (see cqeHook). It lives here
 	// rather than in op, which keeps the op of every operation in the
-	// 64-byte size class.
+	// 64-byte size class. A Stream's op does not use it (op.stream).
 	hook cqeHook
 }
 
 // hook returns the op's cqeHook, or nil.
 func (o *op) hook() cqeHook {
+	if o.stream {
+		// o is the first field of its streamCore, so the two share an
+		// address.
+		return (*streamCore)(unsafe.Pointer(o))
+	}
 	if o.x == nil {
 		return nil
 	}
