@@ -2,6 +2,8 @@ package rio
 
 import (
 	"context"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -14,7 +16,32 @@ const (
 	stateNew     uint32 = iota // prepared in a Batch, not yet submitted
 	statePending               // owned by the ring: in its in-flight table
 	stateDone                  // result published; the kernel holds nothing
+	// stateSettled: done, and the goroutine that finished the op no
+	// longer touches it, so its memory may be reused (Recycle, Release).
+	stateSettled
+	stateReleased // handed back for reuse: Wait returns errReleased
 )
+
+// done reports whether o's result is published.
+func (o *op) done() bool {
+	s := o.state.Load()
+	return s == stateDone || s == stateSettled
+}
+
+// settle waits until o is settled, if it is done, and reports whether it
+// is: a finisher between its two stores (finish) is never long.
+func (o *op) settle() bool {
+	for {
+		switch o.state.Load() {
+		case stateSettled:
+			return true
+		case stateDone:
+			runtime.Gosched()
+		default:
+			return false
+		}
+	}
+}
 
 // op is the untyped part of every operation: the SQE to submit, the
 // references that keep its memory alive while the kernel owns it, and the
@@ -39,6 +66,8 @@ type op struct {
 	// kernelWrites says whether the kernel writes buf (reads) or only reads
 	// it (writes); the race detector hooks model the kernel's access.
 	kernelWrites bool
+	// pooled: a Ring method's Completion, which Release may recycle.
+	pooled bool
 }
 
 // buf returns the op's data buffer. The op keeps its pointer and length
@@ -140,6 +169,8 @@ func (o *op) finish() {
 		close(w.ch)
 		w.in.Load().fire()
 	}
+	// The last touch: from here on, the op's memory may be reused.
+	o.state.Store(stateSettled)
 }
 
 // finishRes completes o with a result the kernel did not post: o was
@@ -165,16 +196,18 @@ func (o *op) fail(err error) {
 // the latter case, after asking the kernel to cancel the op.
 func (o *op) wait(ctx context.Context) error {
 	switch o.state.Load() {
-	case stateDone:
+	case stateDone, stateSettled:
 		return nil
 	case stateNew:
 		return errNotSubmitted
+	case stateReleased:
+		return errReleased
 	}
 	r := o.ring
 	// The CQE may already be in the completion queue: reap it here rather
 	// than park and be woken by the reaper.
 	r.reap()
-	if o.state.Load() == stateDone {
+	if o.done() {
 		return nil
 	}
 	w := o.waiterOf()
@@ -182,7 +215,7 @@ func (o *op) wait(ctx context.Context) error {
 	// waiter, now load the state. One of the two sees the other: if finish
 	// ran between our first check and the store, it found no waiter to
 	// wake, and the state says done here.
-	if o.state.Load() == stateDone {
+	if o.done() {
 		return nil
 	}
 	if !r.arm() {
@@ -192,7 +225,7 @@ func (o *op) wait(ctx context.Context) error {
 		return nil
 	}
 	defer r.disarm()
-	if o.state.Load() == stateDone {
+	if o.done() {
 		return nil
 	}
 	if ctx == nil {
@@ -289,13 +322,78 @@ func (c *Completion[T]) Cancel() {
 // reaps completions that are ready, so polling Done makes progress.
 func (c *Completion[T]) Done() bool {
 	switch c.state.Load() {
-	case stateDone:
-		return true
+	case stateDone, stateSettled, stateReleased:
+		return true // a released one: Wait says so
 	case stateNew:
 		return false
 	}
 	c.ring.reap()
-	return c.state.Load() == stateDone
+	return c.done()
+}
+
+// Release hands c back for reuse by a later operation of a Ring method
+// with the same result type, which then takes c's memory instead of
+// allocating. It is optional: a Completion never released is garbage
+// collected as usual. Release does nothing unless the operation has
+// completed (the kernel holds nothing of it then), nor for a Completion of
+// a Batch (see Batch.Recycle) or a second time.
+//
+// The caller must be done with c: every Wait, WaitContext and Done on it
+// returned, and no other goroutine uses it. From Release on, c must not be
+// used. Until another operation reuses it, Wait and WaitContext on it
+// return an error matching syscall.EINVAL and Done reports true; once
+// reused, c is that other operation's Completion, and a stale Wait waits
+// for that operation and returns its result, which Release cannot detect.
+// Release therefore suits a loop that owns each Completion from the call
+// that returned it to its last Wait, such as r.Nop().Wait() in a loop.
+func (c *Completion[T]) Release() {
+	p := poolOf[T]()
+	if p == nil || !c.pooled || !c.settle() || !c.state.CompareAndSwap(stateSettled, stateReleased) {
+		return
+	}
+	c.drop()
+	p.Put(c)
+}
+
+// drop clears the references of a released op, so that its memory
+// keeps nothing of the caller's reachable while it waits for reuse.
+func (o *op) drop() {
+	o.ring, o.bufp, o.obj, o.x = nil, nil, nil, nil
+	o.wake.Store(nil)
+}
+
+// pools hold the released Completions of Ring's methods, by result type.
+var pools struct{ none, ints, u32s, bools sync.Pool }
+
+func poolOf[T any]() *sync.Pool {
+	switch any((*T)(nil)).(type) {
+	case *struct{}:
+		return &pools.none
+	case *int:
+		return &pools.ints
+	case *uint32:
+		return &pools.u32s
+	case *bool:
+		return &pools.bools
+	}
+	return nil
+}
+
+// newCompletion returns a zeroed Completion for a Ring method: a released
+// one if there is one, or a new one.
+func newCompletion[T any]() *Completion[T] {
+	var c *Completion[T]
+	if p := poolOf[T](); p != nil {
+		if v, ok := p.Get().(*Completion[T]); ok {
+			c = v
+			*c = Completion[T]{}
+		}
+	}
+	if c == nil {
+		c = new(Completion[T])
+	}
+	c.pooled = true
+	return c
 }
 
 func (c *Completion[T]) result() (T, error) {
