@@ -247,16 +247,24 @@ func (s *slab[T]) grow() {
 	s.free = chunk
 }
 
-// handedOut calls f for every Completion handed out since the last
-// Recycle, among the chunks remembered, until f returns false.
-func (s *slab[T]) handedOut(f func(*op) bool) bool {
-	for i, chunk := range s.used {
-		n := len(chunk)
-		if i == len(s.used)-1 {
-			n -= len(s.free)
+// handedOut returns the chunks handed out from since the last Recycle,
+// among those remembered, and how much of the last one was handed out.
+func (s *slab[T]) handedOut() ([][]Completion[T], int) {
+	if len(s.used) == 0 {
+		return nil, 0
+	}
+	return s.used, len(s.used[len(s.used)-1]) - len(s.free)
+}
+
+// settled reports whether every Completion handed out is settled.
+func (s *slab[T]) settled() bool {
+	chunks, last := s.handedOut()
+	for i, chunk := range chunks {
+		if i == len(chunks)-1 {
+			chunk = chunk[:last]
 		}
-		for j := range chunk[:n] {
-			if !f(&chunk[j].op) {
+		for j := range chunk {
+			if !chunk[j].settle() {
 				return false
 			}
 		}
@@ -264,17 +272,19 @@ func (s *slab[T]) handedOut(f func(*op) bool) bool {
 	return true
 }
 
-// settled reports whether every Completion handed out is settled.
-func (s *slab[T]) settled() bool { return s.handedOut((*op).settle) }
-
 // recycle marks the Completions handed out released and keeps their
 // chunks for reuse.
 func (s *slab[T]) recycle() {
-	s.handedOut(func(o *op) bool {
-		o.drop()
-		o.state.Store(stateReleased)
-		return true
-	})
+	chunks, last := s.handedOut()
+	for i, chunk := range chunks {
+		if i == len(chunks)-1 {
+			chunk = chunk[:last]
+		}
+		for j := range chunk {
+			chunk[j].drop()
+			chunk[j].state.Store(stateReleased)
+		}
+	}
 	s.spare = append(s.spare, s.used...)
 	clear(s.used)
 	s.used, s.free = s.used[:0], nil
