@@ -353,7 +353,8 @@ func (c *Completion[T]) Release() {
 	}
 	c.drop()
 	c.ring = nil
-	p.Put(c)
+	p.p.Put(c)
+	p.n.Add(1)
 }
 
 // drop clears the references of a released op, so that its memory
@@ -376,9 +377,17 @@ func (o *op) drop() {
 }
 
 // pools hold the released Completions of Ring's methods, by result type.
-var pools struct{ none, ints, u32s, bools sync.Pool }
+// A pool's count says how many it may hold (the garbage collector may
+// drop some): a program that never releases pays one atomic load per
+// operation, not a sync.Pool look-up.
+type pool struct {
+	n atomic.Int64
+	p sync.Pool
+}
 
-func poolOf[T any]() *sync.Pool {
+var pools struct{ none, ints, u32s, bools pool }
+
+func poolOf[T any]() *pool {
 	switch any((*T)(nil)).(type) {
 	case *struct{}:
 		return &pools.none
@@ -396,8 +405,9 @@ func poolOf[T any]() *sync.Pool {
 // one if there is one, or a new one.
 func newCompletion[T any]() *Completion[T] {
 	var c *Completion[T]
-	if p := poolOf[T](); p != nil {
-		if v, ok := p.Get().(*Completion[T]); ok {
+	if p := poolOf[T](); p != nil && p.n.Load() > 0 {
+		p.n.Add(-1)
+		if v, ok := p.p.Get().(*Completion[T]); ok {
 			c = v
 			*c = Completion[T]{}
 		}
@@ -411,8 +421,10 @@ func newCompletion[T any]() *Completion[T] {
 
 func (c *Completion[T]) result() (T, error) {
 	var v T
-	if err := c.op.error(); err != nil {
-		return v, err
+	if c.x != nil || c.res < 0 {
+		if err := c.op.error(); err != nil {
+			return v, err
+		}
 	}
 	switch p := any(&v).(type) {
 	case *int:
