@@ -205,10 +205,10 @@ func (b *Batch) Poll(fd int, events uint32) *Completion[uint32] {
 // most maxTracked; older ones are left to the garbage collector), so that
 // Recycle can reuse them.
 type slab[T any] struct {
-	free     []Completion[T]   // the current chunk's rest
-	reused   bool              // the current chunk was recycled: zero each
-	used     [][]Completion[T] // handed out from since the last Recycle, current last
-	spare    [][]Completion[T] // recycled, for later chunks
+	free   []Completion[T]   // the current chunk's rest
+	reused bool              // the current chunk was recycled: zero each
+	used   [][]Completion[T] // handed out from since the last Recycle, current last
+	spare  [][]Completion[T] // recycled, for later chunks
 }
 
 // maxTracked bounds the chunks a slab remembers for Recycle: a Batch that
@@ -409,7 +409,11 @@ var (
 //
 // The Batch remembers the Completions of its last 256 operations of each
 // result type for Recycle; older ones are left to the garbage collector.
+// A Batch of a nil or zero Ring returns an error matching syscall.EINVAL.
 func (b *Batch) Recycle() error {
+	if !b.r.usable() {
+		return errBadRing
+	}
 	if len(b.ops) > 0 {
 		return errRecycleQueued
 	}

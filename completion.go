@@ -335,8 +335,8 @@ func (c *Completion[T]) Done() bool {
 // with the same result type, which then takes c's memory instead of
 // allocating. It is optional: a Completion never released is garbage
 // collected as usual. Release does nothing unless the operation has
-// completed (the kernel holds nothing of it then), nor for a Completion of
-// a Batch (see Batch.Recycle) or a second time.
+// completed (the kernel holds nothing of it then), nor for a nil
+// Completion, one of a Batch (see Batch.Recycle) or a second time.
 //
 // The caller must be done with c: every Wait, WaitContext and Done on it
 // returned, and no other goroutine uses it. From Release on, c must not be
@@ -348,7 +348,7 @@ func (c *Completion[T]) Done() bool {
 // that returned it to its last Wait, such as r.Nop().Wait() in a loop.
 func (c *Completion[T]) Release() {
 	p := poolOf[T]()
-	if p == nil || !c.pooled || !c.settle() || !c.state.CompareAndSwap(stateSettled, stateReleased) {
+	if p == nil || c == nil || !c.pooled || !c.settle() || !c.state.CompareAndSwap(stateSettled, stateReleased) {
 		return
 	}
 	c.drop()

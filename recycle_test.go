@@ -158,6 +158,9 @@ func TestCompletionRelease(t *testing.T) {
 	c.Release() // a Batch's: Recycle's business
 	_, err = c.Wait()
 	require.NoError(t, err)
+
+	var none *Completion[int]
+	none.Release() // does not panic
 }
 
 // Many goroutines reuse Completions at once, with reads whose data tell
