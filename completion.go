@@ -331,8 +331,8 @@ func (c *Completion[T]) Done() bool {
 	return c.done()
 }
 
-// Release hands c back for reuse by a later operation of a Ring method
-// with the same result type, which then takes c's memory instead of
+// Release hands c back to its Ring for reuse by a later operation of one
+// of the Ring's methods, which then takes c's memory instead of
 // allocating. It is optional: a Completion never released is garbage
 // collected as usual. Release does nothing unless the operation has
 // completed (the kernel holds nothing of it then), nor for a nil
@@ -347,14 +347,10 @@ func (c *Completion[T]) Done() bool {
 // Release therefore suits a loop that owns each Completion from the call
 // that returned it to its last Wait, such as r.Nop().Wait() in a loop.
 func (c *Completion[T]) Release() {
-	p := poolOf[T]()
-	if p == nil || c == nil || !c.pooled || !c.settle() || !c.state.CompareAndSwap(stateSettled, stateReleased) {
+	if c == nil || !c.pooled || c.ring == nil || !c.settle() || !c.state.CompareAndSwap(stateSettled, stateReleased) {
 		return
 	}
-	c.drop()
-	c.ring = nil
-	p.p.Put(c)
-	p.n.Add(1)
+	c.ring.free.put(&c.op)
 }
 
 // drop clears the references of a released op, so that its memory
@@ -376,39 +372,54 @@ func (o *op) drop() {
 	}
 }
 
-// pools hold the released Completions of Ring's methods, by result type.
-// A pool's count says how many it may hold (the garbage collector may
-// drop some): a program that never releases pays one atomic load per
-// operation, not a sync.Pool look-up.
-type pool struct {
-	n atomic.Int64
-	p sync.Pool
+// freeOps is a Ring's list of released Completions. Every Completion[T]
+// is an op and nothing else, whatever T, so one list serves all result
+// types. Its count lets a program that never releases pay one atomic load
+// per operation and no lock.
+type freeOps struct {
+	n   atomic.Int32
+	mu  sync.Mutex
+	ops []*op
 }
 
-var pools struct{ none, ints, u32s, bools pool }
+// maxFree bounds a Ring's released Completions (64 KB of them).
+const maxFree = 1024
 
-func poolOf[T any]() *pool {
-	switch any((*T)(nil)).(type) {
-	case *struct{}:
-		return &pools.none
-	case *int:
-		return &pools.ints
-	case *uint32:
-		return &pools.u32s
-	case *bool:
-		return &pools.bools
+func (f *freeOps) put(o *op) {
+	o.drop()
+	o.ring = nil
+	f.mu.Lock()
+	if len(f.ops) < maxFree {
+		f.ops = append(f.ops, o)
+		f.n.Store(int32(len(f.ops)))
 	}
-	return nil
+	f.mu.Unlock()
 }
 
-// newCompletion returns a zeroed Completion for a Ring method: a released
-// one if there is one, or a new one.
-func newCompletion[T any]() *Completion[T] {
+func (f *freeOps) get() *op {
+	if f.n.Load() == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	var o *op
+	if k := len(f.ops); k > 0 {
+		o = f.ops[k-1]
+		f.ops[k-1] = nil
+		f.ops = f.ops[:k-1]
+		f.n.Store(int32(k - 1))
+	}
+	f.mu.Unlock()
+	return o
+}
+
+// newCompletion returns a zeroed Completion for one of r's methods: a
+// released one if r has one, or a new one.
+func newCompletion[T any](r *Ring) *Completion[T] {
 	var c *Completion[T]
-	if p := poolOf[T](); p != nil && p.n.Load() > 0 {
-		p.n.Add(-1)
-		if v, ok := p.p.Get().(*Completion[T]); ok {
-			c = v
+	if r != nil {
+		if o := r.free.get(); o != nil {
+			// Completion[T] is op alone: same size and layout for all T.
+			c = (*Completion[T])(unsafe.Pointer(o))
 			*c = Completion[T]{}
 		}
 	}
