@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"testing"
 	"testing/fstest"
+
+	"github.com/stretchr/testify/require"
 )
 
 // makeTree creates a small tree of files, directories and symbolic links
@@ -14,19 +16,13 @@ func makeTree(t testing.TB, dir string) []string {
 	t.Helper()
 	var files []string
 	for _, d := range []string{"a", "a/b", "a/b/c", "empty", "d"} {
-		if err := os.MkdirAll(filepath.Join(dir, d), 0o755); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.MkdirAll(filepath.Join(dir, d), 0o755))
 	}
 	for i, f := range []string{"top.txt", "a/one", "a/b/two", "a/b/c/three", "d/x.go", "d/y.go", "d/.hidden"} {
-		if err := os.WriteFile(filepath.Join(dir, f), []byte(f+string(rune('A'+i))), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(filepath.Join(dir, f), []byte(f+string(rune('A'+i))), 0o644))
 		files = append(files, f)
 	}
-	if err := os.Symlink("one", filepath.Join(dir, "a/link")); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.Symlink("one", filepath.Join(dir, "a/link")))
 	return files
 }
 
@@ -34,12 +30,8 @@ func TestDirFSTestFS(t *testing.T) {
 	checkLeaks(t)
 	dir := t.TempDir()
 	files := makeTree(t, dir)
-	if err := fstest.TestFS(DirFS(dir), append(files, "a/link")...); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, fstest.TestFS(DirFS(dir), append(files, "a/link")...))
 	// The same checks pass for os.DirFS, so that a difference is ours.
-	if err := fstest.TestFS(os.DirFS(dir), files...); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, fstest.TestFS(os.DirFS(dir), files...))
 	var _ fs.ReadLinkFS = DirFS(dir).(fs.ReadLinkFS)
 }

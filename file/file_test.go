@@ -41,16 +41,12 @@ func TestIOTestReader(t *testing.T) {
 			data := randBytes(size)
 			name := writeTemp(t, data)
 			f := mustOpenRing(t, r, name, os.O_RDONLY)
-			if err := iotest.TestReader(f, data); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, iotest.TestReader(f, data))
 			// And through the shared ring, with Open.
 			g, err := Open(name)
 			require.NoError(t, err)
 			defer g.Close()
-			if err := iotest.TestReader(g, data); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, iotest.TestReader(g, data))
 			// Readers that read in odd pieces.
 			g.Seek(0, io.SeekStart)
 			got, err := io.ReadAll(iotest.OneByteReader(g))
@@ -123,13 +119,11 @@ func setImmutable(t *testing.T, name string) {
 	require.NoError(t, err)
 	defer f.Close()
 	var flags int32 // the kernel reads and writes an int
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.FS_IOC_GETFLAGS, uintptr(unsafe.Pointer(&flags))); e != 0 {
-		t.Fatalf("FS_IOC_GETFLAGS: %v", e)
-	}
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.FS_IOC_GETFLAGS, uintptr(unsafe.Pointer(&flags)))
+	require.Zero(t, e, "FS_IOC_GETFLAGS: %v", e)
 	flags |= fsImmutableFl
-	if _, _, e := unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.FS_IOC_SETFLAGS, uintptr(unsafe.Pointer(&flags))); e != 0 {
-		t.Fatalf("FS_IOC_SETFLAGS: %v", e)
-	}
+	_, _, e = unix.Syscall(unix.SYS_IOCTL, f.Fd(), unix.FS_IOC_SETFLAGS, uintptr(unsafe.Pointer(&flags)))
+	require.Zero(t, e, "FS_IOC_SETFLAGS: %v", e)
 	t.Cleanup(func() {
 		flags &^= fsImmutableFl
 		g, err := os.Open(name)
@@ -525,9 +519,8 @@ func TestCloseCancelsBlockedRead(t *testing.T) {
 	require.NoError(t, f.Close())
 	for range 2 {
 		err := <-errc
-		if !errors.Is(err, fs.ErrClosed) && !errors.Is(err, syscall.ECANCELED) && !errors.Is(err, syscall.ESPIPE) {
-			t.Fatalf("blocked read ended with %v, want fs.ErrClosed", err)
-		}
+		require.True(t, errors.Is(err, fs.ErrClosed) || errors.Is(err, syscall.ECANCELED) || errors.Is(err, syscall.ESPIPE),
+			"blocked read ended with %v, want fs.ErrClosed", err)
 	}
 }
 
@@ -693,9 +686,7 @@ func TestDirect(t *testing.T) {
 	r := newRing(t)
 	name := filepath.Join(t.TempDir(), "direct")
 	f, err := OpenFileRing(r, name, os.O_RDWR|os.O_CREATE|syscall.O_DIRECT, 0o644)
-	if errors.Is(err, syscall.EINVAL) {
-		t.Fatalf("the test directory's filesystem refuses O_DIRECT: %v", err)
-	}
+	require.NotErrorIs(t, err, syscall.EINVAL, "the test directory's filesystem refuses O_DIRECT")
 	require.NoError(t, err)
 	defer f.Close()
 	a, err := f.Alignment()

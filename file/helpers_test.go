@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/gorio/rio"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // requireURing is set by RIO_REQUIRE_URING=1: then a missing kernel feature
@@ -40,12 +42,10 @@ func skipUnsupported(t testing.TB, err error) {
 		return
 	}
 	if errors.Is(err, rio.ErrNotSupported) {
-		if requireURing {
-			t.Fatalf("RIO_REQUIRE_URING=1 but: %v", err)
-		}
+		require.False(t, requireURing, "RIO_REQUIRE_URING=1 but: %v", err)
 		t.Skipf("kernel feature missing: %v", err)
 	}
-	t.Fatal(err)
+	require.NoError(t, err)
 }
 
 // newRing returns a private Ring, closed when t ends.
@@ -74,9 +74,8 @@ func checkLeaks(t *testing.T) {
 	sharedRing(t) // created once, and never closed: not a leak
 	// Nor is the first ring for streams, made on first use.
 	if len(streamRings.load()) == 0 {
-		if _, err := streamRings.grow(0); err != nil {
-			t.Fatal(err)
-		}
+		_, err := streamRings.grow(0)
+		require.NoError(t, err)
 	}
 	g0 := runtime.NumGoroutine()
 	fds0 := openFds(t)
@@ -91,7 +90,7 @@ func checkLeaks(t *testing.T) {
 		if g := runtime.NumGoroutine(); g > g0 {
 			buf := make([]byte, 1<<20)
 			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("goroutine leak: %d before, %d after\n%s", g0, g, buf)
+			assert.Failf(t, "goroutine leak", "%d before, %d after\n%s", g0, g, buf)
 		}
 		fds1 := openFds(t)
 		var extra []string
@@ -101,18 +100,14 @@ func checkLeaks(t *testing.T) {
 			}
 		}
 		sort.Strings(extra)
-		if len(extra) > 0 {
-			t.Errorf("file descriptor leak:\n%s", strings.Join(extra, "\n"))
-		}
+		assert.Empty(t, extra, "file descriptor leak:\n%s", strings.Join(extra, "\n"))
 	})
 }
 
 func openFds(t testing.TB) map[string]string {
 	t.Helper()
 	ents, err := os.ReadDir("/proc/self/fd")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	m := make(map[string]string)
 	for _, e := range ents {
 		target, err := os.Readlink(filepath.Join("/proc/self/fd", e.Name()))
@@ -128,18 +123,14 @@ func openFds(t testing.TB) map[string]string {
 func writeTemp(t testing.TB, data []byte) string {
 	t.Helper()
 	name := filepath.Join(t.TempDir(), "data")
-	if err := os.WriteFile(name, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(name, data, 0o644))
 	return name
 }
 
 func mustOpenRing(t testing.TB, r *rio.Ring, name string, flag int) *File {
 	t.Helper()
 	f, err := OpenFileRing(r, name, flag, 0o644)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { f.Close() })
 	return f
 }

@@ -10,13 +10,12 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 )
 
@@ -82,7 +81,7 @@ type modelEnv struct {
 
 // TestModel runs seeded random sequences of File methods on a File and on
 // an *os.File, side by side, and compares every result and the final
-// contents with go-cmp. A failure prints the seed; rerun it with
+// contents. A failure prints the seed; rerun it with
 // -model.seed=N.
 func TestModel(t *testing.T) {
 	r := newRing(t)
@@ -101,9 +100,7 @@ func TestModel(t *testing.T) {
 			openOS := func(name string, flag int) (fileLike, error) { return os.OpenFile(name, flag, 0o644) }
 			runModel(t, seed, openRio, openOS)
 		})
-		if !ok {
-			t.Fatalf("TestModel failed with seed %d: rerun with go test -run TestModel -model.seed=%d", seed, seed)
-		}
+		require.True(t, ok, "TestModel failed with seed %d: rerun with go test -run TestModel -model.seed=%d", seed, seed)
 	}
 }
 
@@ -126,14 +123,10 @@ func runModel(t *testing.T, seed uint64, openA, openB func(string, int) (fileLik
 			if n == "src" {
 				data = srcData
 			}
-			if err := os.WriteFile(filepath.Join(dir, n), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, os.WriteFile(filepath.Join(dir, n), data, 0o644))
 		}
 		f, err := open(filepath.Join(dir, "f"), flag)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		t.Cleanup(func() { f.Close() })
 		envs[i] = &modelEnv{dir: dir, f: f, open: open}
 	}
@@ -159,37 +152,20 @@ func runModel(t *testing.T, seed uint64, openA, openB func(string, int) (fileLik
 		for k, e := range envs {
 			got[k] = e.apply(t, kind, n, off, whence, data, limit, srcOff)
 		}
-		// go-cmp walks byte slices element by element: check equality
-		// cheaply first, and let it explain a difference.
-		if reflect.DeepEqual(got[0], got[1]) {
-			continue
-		}
-		if d := cmp.Diff(got[0], got[1]); d != "" {
-			t.Fatalf("seed %d, operation %d (%s): rio (-) and os (+) differ:\n%s", seed, i, got[1].Op, d)
-		}
+		require.Equal(t, got[1], got[0], "seed %d, operation %d (%s): rio (actual) differs from os (expected)", seed, i, got[1].Op)
 	}
 	var final [2][]byte
 	var modes [2]fs.FileMode
 	for k, e := range envs {
 		fi, err := e.f.Stat()
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		modes[k] = fi.Mode()
-		if err := e.f.Close(); err != nil {
-			t.Fatalf("seed %d: Close: %v", seed, err)
-		}
+		require.NoError(t, e.f.Close(), "seed %d: Close", seed)
 		final[k], err = os.ReadFile(filepath.Join(e.dir, "f"))
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 	}
-	if !bytes.Equal(final[0], final[1]) {
-		t.Fatalf("seed %d: final contents differ (-rio +os):\n%s", seed, cmp.Diff(final[0], final[1]))
-	}
-	if modes[0] != modes[1] {
-		t.Fatalf("seed %d: modes differ: %v and %v", seed, modes[0], modes[1])
-	}
+	require.Equal(t, final[1], final[0], "seed %d: final contents differ, rio (actual), os (expected)", seed)
+	require.Equal(t, modes[1], modes[0], "seed %d: modes differ, rio (actual), os (expected)", seed)
 }
 
 func fillRand(rng *rand.Rand, b []byte) {
@@ -238,13 +214,10 @@ func (e *modelEnv) apply(t *testing.T, kind, n int, off int64, whence int, data 
 		// ReadFrom a file of the same implementation, possibly limited:
 		// the copy_file_range path.
 		src, err := e.open(filepath.Join(e.dir, "src"), os.O_RDONLY)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer src.Close()
-		if _, err := src.Seek(srcOff, io.SeekStart); err != nil {
-			t.Fatal(err)
-		}
+		_, err = src.Seek(srcOff, io.SeekStart)
+		require.NoError(t, err)
 		var r io.Reader = src
 		op := fmt.Sprintf("ReadFrom(file at %d)", srcOff)
 		if limit%2 == 0 {
@@ -311,7 +284,7 @@ var pathModelRuns = flag.Int("pathmodel.runs", 10, "number of seeds TestPathMode
 // functions, the directory methods of File and DirFS's methods on two
 // twin trees, one with this package and one with package os, and compares
 // every result, error texts included (with the roots made the same), and
-// the final trees, with go-cmp. A failure prints the seed; rerun it with
+// the final trees. A failure prints the seed; rerun it with
 // -model.seed=N.
 func TestPathModel(t *testing.T) {
 	checkLeaks(t)
@@ -331,9 +304,7 @@ func TestPathModel(t *testing.T) {
 			defer noResolveCached.Store(false)
 			runPathModel(t, seed)
 		})
-		if !ok {
-			t.Fatalf("TestPathModel failed with seed %d: rerun with go test -run TestPathModel -model.seed=%d", seed, seed)
-		}
+		require.True(t, ok, "TestPathModel failed with seed %d: rerun with go test -run TestPathModel -model.seed=%d", seed, seed)
 	}
 }
 
@@ -348,9 +319,7 @@ func runPathModel(t *testing.T, seed uint64) {
 		// Each root in a directory of its own: names such as "l/.."
 		// reach its parent.
 		root := filepath.Join(t.TempDir(), "root")
-		if err := os.Mkdir(root, 0o755); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.Mkdir(root, 0o755))
 		r := &rec{root: root}
 		for range *modelOps {
 			pathModelStep(t, rng, p, r)
@@ -361,12 +330,8 @@ func runPathModel(t *testing.T, seed uint64) {
 		got[k] = outcome{r.steps}
 		trees[k] = listTree(t, r.root)
 	}
-	if d := cmp.Diff(got[1], got[0]); d != "" {
-		t.Fatalf("seed %d: rio (+) differs from os (-):\n%s", seed, d)
-	}
-	if d := cmp.Diff(trees[1], trees[0]); d != "" {
-		t.Fatalf("seed %d: final trees differ, rio (+), os (-):\n%s", seed, d)
-	}
+	require.Equal(t, got[1], got[0], "seed %d: rio (actual) differs from os (expected)", seed)
+	require.Equal(t, trees[1], trees[0], "seed %d: final trees differ, rio (actual), os (expected)", seed)
 }
 
 func pathModelStep(t *testing.T, rng *rand.Rand, p impl, r *rec) {
@@ -487,8 +452,6 @@ func listTree(t *testing.T, root string) []string {
 		out = append(out, s)
 		return nil
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	return out
 }

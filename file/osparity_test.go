@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
@@ -166,9 +165,7 @@ func parity(t *testing.T, fn func(t *testing.T, p impl, r *rec)) {
 		fn(t, p, r)
 		got[i] = outcome{r.steps}
 	}
-	if d := cmp.Diff(got[1], got[0]); d != "" {
-		t.Errorf("rio (+) differs from os (-):\n%s", d)
-	}
+	assert.Equal(t, got[1], got[0], "rio (actual) differs from os (expected)")
 }
 
 // bothStatPaths runs test with Stat's cached path, and with every Stat
@@ -594,7 +591,7 @@ func TestDeadlineMovesBlockedRead(t *testing.T) {
 		case err := <-errc:
 			return err
 		case <-time.After(10 * time.Second):
-			t.Fatal("the blocked Read did not return")
+			require.FailNow(t, "the blocked Read did not return")
 			return nil
 		}
 	}

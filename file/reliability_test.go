@@ -64,7 +64,10 @@ func TestCloseFIFOReadersOnFullRing(t *testing.T) {
 		time.Sleep(time.Millisecond) // let the reads block (not a timing assertion)
 	}
 	for _, f := range files {
-		if !within(t, 20*time.Second, "Close of a FIFO reader on a full ring", func() { require.NoError(t, f.Close()) }) {
+		// within runs the function on a goroutine of its own: assert, and
+		// stop the test from here.
+		var ok bool
+		if !within(t, 20*time.Second, "Close of a FIFO reader on a full ring", func() { ok = assert.NoError(t, f.Close()) }) || !ok {
 			t.FailNow()
 		}
 	}
@@ -107,22 +110,34 @@ func TestSharedRingsGrow(t *testing.T) {
 	assert.Zero(t, first.Stats().InFlight, "no read of a stream holds a slot of DefaultRing")
 	data := []byte("unrelated")
 	name := writeTemp(t, data)
+	// within runs these functions on a goroutine of its own: they assert
+	// and return, and the test stops from here if they failed.
+	var ok bool
 	if !within(t, 20*time.Second, "an unrelated Open, read and Close", func() {
 		f, err := Open(name)
-		require.NoError(t, err)
+		if !assert.NoError(t, err) {
+			return
+		}
+		defer f.Close()
 		got := make([]byte, len(data))
 		_, err = f.ReadAt(got, 0)
-		require.NoError(t, err)
+		if !assert.NoError(t, err) {
+			return
+		}
 		assert.Equal(t, data, got)
-		require.NoError(t, f.Close())
-	}) {
+		ok = assert.NoError(t, f.Close())
+	}) || !ok {
 		t.FailNow()
 	}
+	ok = false
 	if !within(t, 20*time.Second, "Close of the FIFO readers", func() {
 		for _, f := range files {
-			require.NoError(t, f.Close())
+			if !assert.NoError(t, f.Close()) {
+				return
+			}
 		}
-	}) {
+		ok = true
+	}) || !ok {
 		t.FailNow()
 	}
 	for range files {
@@ -155,14 +170,14 @@ func TestZeroFile(t *testing.T) {
 		func() {
 			defer func() {
 				if p := recover(); p != nil {
-					t.Errorf("%s panicked: %v", m.Name, p)
+					assert.Failf(t, "panic", "%s panicked: %v", m.Name, p)
 				}
 			}()
 			out = fn.Call(args)
 		}()
 		for _, o := range out {
-			if err, ok := o.Interface().(error); ok && !errors.Is(err, syscall.EINVAL) && !errors.Is(err, fs.ErrClosed) {
-				t.Errorf("%s: %v, want an error matching EINVAL or fs.ErrClosed", m.Name, err)
+			if err, ok := o.Interface().(error); ok {
+				assert.True(t, errors.Is(err, syscall.EINVAL) || errors.Is(err, fs.ErrClosed), "%s: %v, want an error matching EINVAL or fs.ErrClosed", m.Name, err)
 			}
 		}
 		if m.Name == "Fd" {

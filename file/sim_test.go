@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"reflect"
 	"runtime"
 	"sort"
 	"strings"
@@ -21,8 +20,8 @@ import (
 	"time"
 
 	"github.com/gorio/rio/internal/testutil"
-
-	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/riotest"
@@ -69,7 +68,7 @@ func simLeakCheck(t *testing.T) {
 		if g := runtime.NumGoroutine(); g > g0 {
 			buf := make([]byte, 1<<20)
 			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("goroutine leak: %d before, %d after\n%s", g0, g, buf)
+			assert.Failf(t, "goroutine leak", "%d before, %d after\n%s", g0, g, buf)
 		}
 		var extra []string
 		for fd, target := range openFds(t) {
@@ -78,9 +77,7 @@ func simLeakCheck(t *testing.T) {
 			}
 		}
 		sort.Strings(extra)
-		if len(extra) > 0 {
-			t.Errorf("file descriptor leak:\n%s", strings.Join(extra, "\n"))
-		}
+		assert.Empty(t, extra, "file descriptor leak:\n%s", strings.Join(extra, "\n"))
 	})
 }
 
@@ -95,9 +92,7 @@ func simDir(t *testing.T) string {
 func simTemp(t *testing.T, data []byte) string {
 	t.Helper()
 	name := filepath.Join(simDir(t), "data")
-	if err := os.WriteFile(name, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(name, data, 0o644))
 	return name
 }
 
@@ -113,7 +108,7 @@ func within(t *testing.T, d time.Duration, what string, f func()) bool {
 	case <-time.After(d):
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
-		t.Errorf("%s did not return within %v\n%s", what, d, buf)
+		assert.Failf(t, "timeout", "%s did not return within %v\n%s", what, d, buf)
 		return false
 	}
 }
@@ -361,13 +356,9 @@ func runSimModel(t *testing.T, seed uint64, faults riotest.Faults, ops int, eaga
 	rng := rand.New(rand.NewPCG(seed, 0x5eed))
 	k := riotest.NewKernel(riotest.Config{Seed: seed, Faults: faults})
 	r, err := rio.New(k.Option(), rio.WithEntries(8))
-	if err != nil {
-		t.Fatalf("seed %d: rio.New: %v", seed, err)
-	}
+	require.NoError(t, err, "seed %d: rio.New", seed)
 	t.Cleanup(func() {
-		if err := r.Close(); err != nil {
-			t.Errorf("seed %d: Ring.Close: %v", seed, err)
-		}
+		assert.NoError(t, r.Close(), "seed %d: Ring.Close", seed)
 		if t.Failed() {
 			t.Logf("riotest: simulated kernel seed %d; replay with RIO_SEED=%d", seed, seed)
 		}
@@ -383,9 +374,7 @@ func runSimModel(t *testing.T, seed uint64, faults riotest.Faults, ops int, eaga
 		m.append = true
 	}
 	f, err := OpenFileRing(r, name, flag, 0)
-	if err != nil {
-		t.Fatalf("seed %d: OpenFileRing: %v", seed, err)
-	}
+	require.NoError(t, err, "seed %d: OpenFileRing", seed)
 	defer f.Close()
 	nowait := rng.IntN(4) == 0
 	if !nowait {
@@ -397,26 +386,13 @@ func runSimModel(t *testing.T, seed uint64, faults riotest.Faults, ops int, eaga
 	for i := range ops {
 		got, want := run.step(i)
 		history = append(history, fmt.Sprintf("%d: %s = %d, %q", i, got.Op, got.N, got.Err))
-		// go-cmp walks byte slices element by element, slowly: compare
-		// cheaply first, and let it explain a difference.
-		if reflect.DeepEqual(want, got) {
-			continue
-		}
-		if d := cmp.Diff(want, got); d != "" {
-			t.Fatalf("seed %d (append %v, page-cache reads %v), operation %d: File differs from the model (-model +File):\n%s\nthe operations so far:\n%s",
-				seed, m.append, nowait, i, d, strings.Join(history[max(0, len(history)-12):], "\n"))
-		}
+		require.Equal(t, want, got, "seed %d (append %v, page-cache reads %v), operation %d: File (actual) differs from the model (expected)\nthe operations so far:\n%s",
+			seed, m.append, nowait, i, strings.Join(history[max(0, len(history)-12):], "\n"))
 	}
-	if err := f.Close(); err != nil {
-		t.Fatalf("seed %d: Close: %v", seed, err)
-	}
+	require.NoError(t, f.Close(), "seed %d: Close", seed)
 	final, err := os.ReadFile(name)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(final, m.data) {
-		t.Fatalf("seed %d: final contents differ from the model (-model +file):\n%s", seed, cmp.Diff(m.data, final))
-	}
+	require.NoError(t, err)
+	require.Equal(t, m.data, final, "seed %d: final contents (actual) differ from the model (expected)", seed)
 	return k.Stats(), run.eagains
 }
 
@@ -435,8 +411,8 @@ func TestSimFileModel(t *testing.T) {
 		total.Delayed += st.Delayed
 		total.SQEs += st.SQEs
 	})
-	if !t.Failed() && (total.ShortIO == 0 || total.OpErrors == 0 || total.Delayed == 0) {
-		t.Errorf("faults not injected: %+v", total)
+	if !t.Failed() {
+		assert.True(t, total.ShortIO != 0 && total.OpErrors != 0 && total.Delayed != 0, "faults not injected: %+v", total)
 	}
 	t.Logf("%d SQEs: %d short, %d EINTR, %d delayed", total.SQEs, total.ShortIO, total.OpErrors, total.Delayed)
 }
@@ -487,9 +463,7 @@ func TestSimFileConcurrentDisjoint(t *testing.T) {
 		r := riotest.NewRing(t, riotest.Config{Seed: seed, Faults: faults}, rio.WithEntries(8))
 		name := simTemp(t, nil)
 		f, err := OpenFileRing(r, name, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if seed%4 != 0 {
 			f.noNowait.Store(true)
 		}
@@ -509,12 +483,11 @@ func TestSimFileConcurrentDisjoint(t *testing.T) {
 						simFill(rng, b)
 						for done := 0; done < n; {
 							k, err := f.WriteAt(b[done:], base+int64(off+done))
-							if err != nil && !(errors.Is(err, syscall.EAGAIN) && k < n-done) {
-								t.Errorf("seed %d, worker %d, op %d: WriteAt(%d, %d): %d, %v", seed, w, i, n-done, base+int64(off+done), k, err)
+							if !assert.True(t, err == nil || errors.Is(err, syscall.EAGAIN) && k < n-done,
+								"seed %d, worker %d, op %d: WriteAt(%d, %d): %d, %v", seed, w, i, n-done, base+int64(off+done), k, err) {
 								return
 							}
-							if err == nil && k != n-done {
-								t.Errorf("seed %d, worker %d, op %d: WriteAt wrote %d of %d without an error", seed, w, i, k, n-done)
+							if err == nil && !assert.Equal(t, n-done, k, "seed %d, worker %d, op %d: WriteAt wrote %d of %d without an error", seed, w, i, k, n-done) {
 								return
 							}
 							if err != nil {
@@ -527,8 +500,8 @@ func TestSimFileConcurrentDisjoint(t *testing.T) {
 						b := make([]byte, n)
 						for done := 0; done < n; {
 							k, err := f.ReadAt(b[done:], base+int64(off+done))
-							if err != nil && !(errors.Is(err, syscall.EAGAIN) && k < n-done) && err != io.EOF {
-								t.Errorf("seed %d, worker %d, op %d: ReadAt(%d, %d): %d, %v", seed, w, i, n-done, base+int64(off+done), k, err)
+							if !assert.True(t, err == nil || errors.Is(err, syscall.EAGAIN) && k < n-done || err == io.EOF,
+								"seed %d, worker %d, op %d: ReadAt(%d, %d): %d, %v", seed, w, i, n-done, base+int64(off+done), k, err) {
 								return
 							}
 							if err == io.EOF {
@@ -543,9 +516,8 @@ func TestSimFileConcurrentDisjoint(t *testing.T) {
 							}
 							done += k
 						}
-						if !bytes.Equal(b, model[off:off+n]) {
-							t.Errorf("seed %d, worker %d, op %d: ReadAt(%d, %d) differs from what was written:\n%s",
-								seed, w, i, n, base+int64(off), cmp.Diff(model[off:off+n], b))
+						if !assert.Equal(t, model[off:off+n], b, "seed %d, worker %d, op %d: ReadAt(%d, %d) differs from what was written",
+							seed, w, i, n, base+int64(off)) {
 							return
 						}
 					}
@@ -560,27 +532,22 @@ func TestSimFileConcurrentDisjoint(t *testing.T) {
 		if !within(t, 10*time.Second, "Close", func() { cerr = f.Close() }) {
 			return
 		}
-		if cerr != nil {
-			t.Fatalf("seed %d: Close: %v", seed, cerr)
-		}
+		require.NoError(t, cerr, "seed %d: Close", seed)
 		if t.Failed() {
 			return
 		}
 		got, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		want := bytes.Join(models, nil)
 		// The file ends with the last write of the last region.
-		if len(got) > len(want) || !bytes.Equal(bytes.TrimRight(want[len(got):], "\x00"), nil) {
-			t.Fatalf("seed %d: file has %d bytes, the model %d (with %d trailing non-zero)", seed, len(got), len(want),
-				len(bytes.TrimRight(want[len(got):], "\x00")))
-		}
+		require.LessOrEqual(t, len(got), len(want), "seed %d: file has %d bytes, the model %d", seed, len(got), len(want))
+		require.Empty(t, bytes.TrimRight(want[len(got):], "\x00"), "seed %d: file has %d bytes, the model %d (with %d trailing non-zero)", seed, len(got), len(want),
+			len(bytes.TrimRight(want[len(got):], "\x00")))
 		if !bytes.Equal(got, want[:len(got)]) {
 			for w := range workers {
 				lo, hi := w*region, min((w+1)*region, len(got))
-				if lo < hi && !bytes.Equal(got[lo:hi], want[lo:hi]) {
-					t.Errorf("seed %d: region %d differs from what its worker wrote:\n%s", seed, w, cmp.Diff(want[lo:hi], got[lo:hi]))
+				if lo < hi {
+					assert.Equal(t, want[lo:hi], got[lo:hi], "seed %d: region %d differs from what its worker wrote", seed, w)
 				}
 			}
 		}
@@ -618,9 +585,7 @@ func TestSimFileCloseRacesAsync(t *testing.T) {
 		simFill(rng, initial)
 		name := simTemp(t, initial)
 		f, err := OpenFileRing(r, name, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if seed%2 == 0 {
 			f.noNowait.Store(true)
 		}
@@ -661,30 +626,25 @@ func TestSimFileCloseRacesAsync(t *testing.T) {
 						mu.Lock()
 						syncWrites = append(syncWrites, asyncWrite{nil, off, data[:n]})
 						mu.Unlock()
-						if err == nil && n != len(data) {
-							t.Errorf("seed %d: WriteAt wrote %d of %d without an error", seed, n, len(data))
+						if err == nil {
+							assert.Equal(t, len(data), n, "seed %d: WriteAt wrote %d of %d without an error", seed, n, len(data))
 						}
 					default:
 						b := make([]byte, 1+rng.IntN(8192))
 						ro := rng.Int64N(64<<10 - int64(len(b)))
 						var n int
 						n, err = f.ReadAt(b, ro)
-						if !bytes.Equal(b[:n], initial[ro:ro+int64(n)]) {
-							t.Errorf("seed %d: ReadAt(%d, %d) returned bytes not in the file", seed, len(b), ro)
-						}
-						if err == nil && n != len(b) {
-							t.Errorf("seed %d: ReadAt read %d of %d without an error", seed, n, len(b))
+						assert.True(t, bytes.Equal(b[:n], initial[ro:ro+int64(n)]), "seed %d: ReadAt(%d, %d) returned bytes not in the file", seed, len(b), ro)
+						if err == nil {
+							assert.Equal(t, len(b), n, "seed %d: ReadAt read %d of %d without an error", seed, n, len(b))
 						}
 					}
 					started.Add(1)
 					if err != nil {
-						if !errors.Is(err, fs.ErrClosed) {
-							t.Errorf("seed %d, worker %d: operation %d failed with %v, not fs.ErrClosed", seed, w, i, err)
-						}
+						assert.ErrorIs(t, err, fs.ErrClosed, "seed %d, worker %d: operation %d", seed, w, i)
 						return
 					}
-					if i > 10000 {
-						t.Errorf("seed %d: worker %d still running after %d operations", seed, w, i)
+					if !assert.LessOrEqual(t, i, 10000, "seed %d: worker %d still running after %d operations", seed, w, i) {
 						return
 					}
 				}
@@ -697,46 +657,35 @@ func TestSimFileCloseRacesAsync(t *testing.T) {
 		if !within(t, 10*time.Second, "Close", func() { cerr = f.Close() }) {
 			return
 		}
-		if cerr != nil {
-			t.Errorf("seed %d: Close: %v", seed, cerr)
-		}
+		assert.NoError(t, cerr, "seed %d: Close", seed)
 		mu.Lock()
 		for i, w := range writes {
-			if !w.c.Done() {
-				t.Errorf("seed %d: asynchronous write %d still in flight after Close returned", seed, i)
-			}
+			assert.True(t, w.c.Done(), "seed %d: asynchronous write %d still in flight after Close returned", seed, i)
 		}
 		mu.Unlock()
 		if !within(t, 10*time.Second, "the workers", wg.Wait) {
 			return
 		}
-		if err := f.Close(); !errors.Is(err, fs.ErrClosed) {
-			t.Errorf("seed %d: second Close: %v, want fs.ErrClosed", seed, err)
-		}
+		assert.ErrorIs(t, f.Close(), fs.ErrClosed, "seed %d: second Close", seed)
 		got, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got[:len(initial)], initial) {
-			t.Errorf("seed %d: the initial data changed", seed)
-		}
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(got[:len(initial)], initial), "seed %d: the initial data changed", seed)
 		check := func(kind string, off int64, data []byte) {
 			if len(data) == 0 {
 				return
 			}
-			if end := off + int64(len(data)); end > int64(len(got)) || !bytes.Equal(got[off:end], data) {
-				t.Errorf("seed %d: %s of %d bytes at %d reported done but is not in the file", seed, kind, len(data), off)
-			}
+			end := off + int64(len(data))
+			assert.True(t, end <= int64(len(got)) && bytes.Equal(got[off:end], data),
+				"seed %d: %s of %d bytes at %d reported done but is not in the file", seed, kind, len(data), off)
 		}
 		for _, w := range writes {
 			// Wait finishes a short or interrupted write, or, after
 			// Close, reports how much of it was done.
 			n, err := w.c.Wait()
-			if err != nil && !errors.Is(err, fs.ErrClosed) {
-				t.Errorf("seed %d: asynchronous write: %v", seed, err)
-			}
-			if err == nil && n != len(w.data) {
-				t.Errorf("seed %d: asynchronous write of %d bytes: %d without an error", seed, len(w.data), n)
+			if err != nil {
+				assert.ErrorIs(t, err, fs.ErrClosed, "seed %d: asynchronous write", seed)
+			} else {
+				assert.Equal(t, len(w.data), n, "seed %d: asynchronous write of %d bytes: %d without an error", seed, len(w.data), n)
 			}
 			check("WriteAtAsync", w.off, w.data[:n])
 		}
@@ -744,12 +693,9 @@ func TestSimFileCloseRacesAsync(t *testing.T) {
 			check("WriteAt", w.off, w.data)
 		}
 		for _, c := range reads {
-			if !c.Done() {
-				t.Errorf("seed %d: asynchronous read still in flight after Close returned", seed)
-			}
-			if _, err := c.Wait(); err != nil && err != io.EOF && !errors.Is(err, fs.ErrClosed) {
-				t.Errorf("seed %d: asynchronous read: %v", seed, err)
-			}
+			assert.True(t, c.Done(), "seed %d: asynchronous read still in flight after Close returned", seed)
+			_, err := c.Wait()
+			assert.True(t, err == nil || err == io.EOF || errors.Is(err, fs.ErrClosed), "seed %d: asynchronous read: %v", seed, err)
 		}
 	})
 }
@@ -770,9 +716,7 @@ func TestSimFileCloseRacesFIFO(t *testing.T) {
 		}
 		// O_RDWR: neither end waits for the other to open.
 		f, err := OpenFileRing(r, name, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		var mu sync.Mutex
 		var async []*Op
 		var wg sync.WaitGroup
@@ -783,9 +727,7 @@ func TestSimFileCloseRacesFIFO(t *testing.T) {
 				for err == nil {
 					_, err = f.Read(b)
 				}
-				if !errors.Is(err, fs.ErrClosed) {
-					t.Errorf("seed %d: reader %d: %v, want fs.ErrClosed", seed, w, err)
-				}
+				assert.ErrorIs(t, err, fs.ErrClosed, "seed %d: reader %d", seed, w)
 			})
 		}
 		nasync := 1 + rng.IntN(6)
@@ -797,9 +739,7 @@ func TestSimFileCloseRacesFIFO(t *testing.T) {
 			} else {
 				c, err = f.ReadAtAsync(make([]byte, 32), 0)
 			}
-			if err != nil {
-				t.Fatalf("seed %d: async operation %d: %v", seed, i, err)
-			}
+			require.NoError(t, err, "seed %d: async operation %d", seed, i)
 			mu.Lock()
 			async = append(async, c)
 			mu.Unlock()
@@ -810,21 +750,17 @@ func TestSimFileCloseRacesFIFO(t *testing.T) {
 		if !within(t, 10*time.Second, "Close of a FIFO with blocked reads", func() { cerr = f.Close() }) {
 			return
 		}
-		if cerr != nil {
-			t.Errorf("seed %d: Close: %v", seed, cerr)
-		}
+		assert.NoError(t, cerr, "seed %d: Close", seed)
 		if !within(t, 10*time.Second, "the blocked readers", wg.Wait) {
 			return
 		}
 		for i, c := range async {
-			if !c.Done() {
-				t.Errorf("seed %d: asynchronous operation %d still in flight after Close returned", seed, i)
+			if !assert.True(t, c.Done(), "seed %d: asynchronous operation %d still in flight after Close returned", seed, i) {
 				continue
 			}
 			// Cancelled by Close (fs.ErrClosed), or done before.
-			if _, err := c.Wait(); err != nil && err != io.EOF && !errors.Is(err, fs.ErrClosed) {
-				t.Errorf("seed %d: asynchronous operation %d: %v", seed, i, err)
-			}
+			_, err := c.Wait()
+			assert.True(t, err == nil || err == io.EOF || errors.Is(err, fs.ErrClosed), "seed %d: asynchronous operation %d: %v", seed, i, err)
 		}
 	})
 }
@@ -892,9 +828,7 @@ func acceptanceRun(t *testing.T, seed uint64, faults riotest.Faults, adapt func(
 		r := riotest.NewRing(t, riotest.Config{Seed: seed, Faults: faults}, rio.WithEntries(8))
 		name := simTemp(t, nil)
 		f, err := OpenFileRing(r, name, os.O_RDWR, 0)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		defer f.Close()
 		f.noNowait.Store(true)
 		a := adapt(f)
@@ -928,13 +862,9 @@ func acceptanceRun(t *testing.T, seed uint64, faults riotest.Faults, adapt func(
 				return
 			}
 		}
-		if err := f.Close(); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, f.Close())
 		got, err := os.ReadFile(name)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		if !bytes.Equal(got, m.data) {
 			diff = "final contents differ from the model"
 		}
@@ -969,16 +899,12 @@ func TestSimFileCatchesBrokenAdapter(t *testing.T) {
 					caught, why = seed, d
 				}
 			}
-			if caught == 0 {
-				t.Fatal("the broken adapter passed under injection of the fault")
-			}
+			require.NotZero(t, caught, "the broken adapter passed under injection of the fault")
 			t.Logf("broken adapter caught with seed %d: %s", caught, why)
-			if d := acceptanceRun(t, caught, c.faults, good); d != "" {
-				t.Errorf("File fails under the same faults, seed %d: %s", caught, d)
-			}
-			if d := acceptanceRun(t, caught, riotest.Faults{MaxDelay: 4}, c.broken); d != "" {
-				t.Errorf("the broken adapter fails even without the fault, seed %d: %s", caught, d)
-			}
+			d := acceptanceRun(t, caught, c.faults, good)
+			assert.Empty(t, d, "File fails under the same faults, seed %d", caught)
+			d = acceptanceRun(t, caught, riotest.Faults{MaxDelay: 4}, c.broken)
+			assert.Empty(t, d, "the broken adapter fails even without the fault, seed %d", caught)
 		})
 	}
 }

@@ -5,43 +5,35 @@ import (
 	"encoding/xml"
 	"flag"
 	"io"
-	"math"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/bench.golden.txt")
 
 func TestMedianAndSummary(t *testing.T) {
-	if m := median([]float64{3, 1, 2}); m != 2 {
-		t.Errorf("median = %v", m)
-	}
-	if m := median([]float64{4, 1, 3, 2}); m != 2.5 {
-		t.Errorf("median = %v", m)
-	}
+	assert.Equal(t, 2.0, median([]float64{3, 1, 2}), "median")
+	assert.Equal(t, 2.5, median([]float64{4, 1, 3, 2}), "median")
 	v := []float64{5, 1, 3}
 	s := summarize(v)
-	if s != (summary{Median: 3, Min: 1, Max: 5}) || s.spread() != 4.0/3 {
-		t.Errorf("summarize = %+v, spread %v", s, s.spread())
-	}
-	if v[0] != 5 {
-		t.Error("median sorted its input")
-	}
+	assert.Equal(t, summary{Median: 3, Min: 1, Max: 5}, s, "summarize")
+	assert.Equal(t, 4.0/3, s.spread(), "spread")
+	assert.Equal(t, 5.0, v[0], "median sorted its input")
 	for in, want := range map[float64]float64{0.7: 1, 130e3: 200e3, 74e3: 100e3, 2.1e6: 5e6, 100: 100, 4.8: 5, 0: 1} {
-		if got := niceStep(in); got != want {
-			t.Errorf("niceStep(%v) = %v, want %v", in, got, want)
-		}
+		assert.Equal(t, want, niceStep(in), "niceStep(%v)", in)
 	}
-	if got, err := intList("256, 1,16"); err != nil || len(got) != 3 || got[0] != 1 || got[2] != 256 {
-		t.Errorf("intList = %v, %v", got, err)
-	}
-	if plural(1, "round") != "1 round" || plural(3, "round") != "3 rounds" {
-		t.Error("plural")
-	}
+	got, err := intList("256, 1,16")
+	assert.NoError(t, err, "intList")
+	assert.True(t, len(got) == 3 && got[0] == 1 && got[2] == 256, "intList = %v", got)
+	assert.Equal(t, "1 round", plural(1, "round"), "plural")
+	assert.Equal(t, "3 rounds", plural(3, "round"), "plural")
 }
 
 // The issue's case: the median of per-round ratios could read 1.10× where
@@ -52,18 +44,13 @@ func TestVsBaseIsRatioOfMedians(t *testing.T) {
 	base := []float64{1.79e6, 2.30e6, 1.20e6}
 	row := []float64{1.68e6, 2.60e6, 1.35e6} // each round: 0.94, 1.13, 1.13
 	c, ok := compare(row, []int{1, 2, 3}, base, []int{1, 2, 3})
-	if !ok {
-		t.Fatal("no comparison")
-	}
-	if want := median(row) / median(base); c.Ratio != want || c.Ratio >= 1 {
-		t.Errorf("ratio %v, want the ratio of medians %v (< 1)", c.Ratio, want)
-	}
-	if c.RatioMin > c.Ratio || c.Ratio > c.RatioMax || c.Pairs != 3 {
-		t.Errorf("range %v–%v does not hold %v", c.RatioMin, c.RatioMax, c.Ratio)
-	}
-	if c.clear() || verdict(&c, false) != "≈" {
-		t.Errorf("rounds disagree, but verdict %q", verdict(&c, false))
-	}
+	require.True(t, ok, "no comparison")
+	assert.Equal(t, median(row)/median(base), c.Ratio, "ratio, want the ratio of medians")
+	assert.Less(t, c.Ratio, 1.0, "ratio, want the ratio of medians < 1")
+	assert.True(t, c.RatioMin <= c.Ratio && c.Ratio <= c.RatioMax, "range %v–%v does not hold %v", c.RatioMin, c.RatioMax, c.Ratio)
+	assert.Equal(t, 3, c.Pairs, "pairs")
+	assert.False(t, c.clear(), "rounds disagree, but clear")
+	assert.Equal(t, "≈", verdict(&c, false), "rounds disagree, but verdict")
 }
 
 // With the same rounds on both sides, the ratio of medians always lies in
@@ -77,32 +64,24 @@ func TestRatioOfMediansWithinRange(t *testing.T) {
 			a[i], b[i], rounds[i] = 0.1+rng.Float64()*10, 0.1+rng.Float64()*10, i+1
 		}
 		c, _ := compare(a, rounds, b, rounds)
-		if c.Ratio < c.RatioMin*(1-1e-12) || c.Ratio > c.RatioMax*(1+1e-12) {
-			t.Fatalf("a %v b %v: ratio %v outside %v–%v", a, b, c.Ratio, c.RatioMin, c.RatioMax)
-		}
+		require.True(t, c.Ratio >= c.RatioMin*(1-1e-12) && c.Ratio <= c.RatioMax*(1+1e-12), "a %v b %v: ratio %v outside %v–%v", a, b, c.Ratio, c.RatioMin, c.RatioMax)
 	}
 }
 
 func TestPairedRatiosAndVerdict(t *testing.T) {
 	// Round 2 of the baseline failed: rounds are paired by number.
 	got := pairedRatios([]float64{2, 4, 6}, []int{1, 2, 3}, []float64{1, 3}, []int{1, 3})
-	if len(got) != 2 || got[0] != 2 || got[1] != 2 {
-		t.Errorf("pairedRatios = %v", got)
-	}
+	assert.Equal(t, []float64{2, 2}, got, "pairedRatios")
 	c, _ := compare([]float64{2, 3}, []int{1, 2}, []float64{1, 1}, []int{1, 2})
-	if verdict(&c, false) != "better" || verdict(&c, true) != "worse" {
-		t.Errorf("verdicts %q %q", verdict(&c, false), verdict(&c, true))
-	}
+	assert.Equal(t, "better", verdict(&c, false), "verdict")
+	assert.Equal(t, "worse", verdict(&c, true), "verdict, lower is better")
 	one, _ := compare([]float64{2}, []int{1}, []float64{1}, []int{1})
-	if one.clear() {
-		t.Error("one round cannot be clear")
-	}
-	if _, ok := compare([]float64{1}, []int{1}, nil, nil); ok {
-		t.Error("compared with an empty baseline")
-	}
-	if coverage(1) != 0 || coverage(3) != 0.75 || math.Abs(coverage(6)-0.96875) > 1e-12 {
-		t.Errorf("coverage %v %v %v", coverage(1), coverage(3), coverage(6))
-	}
+	assert.False(t, one.clear(), "one round cannot be clear")
+	_, ok := compare([]float64{1}, []int{1}, nil, nil)
+	assert.False(t, ok, "compared with an empty baseline")
+	assert.Equal(t, 0.0, coverage(1), "coverage(1)")
+	assert.Equal(t, 0.75, coverage(3), "coverage(3)")
+	assert.InDelta(t, 0.96875, coverage(6), 1e-12, "coverage(6)")
 }
 
 // fixtureReport is a small report with every kind of row: several
@@ -149,24 +128,24 @@ func fixtureReport() *report {
 func TestBuildRows(t *testing.T) {
 	rep := fixtureReport()
 	echo := rep.rowsOf(rep.Groups[2])
-	if len(echo) != 3 || echo[0].Impl != "net (epoll)" {
-		t.Fatalf("echo rows: %+v", echo)
-	}
+	require.Len(t, echo, 3, "echo rows")
+	require.Equal(t, "net (epoll)", echo[0].Impl, "echo rows")
 	rio := echo[1]
-	if rio.VsBase == nil || rio.VsBase.Pairs != 2 || rio.VsBase.Ratio != median([]float64{95e3, 99e3})/105e3 {
-		t.Errorf("rio net vs base: %+v", rio.VsBase)
+	if assert.NotNil(t, rio.VsBase, "rio net vs base") {
+		assert.Equal(t, 2, rio.VsBase.Pairs, "rio net vs base")
+		assert.Equal(t, median([]float64{95e3, 99e3})/105e3, rio.VsBase.Ratio, "rio net vs base")
 	}
 	cpu := rio.Metrics["srv_cpu_us_per_req"]
-	if cpu == nil || cpu.Median != 9.05 || cpu.VsBase == nil || math.Abs(cpu.VsBase.Ratio-9.05/8.2) > 1e-12 {
-		t.Errorf("server CPU: %+v", cpu)
+	if assert.NotNil(t, cpu, "server CPU") {
+		assert.Equal(t, 9.05, cpu.Median, "server CPU")
+		if assert.NotNil(t, cpu.VsBase, "server CPU vs base") {
+			assert.InDelta(t, 9.05/8.2, cpu.VsBase.Ratio, 1e-12, "server CPU vs base")
+		}
 	}
-	if echo[2].Metrics != nil {
-		t.Errorf("C io_uring has metrics %v", echo[2].Metrics)
-	}
+	assert.Nil(t, echo[2].Metrics, "C io_uring has metrics")
 	idle := rep.rowsOf(rep.Groups[3])
-	if !idle[1].Lower || verdict(idle[1].VsBase, true) != "better" {
-		t.Errorf("idle rio row: %+v", idle[1])
-	}
+	assert.True(t, idle[1].Lower, "idle rio row: %+v", idle[1])
+	assert.Equal(t, "better", verdict(idle[1].VsBase, true), "idle rio row: %+v", idle[1])
 }
 
 func TestTable(t *testing.T) {
@@ -176,18 +155,12 @@ func TestTable(t *testing.T) {
 	for _, want := range []string{"3 rounds of 1s per row", "go run ./cmd/riobench -publish", "commit 0123456789ab",
 		"NOP round trip", "0.81×", "0.78–0.85", "worse", "server CPU 9.05 µs/req (1.10×)", "p99 1.05 ms (1.11×)",
 		"23 threads", "server RSS, idle connections (lower is better)", "probability 75%", "notes:\n  - a note"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("table lacks %q:\n%s", want, out)
-		}
+		assert.Contains(t, out, want, "table lacks %q", want)
 	}
 	for _, line := range strings.Split(out, "\n") {
-		if strings.HasSuffix(line, " ") {
-			t.Errorf("trailing space: %q", line)
-		}
+		assert.False(t, strings.HasSuffix(line, " "), "trailing space: %q", line)
 	}
-	if strings.Contains(out, "1 rounds") {
-		t.Error("1 rounds")
-	}
+	assert.NotContains(t, out, "1 rounds")
 }
 
 // checkSVG parses the chart as XML and checks that it shows every row
@@ -203,9 +176,7 @@ func checkSVG(t *testing.T, svg []byte, rep *report) {
 		if err == io.EOF {
 			break
 		}
-		if err != nil {
-			t.Fatalf("chart is not well-formed XML: %v", err)
-		}
+		require.NoError(t, err, "chart is not well-formed XML")
 		switch tk := tok.(type) {
 		case xml.StartElement:
 			if root == "" {
@@ -220,32 +191,22 @@ func checkSVG(t *testing.T, svg []byte, rep *report) {
 			}
 		}
 	}
-	if root != "svg" {
-		t.Errorf("root element %q", root)
-	}
-	if rects != len(rep.Rows)+1+countMetric(rep, "srv_cpu_us_per_req") {
-		t.Errorf("%d rects for %d rows", rects, len(rep.Rows))
-	}
+	assert.Equal(t, "svg", root, "root element")
+	assert.Equal(t, len(rep.Rows)+1+countMetric(rep, "srv_cpu_us_per_req"), rects, "rects for %d rows", len(rep.Rows))
 	all := strings.Join(texts, "\n")
 	for _, r := range rep.Rows {
-		if !strings.Contains(all, r.Impl) {
-			t.Errorf("chart lacks %s", r.Impl)
-		}
+		assert.Contains(t, all, r.Impl, "chart lacks %s", r.Impl)
 	}
 	for _, g := range rep.Groups {
-		if len(rep.rowsOf(g)) > 0 && !strings.Contains(all, g.Title+", "+g.Param) {
-			t.Errorf("chart lacks the panel %s, %s", g.Title, g.Param)
+		if len(rep.rowsOf(g)) > 0 {
+			assert.Contains(t, all, g.Title+", "+g.Param, "chart lacks the panel %s, %s", g.Title, g.Param)
 		}
 	}
 	for _, want := range []string{"linear scale from 0", "higher is better", "whiskers: lowest to highest round",
 		plural(rep.Config.Rounds, "round") + " of " + rep.Config.Dur, rep.Command, "Machine: Linux"} {
-		if !strings.Contains(all, want) {
-			t.Errorf("chart lacks %q", want)
-		}
+		assert.Contains(t, all, want, "chart lacks %q", want)
 	}
-	if strings.Contains(all, "1 rounds") {
-		t.Error("chart says 1 rounds")
-	}
+	assert.NotContains(t, all, "1 rounds", "chart says 1 rounds")
 }
 
 func countMetric(rep *report, name string) int {
@@ -262,12 +223,9 @@ func TestSVG(t *testing.T) {
 	rep := fixtureReport()
 	svg := rep.svg()
 	checkSVG(t, []byte(svg), rep)
-	if !strings.Contains(svg, "server CPU/request") || !strings.Contains(svg, "lower is better") {
-		t.Error("no server CPU panel")
-	}
-	if svg != fixtureReport().svg() {
-		t.Error("the chart is not a function of the report")
-	}
+	assert.Contains(t, svg, "server CPU/request", "no server CPU panel")
+	assert.Contains(t, svg, "lower is better", "no server CPU panel")
+	assert.Equal(t, svg, fixtureReport().svg(), "the chart is not a function of the report")
 }
 
 // The benchstat file of the fixture is testdata/bench.golden.txt, which
@@ -275,42 +233,28 @@ func TestSVG(t *testing.T) {
 func TestBenchfmt(t *testing.T) {
 	rep := fixtureReport()
 	var b bytes.Buffer
-	if err := rep.writeBenchfmt(&b); err != nil {
-		t.Fatal(err)
-	}
-	if n := checkBenchfmt(t, b.Bytes()); n != countValues(rep) {
-		t.Errorf("%d result lines for %d rounds", n, countValues(rep))
-	}
+	require.NoError(t, rep.writeBenchfmt(&b))
+	assert.Equal(t, countValues(rep), checkBenchfmt(t, b.Bytes()), "result lines (actual) for the rounds (expected)")
 	out := b.String()
 	for _, want := range []string{
 		"BenchmarkEcho/conns=256/msg=64B/impl=rio-net 1 95000 req/s 1100 p99-µs 9 srv-cpu-µs/req\n",
 		"BenchmarkNOP/mode=single/impl=C-liburing 1 1.8e+06 ops/s\n",
 		"BenchmarkIdleConnsRSS/conns=10000/impl=rio-net 1 41 MiB\n",
 		"Unit MiB better=lower\n", "Unit req/s better=higher\n", "riobench-command: go run ./cmd/riobench -publish\n"} {
-		if !strings.Contains(out, want) {
-			t.Errorf("bench.txt lacks %q", want)
-		}
+		assert.Contains(t, out, want, "bench.txt lacks %q", want)
 	}
 	// Baselines first, so that benchstat -col /impl compares with them.
-	if i, j := strings.Index(out, "impl=net-epoll"), strings.Index(out, "impl=rio"); i < 0 || j < i {
-		t.Error("the baselines do not come first")
-	}
+	i, j := strings.Index(out, "impl=net-epoll"), strings.Index(out, "impl=rio")
+	assert.True(t, i >= 0 && j >= i, "the baselines do not come first")
 	golden := filepath.Join("testdata", "bench.golden.txt")
 	if *update {
-		if err := os.WriteFile(golden, b.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(golden, b.Bytes(), 0o644))
 	}
 	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(want, b.Bytes()) {
-		t.Errorf("bench.txt differs from %s (go test -run TestBenchfmt -update ./cmd/riobench):\n%s", golden, firstDiff(string(want), out))
-	}
-	if benchToken("net (epoll)") != "net-epoll" || benchToken("rio file async") != "rio-file-async" {
-		t.Error("benchToken")
-	}
+	require.NoError(t, err)
+	assert.True(t, bytes.Equal(want, b.Bytes()), "bench.txt differs from %s (go test -run TestBenchfmt -update ./cmd/riobench):\n%s", golden, firstDiff(string(want), out))
+	assert.Equal(t, "net-epoll", benchToken("net (epoll)"), "benchToken")
+	assert.Equal(t, "rio-file-async", benchToken("rio file async"), "benchToken")
 }
 
 // A temporary checkout with the three documents, their markers around
@@ -323,77 +267,62 @@ func fakeCheckout(t *testing.T) string {
 		if s.file == "README.md" {
 			doc = "# rio\n\nSee below.\n\n" + beginMark(s.name) + "\nold: 0.9×\n" + endMark(s.name) + "\n\nLinux 5.6 or later.\n"
 		}
-		if err := os.WriteFile(filepath.Join(root, s.file), []byte(doc), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(filepath.Join(root, s.file), []byte(doc), 0o644))
 	}
 	return root
 }
 
 func TestPublishAndCheck(t *testing.T) {
 	root := fakeCheckout(t)
-	if errs := checkPublished(root); len(errs) == 0 {
-		t.Fatal("an unpublished checkout passes the check")
-	}
+	require.NotEmpty(t, checkPublished(root), "an unpublished checkout passes the check")
 	rep := fixtureReport()
-	if _, err := publish(rep, root); err != nil {
-		t.Fatal(err)
-	}
-	if errs := checkPublished(root); len(errs) != 0 {
-		t.Fatalf("after publish: %v", errs)
-	}
+	_, err := publish(rep, root)
+	require.NoError(t, err)
+	require.Empty(t, checkPublished(root), "after publish")
 	readme, _ := os.ReadFile(filepath.Join(root, "README.md"))
 	for _, want := range []string{"| NOP round trip, mode=single | rio: 1.45M ops/s | C liburing: 1.80M ops/s | 0.81× (0.78–0.85) | worse |",
 		"rio net: 97.0k req/s, 9.05 µs CPU/req", "Measured 2026-12-01 13:30 UTC with `go run ./cmd/riobench -publish`: 3 rounds of 1s",
 		"(lower is better)", "docs/riobench.svg", "Linux 5.6 or later."} {
-		if !strings.Contains(string(readme), want) {
-			t.Errorf("README lacks %q:\n%s", want, readme)
-		}
+		assert.Contains(t, string(readme), want, "README lacks %q", want)
 	}
 	// Publishing again changes nothing.
 	before := string(readme)
-	if _, err := publish(rep, root); err != nil {
-		t.Fatal(err)
-	}
-	if after, _ := os.ReadFile(filepath.Join(root, "README.md")); string(after) != before {
-		t.Error("publish is not idempotent")
-	}
+	_, err = publish(rep, root)
+	require.NoError(t, err)
+	after, _ := os.ReadFile(filepath.Join(root, "README.md"))
+	assert.Equal(t, before, string(after), "publish is not idempotent")
 	// A number edited by hand is caught, and so is a stale chart.
 	doc := strings.Replace(before, "0.81×", "0.95×", 1)
 	os.WriteFile(filepath.Join(root, "README.md"), []byte(doc), 0o644)
-	if errs := checkPublished(root); len(errs) != 1 || !strings.Contains(errs[0].Error(), "summary") {
-		t.Errorf("hand-edited README: %v", errs)
+	errs := checkPublished(root)
+	if assert.Len(t, errs, 1, "hand-edited README") {
+		assert.ErrorContains(t, errs[0], "summary", "hand-edited README")
 	}
 	os.WriteFile(filepath.Join(root, "README.md"), []byte(before), 0o644)
 	os.WriteFile(filepath.Join(root, publishedSVG), []byte("<svg/>"), 0o644)
-	if errs := checkPublished(root); len(errs) != 1 || !strings.Contains(errs[0].Error(), "chart") {
-		t.Errorf("stale chart: %v", errs)
+	errs = checkPublished(root)
+	if assert.Len(t, errs, 1, "stale chart") {
+		assert.ErrorContains(t, errs[0], "chart", "stale chart")
 	}
 	// -publish-from re-renders the committed JSON.
-	if _, err := readReport(filepath.Join(root, publishedJSON)); err != nil {
-		t.Error(err)
-	}
+	_, err = readReport(filepath.Join(root, publishedJSON))
+	assert.NoError(t, err)
 }
 
 func TestSections(t *testing.T) {
 	doc := "a\n" + beginMark("x") + "\nold\n" + endMark("x") + "\nb\n"
 	got, err := replaceSection(doc, "x", "new\n")
-	if err != nil || got != "a\n"+beginMark("x")+"\nnew\n"+endMark("x")+"\nb\n" {
-		t.Errorf("replaceSection = %q, %v", got, err)
-	}
-	if txt, err := sectionText(got, "x"); err != nil || txt != "new\n" {
-		t.Errorf("sectionText = %q, %v", txt, err)
-	}
-	if _, err := replaceSection("no markers", "x", ""); err == nil {
-		t.Error("no error without markers")
-	}
-	if _, err := replaceSection(doc+doc, "x", ""); err == nil {
-		t.Error("no error with two sections")
-	}
+	assert.NoError(t, err, "replaceSection")
+	assert.Equal(t, "a\n"+beginMark("x")+"\nnew\n"+endMark("x")+"\nb\n", got, "replaceSection")
+	txt, err := sectionText(got, "x")
+	assert.NoError(t, err, "sectionText")
+	assert.Equal(t, "new\n", txt, "sectionText")
+	_, err = replaceSection("no markers", "x", "")
+	assert.Error(t, err, "no error without markers")
+	_, err = replaceSection(doc+doc, "x", "")
+	assert.Error(t, err, "no error with two sections")
 	errs := unpublishedFigures("README.md", "rio reaches 0.9 to 1.0× with many\n"+beginMark("s")+"\n1.2×\n"+endMark("s")+"\n40k req/s here\nLinux 5.19 or later\n")
-	if len(errs) != 2 {
-		t.Errorf("unpublishedFigures: %v", errs)
-	}
+	assert.Len(t, errs, 2, "unpublishedFigures")
 }
 
 // The committed README, docs and chart are what the committed
@@ -402,10 +331,6 @@ func TestSections(t *testing.T) {
 // go run ./cmd/riobench -publish-from docs/riobench.json.
 func TestPublished(t *testing.T) {
 	root := repoRoot()
-	if root == "" {
-		t.Fatal("no checkout")
-	}
-	for _, err := range checkPublished(root) {
-		t.Error(err)
-	}
+	require.NotEmpty(t, root, "no checkout")
+	assert.Empty(t, checkPublished(root), "the committed docs are not what docs/riobench.json renders to")
 }

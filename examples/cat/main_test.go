@@ -1,7 +1,6 @@
 package main
 
 import (
-	"errors"
 	"io"
 	"os"
 	"os/exec"
@@ -10,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/gorio/rio/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // The test binary is the program when run by testutil.RunMain.
@@ -24,42 +25,27 @@ func TestCat(t *testing.T) {
 	dir := t.TempDir()
 	a, b := filepath.Join(dir, "a"), filepath.Join(dir, "b")
 	big := strings.Repeat("0123456789abcdef", 20000) // several reads
-	if err := os.WriteFile(a, []byte("hello, "), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(b, []byte(big), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(a, []byte("hello, "), 0o644))
+	require.NoError(t, os.WriteFile(b, []byte(big), 0o644))
 	args := []string{a, b}
 	if os.Getenv("RIO_REQUIRE_URING") == "1" {
 		args = append([]string{"-require-uring"}, args...)
 	}
 	out, errOut, err := run(t, args...)
-	if err != nil {
-		t.Fatalf("%v: %s", err, errOut)
-	}
-	if out != "hello, "+big {
-		t.Errorf("output: %d bytes, want %d", len(out), len("hello, "+big))
-	}
+	require.NoError(t, err, errOut)
+	assert.True(t, out == "hello, "+big, "output: %d bytes, want %d", len(out), len("hello, "+big))
 }
 
 func TestMissingFile(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a")
-	if err := os.WriteFile(a, []byte("still printed\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(a, []byte("still printed\n"), 0o644))
 	out, errOut, err := run(t, filepath.Join(dir, "missing"), a)
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-		t.Fatalf("got %v, want exit status 1", err)
-	}
-	if !strings.Contains(errOut, "open "+filepath.Join(dir, "missing")+": no such file or directory") {
-		t.Errorf("stderr %q", errOut)
-	}
-	if out != "still printed\n" {
-		t.Errorf("stdout %q", out)
-	}
+	require.ErrorAs(t, err, &ee, "want exit status 1")
+	require.Equal(t, 1, ee.ExitCode(), "got %v, want exit status 1", err)
+	assert.Contains(t, errOut, "open "+filepath.Join(dir, "missing")+": no such file or directory", "stderr")
+	assert.Equal(t, "still printed\n", out, "stdout")
 }
 
 // TestStdin: with no FILE, and for each "-", cat reads standard input: a
@@ -67,9 +53,7 @@ func TestMissingFile(t *testing.T) {
 func TestStdin(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a")
-	if err := os.WriteFile(a, []byte("file\n"), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(a, []byte("file\n"), 0o644))
 	big := strings.Repeat("stdin data ", 30000) // several reads
 	var req []string
 	if os.Getenv("RIO_REQUIRE_URING") == "1" {
@@ -85,25 +69,17 @@ func TestStdin(t *testing.T) {
 		{[]string{"-", "-"}, big}, // the second is at end of input
 	} {
 		out, errOut, err := testutil.RunMainInput(t, strings.NewReader(big), nil, append(req, c.args...)...)
-		if err != nil {
-			t.Fatalf("cat %q: %v: %s", c.args, err, errOut)
-		}
-		if out != c.want {
-			t.Errorf("cat %q: %d bytes, want %d", c.args, len(out), len(c.want))
-		}
+		require.NoError(t, err, "cat %q: %s", c.args, errOut)
+		assert.True(t, out == c.want, "cat %q: %d bytes, want %d", c.args, len(out), len(c.want))
 	}
 
 	// Standard input a regular file, read from the offset it has.
 	f, err := os.Open(a)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer f.Close()
-	if _, err := f.Seek(2, io.SeekStart); err != nil {
-		t.Fatal(err)
-	}
+	_, err = f.Seek(2, io.SeekStart)
+	require.NoError(t, err)
 	out, errOut, err := testutil.RunMainInput(t, f, nil, req...)
-	if err != nil || out != "le\n" {
-		t.Errorf("cat < file at offset 2: %q, %v: %s", out, err, errOut)
-	}
+	assert.NoError(t, err, "cat < file at offset 2: %s", errOut)
+	assert.Equal(t, "le\n", out, "cat < file at offset 2")
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 
 	"github.com/gorio/rio/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/gorio/rio"
 )
@@ -35,7 +37,7 @@ func requireURing(t *testing.T) {
 	if errors.Is(err, rio.ErrNotSupported) && os.Getenv("RIO_REQUIRE_URING") != "1" {
 		t.Skip("io_uring unavailable:", err)
 	}
-	t.Fatal(err)
+	require.NoError(t, err)
 }
 
 func TestCopy(t *testing.T) {
@@ -48,23 +50,14 @@ func TestCopy(t *testing.T) {
 		for i := range data {
 			data[i] = byte(rng.Uint32())
 		}
-		if err := os.WriteFile(src, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, os.WriteFile(src, data, 0o644))
 		out, errOut, err := run(t, "-depth", "8", "-chunk", "65536", src, dst)
-		if err != nil {
-			t.Fatalf("size %d: %v\n%s%s", size, err, out, errOut)
-		}
-		if !strings.HasPrefix(out, "copied ") || !strings.Contains(out, " "+strconv.Itoa(size)+" bytes") {
-			t.Errorf("size %d: output %q", size, out)
-		}
+		require.NoError(t, err, "size %d\n%s%s", size, out, errOut)
+		assert.True(t, strings.HasPrefix(out, "copied "), "size %d: output %q", size, out)
+		assert.Contains(t, out, " "+strconv.Itoa(size)+" bytes", "size %d: output", size)
 		got, err := os.ReadFile(dst)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, data) {
-			t.Errorf("size %d: copy differs (%d bytes, want %d)", size, len(got), len(data))
-		}
+		require.NoError(t, err)
+		assert.True(t, bytes.Equal(got, data), "size %d: copy differs (%d bytes, want %d)", size, len(got), len(data))
 	}
 }
 
@@ -76,28 +69,20 @@ func TestSameFile(t *testing.T) {
 	dir := t.TempDir()
 	a := filepath.Join(dir, "a.txt")
 	data := []byte("precious\n")
-	if err := os.WriteFile(a, data, 0o640); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(a, data, 0o640))
 	hard, sym := filepath.Join(dir, "hard"), filepath.Join(dir, "sym")
-	if err := os.Link(a, hard); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Symlink("a.txt", sym); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.Link(a, hard))
+	require.NoError(t, os.Symlink("a.txt", sym))
 	for _, dst := range []string{a, filepath.Join(dir, ".", "a.txt"), hard, sym} {
 		out, errOut, err := run(t, a, dst)
 		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
-			t.Errorf("cp %s %s: %v, want exit status 1 (stdout %q)", a, dst, err, out)
+		if assert.ErrorAs(t, err, &ee, "cp %s %s: want exit status 1 (stdout %q)", a, dst, out) {
+			assert.Equal(t, 1, ee.ExitCode(), "cp %s %s: %v, want exit status 1 (stdout %q)", a, dst, err, out)
 		}
-		if want := "cp: '" + a + "' and '" + dst + "' are the same file\n"; errOut != want {
-			t.Errorf("cp %s %s: stderr %q, want %q", a, dst, errOut, want)
-		}
-		if got, err := os.ReadFile(a); err != nil || !bytes.Equal(got, data) {
-			t.Fatalf("cp %s %s: the file now holds %q (%v)", a, dst, got, err)
-		}
+		assert.Equal(t, "cp: '"+a+"' and '"+dst+"' are the same file\n", errOut, "cp %s %s: stderr", a, dst)
+		got, err := os.ReadFile(a)
+		require.NoError(t, err, "cp %s %s: reading the file back", a, dst)
+		require.Equal(t, data, got, "cp %s %s: the file now holds other bytes", a, dst)
 	}
 }
 
@@ -107,75 +92,50 @@ func TestModeAndReport(t *testing.T) {
 	requireURing(t)
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src")
-	if err := os.WriteFile(src, []byte("hello\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.Chmod(src, 0o750); err != nil { // not subject to the umask
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(src, []byte("hello\n"), 0o600))
+	require.NoError(t, os.Chmod(src, 0o750)) // not subject to the umask
 	umask := syscall.Umask(0)
 	syscall.Umask(umask)
 	dst := filepath.Join(dir, "dst")
 	out, errOut, err := run(t, src, dst)
-	if err != nil {
-		t.Fatalf("%v: %s", err, errOut)
-	}
+	require.NoError(t, err, errOut)
 	fi, err := os.Stat(dst)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := fs.FileMode(0o750 &^ umask); fi.Mode() != want {
-		t.Errorf("new DST has mode %v, want %v", fi.Mode(), want)
-	}
-	if !strings.Contains(out, "copied 6 bytes") || !strings.Contains(out, ", 1 chunk of 131072 bytes, at most 1 in flight") {
-		t.Errorf("report %q", out)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, fs.FileMode(0o750&^umask), fi.Mode(), "new DST's mode")
+	assert.Contains(t, out, "copied 6 bytes", "report")
+	assert.Contains(t, out, ", 1 chunk of 131072 bytes, at most 1 in flight", "report")
 
 	existing := filepath.Join(dir, "existing")
-	if err := os.WriteFile(existing, []byte("old contents, longer"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if _, errOut, err := run(t, src, existing); err != nil {
-		t.Fatalf("%v: %s", err, errOut)
-	}
+	require.NoError(t, os.WriteFile(existing, []byte("old contents, longer"), 0o600))
+	_, errOut, err = run(t, src, existing)
+	require.NoError(t, err, errOut)
 	fi, err = os.Stat(existing)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if fi.Mode() != 0o600 {
-		t.Errorf("existing DST has mode %v, want it kept (-rw-------)", fi.Mode())
-	}
-	if got, _ := os.ReadFile(existing); string(got) != "hello\n" {
-		t.Errorf("existing DST holds %q", got)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, fs.FileMode(0o600), fi.Mode(), "existing DST's mode, want it kept (-rw-------)")
+	got, _ := os.ReadFile(existing)
+	assert.Equal(t, "hello\n", string(got), "existing DST's contents")
 
 	// 5 chunks of 64 KiB, at most 2 in flight with -depth 2.
 	big := filepath.Join(dir, "big")
-	if err := os.WriteFile(big, make([]byte, 4<<16+1), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, os.WriteFile(big, make([]byte, 4<<16+1), 0o644))
 	out, errOut, err = run(t, "-depth", "2", "-chunk", "65536", big, filepath.Join(dir, "big2"))
-	if err != nil {
-		t.Fatalf("%v: %s", err, errOut)
-	}
-	if !strings.Contains(out, ", 5 chunks of 65536 bytes, at most 2 in flight") {
-		t.Errorf("report %q", out)
-	}
+	require.NoError(t, err, errOut)
+	assert.Contains(t, out, ", 5 chunks of 65536 bytes, at most 2 in flight", "report")
 }
 
 func TestUsage(t *testing.T) {
 	_, errOut, err := run(t, "only-one-arg")
 	var ee *exec.ExitError
-	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(errOut, "usage") {
-		t.Errorf("got %v, %q; want exit 2 with usage", err, errOut)
+	if assert.ErrorAs(t, err, &ee, "want exit 2 with usage") {
+		assert.Equal(t, 2, ee.ExitCode(), "want exit 2 with usage")
 	}
+	assert.Contains(t, errOut, "usage")
 }
 
 func TestMissingSource(t *testing.T) {
 	requireURing(t)
 	dir := t.TempDir()
 	_, errOut, err := run(t, filepath.Join(dir, "missing"), filepath.Join(dir, "dst"))
-	if err == nil || !strings.Contains(errOut, "no such file") {
-		t.Errorf("got %v, %q; want a failure naming the missing file", err, errOut)
-	}
+	assert.Error(t, err, "want a failure naming the missing file")
+	assert.Contains(t, errOut, "no such file", "want a failure naming the missing file")
 }

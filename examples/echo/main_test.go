@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gorio/rio/internal/testutil"
+	"github.com/stretchr/testify/require"
 )
 
 // TestSmoke builds the example, runs it on a free loopback port, echoes a
@@ -15,20 +16,13 @@ func TestSmoke(t *testing.T) {
 	addr := testutil.StartServerExample(t)
 
 	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
-	if _, err := c.Write([]byte("hello, io_uring\n")); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c.Write([]byte("hello, io_uring\n"))
+	require.NoError(t, err)
 	c.(*net.TCPConn).CloseWrite()
 	got, err := io.ReadAll(c)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(got) != "hello, io_uring\n" {
-		t.Fatalf("echoed %q", got)
-	}
+	require.NoError(t, err)
+	require.Equal(t, "hello, io_uring\n", string(got), "echoed")
 }

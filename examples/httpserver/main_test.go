@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gorio/rio/internal/testutil"
+	"github.com/stretchr/testify/require"
 )
 
 // TestSmoke builds the example, runs it on a free loopback port, makes a
@@ -19,16 +20,11 @@ func TestSmoke(t *testing.T) {
 	defer client.CloseIdleConnections()
 	for range 3 {
 		resp, err := client.Get("http://" + addr + "/hello")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		body, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if resp.StatusCode != http.StatusOK || !strings.HasPrefix(string(body), "Hello from io_uring") {
-			t.Fatalf("got %d %q", resp.StatusCode, body)
-		}
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, resp.StatusCode, "body %q", body)
+		require.True(t, strings.HasPrefix(string(body), "Hello from io_uring"), "got %d %q", resp.StatusCode, body)
 	}
 }

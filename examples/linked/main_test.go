@@ -4,10 +4,11 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"strings"
 	"testing"
 
 	"github.com/gorio/rio/internal/testutil"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 
 	"github.com/gorio/rio"
 )
@@ -20,16 +21,12 @@ func TestLinked(t *testing.T) {
 	if errors.Is(err, rio.ErrNotSupported) && os.Getenv("RIO_REQUIRE_URING") != "1" {
 		t.Skip("io_uring unavailable:", err)
 	}
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	r.Close()
 
 	path := filepath.Join(t.TempDir(), "out")
 	out, stderr, err := testutil.RunMain(t, nil, "-file", path, "-timeout", "5s")
-	if err != nil {
-		t.Fatalf("%v: %s", err, stderr)
-	}
+	require.NoError(t, err, stderr)
 	for _, want := range []string{
 		"write:  48 bytes, err=<nil>\n",
 		"fsync:  err=<nil> (link timeout fired: false)\n",
@@ -38,16 +35,10 @@ func TestLinked(t *testing.T) {
 		"(link timeout fired: true)\n",
 		"linked write after it: err=ECANCELED\n",
 	} {
-		if !strings.Contains(out, want) {
-			t.Errorf("output lacks %q:\n%s", want, out)
-		}
+		assert.Contains(t, out, want, "output lacks %q", want)
 	}
 	// The cancelled write never reached the file.
 	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(data) != "written, synced and read back in one submission\n" {
-		t.Errorf("file holds %q", data)
-	}
+	require.NoError(t, err)
+	assert.Equal(t, "written, synced and read back in one submission\n", string(data), "the file's contents")
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/gorio/rio/internal/testutil"
 	rionet "github.com/gorio/rio/net"
+	"github.com/stretchr/testify/require"
 )
 
 // TestSmoke builds the example, runs it on a free loopback port, echoes a
@@ -21,9 +22,7 @@ func TestSmoke(t *testing.T) {
 
 	for _, msg := range [][]byte{[]byte("hello, loops\n"), bytes.Repeat([]byte("0123456789"), 100000)} {
 		c, err := net.Dial("tcp", addr)
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		c.SetDeadline(time.Now().Add(10 * time.Second))
 		go func() {
 			c.Write(msg)
@@ -31,11 +30,7 @@ func TestSmoke(t *testing.T) {
 		}()
 		got, err := io.ReadAll(c)
 		c.Close()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !bytes.Equal(got, msg) {
-			t.Fatalf("echoed %d bytes, want %d", len(got), len(msg))
-		}
+		require.NoError(t, err)
+		require.True(t, bytes.Equal(got, msg), "echoed %d bytes, want %d", len(got), len(msg))
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorio/rio/internal/testutil"
 	rionet "github.com/gorio/rio/net"
+	"github.com/stretchr/testify/require"
 )
 
 // TestSmoke builds the example, runs it on a free loopback port, and
@@ -24,20 +25,16 @@ func TestSmoke(t *testing.T) {
 	defer client.CloseIdleConnections()
 	for i := 0; i < 3; i++ {
 		resp, err := client.Get("http://" + addr + "/")
-		if err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, err)
 		b, err := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if err != nil || resp.StatusCode != 200 || string(b) != body {
-			t.Fatalf("GET: %d %q %v", resp.StatusCode, b, err)
-		}
+		require.NoError(t, err, "GET: %d %q", resp.StatusCode, b)
+		require.Equal(t, 200, resp.StatusCode, "GET: %q", b)
+		require.Equal(t, body, string(b), "GET")
 	}
 
 	c, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(10 * time.Second))
 	reqs := "GET / HTTP/1.1\r\nHost: x\r\n\r\n" +
@@ -50,27 +47,19 @@ func TestSmoke(t *testing.T) {
 	br := bufio.NewReader(c)
 	for i := 0; i < 3; i++ {
 		resp, err := http.ReadResponse(br, nil)
-		if err != nil {
-			t.Fatalf("pipelined response %d: %v", i, err)
-		}
+		require.NoError(t, err, "pipelined response %d", i)
 		b, _ := io.ReadAll(resp.Body)
-		if resp.StatusCode != 200 || string(b) != body {
-			t.Fatalf("pipelined response %d: %d %q", i, resp.StatusCode, b)
-		}
+		require.Equal(t, 200, resp.StatusCode, "pipelined response %d: %q", i, b)
+		require.Equal(t, body, string(b), "pipelined response %d", i)
 	}
-	if _, err := br.ReadByte(); err != io.EOF {
-		t.Fatalf("after Connection: close: %v, want EOF", err)
-	}
+	_, err = br.ReadByte()
+	require.Equal(t, io.EOF, err, "after Connection: close, want EOF")
 
 	bad, err := net.Dial("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer bad.Close()
 	bad.SetDeadline(time.Now().Add(10 * time.Second))
 	bad.Write([]byte("NONSENSE\r\n\r\n"))
 	b, _ := io.ReadAll(bad)
-	if !strings.HasPrefix(string(b), "HTTP/1.1 400 ") {
-		t.Fatalf("malformed request: %q", b)
-	}
+	require.True(t, strings.HasPrefix(string(b), "HTTP/1.1 400 "), "malformed request: %q", b)
 }
