@@ -98,19 +98,7 @@ func BenchmarkNopReleased(b *testing.B) {
 // 32 NOPs one by one, each Completion released after its Wait.
 func BenchmarkNopOneByOne32Released(b *testing.B) {
 	r := newBenchRing(b)
-	cs := make([]*Completion[struct{}], 32)
-	b.ResetTimer()
-	for i := 0; i < b.N; i += 32 {
-		for j := range cs {
-			cs[j] = r.Nop()
-		}
-		for _, c := range cs {
-			if _, err := c.Wait(); err != nil {
-				b.Fatal(err)
-			}
-			c.Release()
-		}
-	}
+	nopOneByOneReleased(b, r, true)
 	reportEnters(b, r)
 }
 
@@ -124,7 +112,11 @@ func BenchmarkNopOneByOne32(b *testing.B) {
 
 // nopOneByOne runs b.N NOPs through r, 32 issued with Ring.Nop, then
 // waited for, at a time.
-func nopOneByOne(b *testing.B, r *Ring) {
+func nopOneByOne(b *testing.B, r *Ring) { nopOneByOneReleased(b, r, false) }
+
+// nopOneByOneReleased is nopOneByOne, releasing each Completion after its
+// Wait if release is set.
+func nopOneByOneReleased(b *testing.B, r *Ring, release bool) {
 	cs := make([]*Completion[struct{}], 32)
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 32 {
@@ -134,6 +126,9 @@ func nopOneByOne(b *testing.B, r *Ring) {
 		for _, c := range cs {
 			if _, err := c.Wait(); err != nil {
 				b.Fatal(err)
+			}
+			if release {
+				c.Release()
 			}
 		}
 	}
