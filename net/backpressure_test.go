@@ -46,9 +46,8 @@ func TestSharedBuffersRunDry(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if _, err := p.c.Write(payload(i)); err != nil {
-				t.Error(err)
-			}
+			_, err := p.c.Write(payload(i))
+			assert.NoError(t, err)
 		}()
 	}
 
@@ -68,9 +67,7 @@ func TestSharedBuffersRunDry(t *testing.T) {
 		got := make([]byte, size)
 		_, err := io.ReadFull(p.s, got)
 		require.NoError(t, err)
-		if !bytes.Equal(got, payload(i)) {
-			t.Fatalf("connection %d: data differs", i)
-		}
+		require.True(t, bytes.Equal(got, payload(i)), "connection %d: data differs", i)
 	}
 	wg.Wait()
 }

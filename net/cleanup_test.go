@@ -114,7 +114,7 @@ func TestCleanupNeverClosesUnderRead(t *testing.T) {
 	assert.Equal(t, st0.Ino, st.Ino, "the descriptor is another file's")
 	select {
 	case r := <-done:
-		t.Fatalf("the Read ended before data came: %d, %v", r.n, r.err)
+		require.Failf(t, "the Read ended before data came", "%d, %v", r.n, r.err)
 	default:
 	}
 	_, err = s.Write([]byte("after cleanup"))

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/stretchr/testify/assert"
 
 	rionet "github.com/gorio/rio/net"
 )
@@ -99,9 +99,7 @@ func compare(t *testing.T, body func(t *testing.T, s stack, tr *transcript)) {
 		})
 	}
 	if got[0] != nil && got[1] != nil {
-		if diff := cmp.Diff(got[0].lines, got[1].lines); diff != "" {
-			t.Errorf("rionet differs from package net (-net +rionet):\n%s", diff)
-		}
+		assert.Equal(t, got[0].lines, got[1].lines, "rionet differs from package net (-expected: net, +actual: rionet)")
 	}
 }
 

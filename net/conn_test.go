@@ -15,7 +15,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/go-cmp/cmp"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
@@ -228,9 +227,7 @@ func TestBigWrite(t *testing.T) {
 	got, err := io.ReadAll(s)
 	require.NoError(t, err)
 	require.NoError(t, <-done)
-	if !bytes.Equal(want, got) {
-		t.Fatalf("received %d bytes, differ from the %d sent", len(got), len(want))
-	}
+	require.True(t, bytes.Equal(want, got), "received %d bytes, differ from the %d sent", len(got), len(want))
 }
 
 func TestWriteDeadlineWhileBlocked(t *testing.T) {
@@ -424,8 +421,7 @@ func TestManyConns(t *testing.T) {
 		var wg sync.WaitGroup
 		for range n {
 			c, err := ln.Accept()
-			if err != nil {
-				t.Error(err)
+			if !assert.NoError(t, err) {
 				return
 			}
 			wg.Add(1)
@@ -473,7 +469,7 @@ func TestManyConns(t *testing.T) {
 	srv.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		assert.NoError(t, err)
 	}
 }
 
@@ -517,9 +513,7 @@ func TestHTTPRoundTrip(t *testing.T) {
 		require.NoError(t, err)
 		assert.Equal(t, http.StatusOK, resp.StatusCode)
 		assert.Equal(t, "/p", resp.Header.Get("X-Path"))
-		if diff := cmp.Diff("echo:"+string(body), string(got)); diff != "" {
-			t.Fatalf("response body (-want +got):\n%s", diff)
-		}
+		require.Equal(t, "echo:"+string(body), string(got), "response body")
 	}
 	// Concurrent requests over several connections.
 	var wg sync.WaitGroup

@@ -23,7 +23,7 @@ func SendFileBytesForTest() (n *atomic.Int64, stop func()) {
 }
 
 // SetUDPRingOnlyForTest makes PacketConns receive and send on the ring
-// only (RIONET_UDP=ring), and returns a function that restores the mode.
+// only, and returns a function that restores the mode.
 func SetUDPRingOnlyForTest(v bool) (restore func()) {
 	old := udpRingOnly
 	udpRingOnly = v
@@ -31,7 +31,7 @@ func SetUDPRingOnlyForTest(v bool) (restore func()) {
 }
 
 // SetUDPMultishotForTest makes UDP PacketConns receive with a multishot
-// recvmsg (RIONET_UDP=multishot), and returns a function that restores
+// recvmsg, and returns a function that restores
 // the mode. Only between PacketConns: none may be receiving.
 func SetUDPMultishotForTest(v bool) (restore func()) {
 	old := udpMultishot

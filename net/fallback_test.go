@@ -2,7 +2,6 @@ package rionet
 
 import (
 	"context"
-	"errors"
 	"io"
 	"net"
 	"path/filepath"
@@ -24,13 +23,9 @@ func TestFallback(t *testing.T) {
 
 	t.Setenv("RIONET_NOFALLBACK", "")
 	ln, err := Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer ln.Close()
-	if _, ok := ln.(*net.TCPListener); !ok {
-		t.Fatalf("fallback listener is %T, want *net.TCPListener", ln)
-	}
+	require.IsType(t, (*net.TCPListener)(nil), ln, "fallback listener")
 	go func() {
 		if c, err := ln.Accept(); err == nil {
 			io.Copy(c, c)
@@ -38,27 +33,20 @@ func TestFallback(t *testing.T) {
 		}
 	}()
 	c, err := Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, ok := c.(*net.TCPConn); !ok {
-		t.Fatalf("fallback conn is %T, want *net.TCPConn", c)
-	}
+	require.NoError(t, err)
+	require.IsType(t, (*net.TCPConn)(nil), c, "fallback conn")
 	c.Close()
 
 	// Switched off: the error says why, and matches rio.ErrNotSupported.
 	lc := ListenConfig{NoFallback: true}
-	if _, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0"); !errors.Is(err, rio.ErrNotSupported) {
-		t.Errorf("Listen with NoFallback: %v, want rio.ErrNotSupported", err)
-	}
+	_, err = lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
+	assert.ErrorIs(t, err, rio.ErrNotSupported, "Listen with NoFallback")
 	d := Dialer{NoFallback: true}
-	if _, err := d.Dial("tcp", ln.Addr().String()); !errors.Is(err, rio.ErrNotSupported) {
-		t.Errorf("Dial with NoFallback: %v, want rio.ErrNotSupported", err)
-	}
+	_, err = d.Dial("tcp", ln.Addr().String())
+	assert.ErrorIs(t, err, rio.ErrNotSupported, "Dial with NoFallback")
 	t.Setenv("RIONET_NOFALLBACK", "1")
-	if _, err := Listen("tcp", "127.0.0.1:0"); !errors.Is(err, rio.ErrNotSupported) {
-		t.Errorf("Listen with RIONET_NOFALLBACK=1: %v, want rio.ErrNotSupported", err)
-	}
+	_, err = Listen("tcp", "127.0.0.1:0")
+	assert.ErrorIs(t, err, rio.ErrNotSupported, "Listen with RIONET_NOFALLBACK=1")
 }
 
 // The fallback path of every constructor beyond Listen and Dial: with a

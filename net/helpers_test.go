@@ -5,6 +5,8 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/stretchr/testify/require"
+
 	"github.com/gorio/rio/internal/testutil"
 
 	rionet "github.com/gorio/rio/net"
@@ -48,9 +50,7 @@ var dialer = rionet.Dialer{NoFallback: true}
 func dial(t testing.TB, ln net.Listener) *rionet.Conn {
 	t.Helper()
 	c, err := dialer.Dial(ln.Addr().Network(), ln.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { c.Close() })
 	return c.(*rionet.Conn)
 }
@@ -60,9 +60,7 @@ func pair(t testing.TB, ln *rionet.Listener) (client, server *rionet.Conn) {
 	t.Helper()
 	client = dial(t, ln)
 	s, err := ln.AcceptConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	t.Cleanup(func() { s.Close() })
 	return client, s
 }

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/gorio/rio/internal/sim"
 	"github.com/gorio/rio/internal/uring"
 	rionet "github.com/gorio/rio/net"
@@ -104,9 +107,7 @@ func TestLoopSimFaults(t *testing.T) {
 			go func() {
 				defer wg.Done()
 				c.SetDeadline(time.Now().Add(60 * time.Second))
-				if err := echoCheck(t, c, msgs); err != nil {
-					t.Errorf("seed %d conn %d: %v", seed, i, err)
-				}
+				assert.NoError(t, echoCheck(t, c, msgs), "seed %d conn %d", seed, i)
 				c.Close()
 			}()
 		}
@@ -128,7 +129,7 @@ func TestLoopSimFaults(t *testing.T) {
 				}()
 				b, _ := io.ReadAll(c)
 				if j := bytes.IndexFunc(b, func(r rune) bool { return r != 'x' }); j >= 0 {
-					t.Errorf("seed %d: an aborted connection's peer got byte %#x at %d of %d", seed, b[j], j, len(b))
+					assert.Failf(t, "an aborted connection's peer got a byte not sent", "seed %d: byte %#x at %d of %d", seed, b[j], j, len(b))
 				}
 			}()
 		}
@@ -154,9 +155,7 @@ func TestLoopSimFaults(t *testing.T) {
 		// operations in flight or completions not reaped).
 		for i := 0; i < 3; i++ {
 			c := lt.dial()
-			if err := echoCheck(t, c, [][]byte{[]byte("busy")}); err != nil {
-				t.Fatal(err)
-			}
+			require.NoError(t, echoCheck(t, c, [][]byte{[]byte("busy")}))
 			go func() {
 				buf := make([]byte, 4096)
 				for {
@@ -175,9 +174,7 @@ func TestLoopSimFaults(t *testing.T) {
 		"short sends and receives": total.ShortIO, "ENOBUFS": total.NoBufs, "EINTR/EAGAIN results": total.OpErrors,
 		"enter errors": total.EnterErrors, "short submissions": total.ShortSubmit, "overflows": total.Overflows,
 	} {
-		if v == 0 {
-			t.Errorf("no %s injected over all seeds", name)
-		}
+		assert.NotZero(t, v, "no %s injected over all seeds", name)
 	}
 	t.Logf("faults injected: %+v", total)
 }

@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	"github.com/gorio/rio"
@@ -66,9 +68,7 @@ func serveLoop(t *testing.T, s *rionet.LoopServer) *loopTest {
 		}
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	lt.addr = ln.Addr().String()
 	started := rionet.LoopStartedForTest(s)
 	go func() { lt.errc <- s.Serve(ln) }()
@@ -77,13 +77,13 @@ func serveLoop(t *testing.T, s *rionet.LoopServer) *loopTest {
 	case err := <-lt.errc:
 		ln.Close()
 		requireURing(t, err)
-		t.Fatalf("Serve returned %v at once", err)
+		require.Failf(t, "Serve returned at once", "%v", err)
 	}
 	select {
 	case err := <-lt.errc:
 		ln.Close()
 		requireURing(t, err)
-		t.Fatalf("Serve: %v", err)
+		require.Failf(t, "Serve returned", "%v", err)
 	default:
 	}
 	t.Cleanup(lt.finish)
@@ -97,19 +97,13 @@ func (lt *loopTest) finish() {
 	lt.s.Close()
 	select {
 	case err := <-lt.errc:
-		if err != rionet.ErrServerClosed {
-			t.Errorf("Serve returned %v, want ErrServerClosed", err)
-		}
+		assert.Equal(t, rionet.ErrServerClosed, err, "Serve's error")
 		lt.errc <- err // for a later wait
 	case <-time.After(30 * time.Second):
-		t.Fatal("Serve did not return after Close")
+		require.Fail(t, "Serve did not return after Close")
 	}
-	if err := rionet.LoopBugsForTest(lt.s); err != nil {
-		t.Errorf("loop invariants: %v", err)
-	}
-	if o, c := lt.opened.Load(), lt.closed.Load(); o != c {
-		t.Errorf("%d connections opened, %d closed", o, c)
-	}
+	assert.NoError(t, rionet.LoopBugsForTest(lt.s), "loop invariants")
+	assert.Equal(t, lt.opened.Load(), lt.closed.Load(), "connections closed (actual) of those opened (expected)")
 }
 
 // wait waits for Serve to return.
@@ -122,9 +116,7 @@ func (lt *loopTest) wait() error {
 func (lt *loopTest) dial() net.Conn {
 	lt.t.Helper()
 	c, err := net.Dial("tcp", lt.addr)
-	if err != nil {
-		lt.t.Fatal(err)
-	}
+	require.NoError(lt.t, err)
 	lt.t.Cleanup(func() { c.Close() })
 	return c
 }
@@ -140,9 +132,7 @@ func (lt *loopTest) closeErrs() []error {
 func (lt *loopTest) waitClosed(n int64) {
 	lt.t.Helper()
 	for deadline := time.Now().Add(20 * time.Second); lt.closed.Load() < n; {
-		if time.Now().After(deadline) {
-			lt.t.Fatalf("%d of %d connections closed", lt.closed.Load(), n)
-		}
+		require.False(lt.t, time.Now().After(deadline), "%d of %d connections closed", lt.closed.Load(), n)
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -224,15 +214,14 @@ func TestLoopEcho1000Conns(t *testing.T) {
 	wg.Wait()
 	close(errs)
 	for err := range errs {
-		t.Error(err)
+		assert.NoError(t, err)
 	}
 	for _, c := range conns {
 		c.Close()
 	}
 	lt.waitClosed(n)
 	for _, err := range lt.closeErrs() {
-		if err != io.EOF {
-			t.Errorf("OnClose error %v, want io.EOF (the peer closed)", err)
+		if !assert.Equal(t, io.EOF, err, "OnClose error (the peer closed)") {
 			break
 		}
 	}
@@ -258,27 +247,22 @@ func TestLoopHalfClose(t *testing.T) {
 	c.Write([]byte("hello"))
 	c.(*net.TCPConn).CloseWrite()
 	b, err := io.ReadAll(c)
-	if err != nil || string(b) != "hello" {
-		t.Fatalf("echo after half-close: %q, %v", b, err)
-	}
+	require.NoError(t, err, "echo after half-close")
+	require.Equal(t, "hello", string(b), "echo after half-close")
 
 	c2 := lt.dial()
 	c2.SetDeadline(time.Now().Add(20 * time.Second))
 	c2.Write([]byte("shut"))
 	b, err = io.ReadAll(c2)
-	if err != nil || string(b) != "bye" {
-		t.Fatalf("after the server's CloseWrite: %q, %v", b, err)
-	}
+	require.NoError(t, err, "after the server's CloseWrite")
+	require.Equal(t, "bye", string(b), "after the server's CloseWrite")
 	// The server still reads (its handler writes nothing back now: the
 	// Write fails).
 	before := got.Load()
-	if _, err := c2.Write([]byte("more")); err != nil {
-		t.Fatal(err)
-	}
+	_, err = c2.Write([]byte("more"))
+	require.NoError(t, err)
 	for deadline := time.Now().Add(10 * time.Second); got.Load() < before+4; {
-		if time.Now().After(deadline) {
-			t.Fatal("the server stopped reading after CloseWrite")
-		}
+		require.False(t, time.Now().After(deadline), "the server stopped reading after CloseWrite")
 		time.Sleep(time.Millisecond)
 	}
 }
@@ -295,19 +279,16 @@ func TestLoopPeerReset(t *testing.T) {
 	}
 	lt.waitClosed(20)
 	for _, err := range lt.closeErrs() {
-		if err != io.EOF && !errors.Is(err, syscall.ECONNRESET) && !errors.Is(err, syscall.EPIPE) {
-			t.Errorf("OnClose error %v, want io.EOF, ECONNRESET or EPIPE", err)
-		}
+		assert.True(t, err == io.EOF || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE),
+			"OnClose error %v, want io.EOF, ECONNRESET or EPIPE", err)
 		var oe *net.OpError
-		if err != io.EOF && !errors.As(err, &oe) {
-			t.Errorf("OnClose error %T, want a *net.OpError", err)
+		if err != io.EOF {
+			assert.ErrorAs(t, err, &oe, "OnClose error %T, want a *net.OpError", err)
 		}
 	}
 	c := lt.dial()
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	if err := echoCheck(t, c, [][]byte{[]byte("still serving")}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, echoCheck(t, c, [][]byte{[]byte("still serving")}))
 }
 
 // A peer that sends without reading: the write queue stays within
@@ -340,15 +321,12 @@ func TestLoopPeerNeverReads(t *testing.T) {
 			stalls++
 		}
 	}
-	if stalls < 3 {
-		t.Fatalf("sent %d bytes to a server whose peer never reads without stalling", sent)
-	}
-	if n := over.Load(); n != 0 {
-		t.Fatalf("write queue held %d bytes, over MaxWriteBuffer %d", n, max)
-	}
-	if n := rionet.LoopChunksInUseForTest(s); n*rionet.ChunkSizeForTest > max+rionet.ChunkSizeForTest {
-		t.Fatalf("%d write chunks in use for one connection with MaxWriteBuffer %d", n, max)
-	}
+	require.GreaterOrEqual(t, stalls, 3, "sent %d bytes to a server whose peer never reads without stalling", sent)
+	n := over.Load()
+	require.Zero(t, n, "write queue held %d bytes, over MaxWriteBuffer %d", n, max)
+	chunks := rionet.LoopChunksInUseForTest(s)
+	require.LessOrEqual(t, chunks*rionet.ChunkSizeForTest, max+rionet.ChunkSizeForTest,
+		"%d write chunks in use for one connection with MaxWriteBuffer %d", chunks, max)
 	c.Close()
 	lt.waitClosed(1)
 }
@@ -378,8 +356,7 @@ func TestLoopWritesFromGoroutines(t *testing.T) {
 				for j := range rec {
 					rec[j] = byte(w)
 				}
-				if _, err := sc.Write(rec); err != nil {
-					t.Error(err)
+				if _, err := sc.Write(rec); !assert.NoError(t, err) {
 					return
 				}
 			}
@@ -387,26 +364,22 @@ func TestLoopWritesFromGoroutines(t *testing.T) {
 	}
 	got := make([]byte, writers*records*1000)
 	c.SetDeadline(time.Now().Add(30 * time.Second))
-	if n, err := io.ReadFull(c, got); err != nil {
-		t.Fatalf("after %d bytes: %v\n%s", n, err, rionet.LoopStateForTest(lt.s))
+	if read, err := io.ReadFull(c, got); err != nil {
+		// Only on failure: LoopStateForTest reads the loop's state
+		// without synchronizing with it.
+		require.Failf(t, "reading the records failed", "after %d bytes: %v\n%s", read, err, rionet.LoopStateForTest(lt.s))
 	}
 	wg.Wait()
 	for i := 0; i < len(got); i += 1000 {
-		if !bytes.Equal(got[i:i+1000], bytes.Repeat(got[i:i+1], 1000)) {
-			t.Fatalf("record at %d interleaved with another", i)
-		}
+		require.True(t, bytes.Equal(got[i:i+1000], bytes.Repeat(got[i:i+1], 1000)), "record at %d interleaved with another", i)
 	}
 
 	// The peer stops reading: a large Write waits, then fails at its
 	// deadline having queued at most MaxWriteBuffer.
 	sc.SetWriteDeadline(time.Now().Add(100 * time.Millisecond))
 	n, err := sc.Write(make([]byte, 16<<20))
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("Write to a peer that does not read: %d, %v; want os.ErrDeadlineExceeded", n, err)
-	}
-	if sc.OutboundBuffered() > 64<<10 {
-		t.Fatalf("%d bytes queued, over MaxWriteBuffer", sc.OutboundBuffered())
-	}
+	require.ErrorIs(t, err, os.ErrDeadlineExceeded, "Write to a peer that does not read: %d bytes", n)
+	require.LessOrEqual(t, sc.OutboundBuffered(), 64<<10, "bytes queued, over MaxWriteBuffer")
 	// Close wakes a waiting Write with net.ErrClosed.
 	sc.SetWriteDeadline(time.Time{})
 	errc := make(chan error, 1)
@@ -416,9 +389,7 @@ func TestLoopWritesFromGoroutines(t *testing.T) {
 	}()
 	time.Sleep(10 * time.Millisecond) // let it wait (not needed for the test to pass)
 	sc.Close()
-	if err := <-errc; !errors.Is(err, net.ErrClosed) {
-		t.Fatalf("Write waiting when the connection closed: %v, want net.ErrClosed", err)
-	}
+	require.ErrorIs(t, <-errc, net.ErrClosed, "Write waiting when the connection closed")
 	// The server's Close waits (up to 5 s) for the queue to be sent; the
 	// peer closing ends that.
 	c.Close()
@@ -444,9 +415,7 @@ func TestLoopWriteOnLoopFull(t *testing.T) {
 	}})
 	c := lt.dial()
 	c.Write([]byte("go"))
-	if err := <-res; err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, <-res)
 	io.Copy(io.Discard, c)
 	lt.waitClosed(1)
 }
@@ -485,12 +454,10 @@ func TestLoopHandlerPanics(t *testing.T) {
 		c := lt.dial()
 		c.SetDeadline(time.Now().Add(30 * time.Second))
 		c.Write([]byte("panic now"))
-		if _, err := io.ReadAll(c); err != nil && !errors.Is(err, syscall.ECONNRESET) {
-			t.Fatal(err)
+		if _, err := io.ReadAll(c); !errors.Is(err, syscall.ECONNRESET) {
+			require.NoError(t, err)
 		}
-		if err := echoCheck(t, survivor, [][]byte{[]byte(fmt.Sprint("still here ", i))}); err != nil {
-			t.Fatalf("after panic %d: %v", i, err)
-		}
+		require.NoError(t, echoCheck(t, survivor, [][]byte{[]byte(fmt.Sprint("still here ", i))}), "after panic %d", i)
 	}
 	lt.waitClosed(30)
 	panics := 0
@@ -498,14 +465,10 @@ func TestLoopHandlerPanics(t *testing.T) {
 		var pe *rionet.PanicError
 		if errors.As(err, &pe) {
 			panics++
-			if len(pe.Stack) == 0 {
-				t.Error("PanicError without a stack")
-			}
+			assert.NotEmpty(t, pe.Stack, "PanicError without a stack")
 		}
 	}
-	if panics != 30 {
-		t.Fatalf("%d *PanicError closes, want 30", panics)
-	}
+	require.Equal(t, 30, panics, "*PanicError closes")
 }
 
 // A slow handler hands the connection to a goroutine, which blocks; the
@@ -533,16 +496,14 @@ func TestLoopSlowHandler(t *testing.T) {
 	for i := 0; i < 10; i++ {
 		c := lt.dial()
 		c.SetDeadline(time.Now().Add(30 * time.Second))
-		if err := echoCheck(t, c, [][]byte{[]byte("quick")}); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, echoCheck(t, c, [][]byte{[]byte("quick")}))
 		c.Close()
 	}
 	close(release)
 	got := make([]byte, len("slow and more"))
-	if _, err := io.ReadFull(slow, got); err != nil || string(got) != "slow and more" {
-		t.Fatalf("slow connection: %q, %v", got, err)
-	}
+	_, err := io.ReadFull(slow, got)
+	require.NoError(t, err, "slow connection: %q", got)
+	require.Equal(t, "slow and more", string(got), "slow connection")
 }
 
 // Retained buffers survive later traffic, and Shutdown waits for them.
@@ -572,28 +533,22 @@ func TestLoopRetain(t *testing.T) {
 		got = append(got, b.Bytes()...)
 		bufs = append(bufs, b)
 	}
-	if !bytes.Equal(got, want) {
-		t.Fatalf("retained %q, want %q", got, want)
-	}
+	require.Equal(t, string(want), string(got), "retained")
 	c.Close()
 	lt.waitClosed(1)
 	done := make(chan error, 1)
 	go func() { done <- s.Shutdown(context.Background()) }()
-	if err := lt.wait(); err != rionet.ErrServerClosed {
-		t.Fatalf("Serve: %v", err)
-	}
+	require.Equal(t, rionet.ErrServerClosed, lt.wait(), "Serve")
 	select {
 	case err := <-done:
-		t.Fatalf("Shutdown returned %v with buffers still retained", err)
+		require.Failf(t, "Shutdown returned with buffers still retained", "%v", err)
 	default:
 	}
 	for _, b := range bufs {
 		b.Release()
 		b.Release() // twice: a no-op
 	}
-	if err := <-done; err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
+	require.NoError(t, <-done, "Shutdown")
 }
 
 // Graceful stop under load: Shutdown returns, every connection is closed
@@ -633,8 +588,7 @@ func TestLoopShutdownUnderLoad(t *testing.T) {
 				if _, err := io.ReadFull(c, got); err != nil {
 					return // closed by Shutdown
 				}
-				if !bytes.Equal(got, msg) {
-					t.Errorf("conn %d: echo differs", i)
+				if !assert.True(t, bytes.Equal(got, msg), "conn %d: echo differs", i) {
 					return
 				}
 				echoed.Add(1)
@@ -649,25 +603,17 @@ func TestLoopShutdownUnderLoad(t *testing.T) {
 	wg.Wait() // every loaded connection was closed by Shutdown
 	select {
 	case err := <-done:
-		t.Fatalf("Shutdown returned %v while a connection is handed to a goroutine", err)
+		require.Failf(t, "Shutdown returned while a connection is handed to a goroutine", "%v", err)
 	default:
 	}
 	pc.Write([]byte("done"))
 	pc.ResumeRead()
-	if err := <-done; err != nil {
-		t.Fatalf("Shutdown: %v", err)
-	}
-	if err := lt.wait(); err != rionet.ErrServerClosed {
-		t.Fatalf("Serve: %v", err)
-	}
+	require.NoError(t, <-done, "Shutdown")
+	require.Equal(t, rionet.ErrServerClosed, lt.wait(), "Serve")
 	b, _ := io.ReadAll(p)
-	if string(b) != "done" {
-		t.Fatalf("the paused connection got %q before closing, want its queued reply", b)
-	}
+	require.Equal(t, "done", string(b), "what the paused connection got before closing: its queued reply")
 	for _, err := range lt.closeErrs() {
-		if err != rionet.ErrServerClosed && err != io.EOF {
-			t.Errorf("OnClose error %v, want ErrServerClosed", err)
-		}
+		assert.True(t, err == rionet.ErrServerClosed || err == io.EOF, "OnClose error %v, want ErrServerClosed", err)
 	}
 }
 
@@ -686,28 +632,21 @@ func TestLoopShutdownContext(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
 	defer cancel()
-	if err := s.Shutdown(ctx); !errors.Is(err, context.DeadlineExceeded) {
-		t.Fatalf("Shutdown: %v, want context.DeadlineExceeded", err)
-	}
-	if err := lt.wait(); err != rionet.ErrServerClosed {
-		t.Fatalf("Serve: %v", err)
-	}
+	require.ErrorIs(t, s.Shutdown(ctx), context.DeadlineExceeded, "Shutdown")
+	require.Equal(t, rionet.ErrServerClosed, lt.wait(), "Serve")
 }
 
 func TestLoopIdleTimeout(t *testing.T) {
 	lt := serveLoop(t, &rionet.LoopServer{IdleTimeout: 20 * time.Millisecond, OnData: echoHandler})
 	c := lt.dial()
 	c.SetDeadline(time.Now().Add(20 * time.Second))
-	if err := echoCheck(t, c, [][]byte{[]byte("hi")}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.Read(make([]byte, 1)); err != io.EOF {
-		t.Fatalf("Read on an idle connection: %v, want io.EOF once the server closes it", err)
-	}
+	require.NoError(t, echoCheck(t, c, [][]byte{[]byte("hi")}))
+	_, err := c.Read(make([]byte, 1))
+	require.Equal(t, io.EOF, err, "Read on an idle connection, once the server closes it")
 	lt.waitClosed(1)
-	if errs := lt.closeErrs(); !errors.Is(errs[0], rionet.ErrIdleTimeout) || !errors.Is(errs[0], os.ErrDeadlineExceeded) {
-		t.Fatalf("OnClose error %v, want ErrIdleTimeout", errs[0])
-	}
+	errs := lt.closeErrs()
+	require.ErrorIs(t, errs[0], rionet.ErrIdleTimeout, "OnClose error")
+	require.ErrorIs(t, errs[0], os.ErrDeadlineExceeded, "OnClose error")
 }
 
 // OnData's return value keeps unconsumed bytes for the next call.
@@ -728,9 +667,9 @@ func TestLoopConsumed(t *testing.T) {
 		time.Sleep(5 * time.Millisecond) // separate receives (not needed to pass)
 	}
 	got := make([]byte, 8)
-	if _, err := io.ReadFull(c, got); err != nil || string(got) != "abc\ndef\n" {
-		t.Fatalf("got %q, %v", got, err)
-	}
+	_, err := io.ReadFull(c, got)
+	require.NoError(t, err, "got %q", got)
+	require.Equal(t, "abc\ndef\n", string(got))
 }
 
 // Too much unconsumed input closes the connection with ErrReadBufferFull.
@@ -741,9 +680,7 @@ func TestLoopReadBufferFull(t *testing.T) {
 	c.Write(make([]byte, 64<<10))
 	io.Copy(io.Discard, c)
 	lt.waitClosed(1)
-	if errs := lt.closeErrs(); !errors.Is(errs[0], rionet.ErrReadBufferFull) {
-		t.Fatalf("OnClose error %v, want ErrReadBufferFull", errs[0])
-	}
+	require.ErrorIs(t, lt.closeErrs()[0], rionet.ErrReadBufferFull, "OnClose error")
 }
 
 // Without io_uring, Serve returns an error matching rio.ErrNotSupported.
@@ -751,13 +688,9 @@ func TestLoopNotSupported(t *testing.T) {
 	s := &rionet.LoopServer{OnData: echoHandler}
 	rionet.SetLoopKernelForTest(s, noKernel)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer ln.Close()
-	if err := s.Serve(ln); !errors.Is(err, rio.ErrNotSupported) {
-		t.Fatalf("Serve without io_uring: %v, want rio.ErrNotSupported", err)
-	}
+	require.ErrorIs(t, s.Serve(ln), rio.ErrNotSupported, "Serve without io_uring")
 }
 
 // A LoopServer without OnData is a caller's mistake: Serve says so with an
@@ -765,17 +698,11 @@ func TestLoopNotSupported(t *testing.T) {
 func TestLoopNoOnData(t *testing.T) {
 	s := &rionet.LoopServer{}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer ln.Close()
-	if err := s.Serve(ln); !errors.Is(err, syscall.EINVAL) {
-		t.Fatalf("Serve without OnData: %v, want an error matching EINVAL", err)
-	}
+	require.ErrorIs(t, s.Serve(ln), syscall.EINVAL, "Serve without OnData")
 	c, err := net.Dial("tcp", ln.Addr().String())
-	if err != nil {
-		t.Fatalf("ln closed by a Serve that did not serve: %v", err)
-	}
+	require.NoError(t, err, "ln closed by a Serve that did not serve")
 	c.Close()
 }
 
@@ -789,23 +716,20 @@ func TestLoopNoAllocPerRequest(t *testing.T) {
 	lt := serveLoop(t, &rionet.LoopServer{Loops: 1, OnData: echoHandler})
 	c := lt.dial()
 	rc, err := c.(*net.TCPConn).SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var fd int
 	rc.Control(func(s uintptr) { fd = int(s) })
-	if err := unix.SetNonblock(fd, false); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, unix.SetNonblock(fd, false))
 	msg, got := []byte("0123456789abcdef"), make([]byte, 16)
 	roundTrip := func() {
-		if _, err := unix.Write(fd, msg); err != nil {
-			t.Fatal(err)
-		}
+		_, err := unix.Write(fd, msg)
+		require.NoError(t, err)
 		for n := 0; n < len(got); {
 			m, err := unix.Read(fd, got[n:])
+			// An if, not require.NoError(..., m): the arguments would be
+			// boxed, an allocation on every round trip counted below.
 			if err != nil || m == 0 {
-				t.Fatalf("read: %d, %v", m, err)
+				require.Failf(t, "read failed", "%d, %v", m, err)
 			}
 			n += m
 		}
@@ -820,9 +744,8 @@ func TestLoopNoAllocPerRequest(t *testing.T) {
 		roundTrip()
 	}
 	runtime.ReadMemStats(&after)
-	if allocs := after.Mallocs - before.Mallocs; allocs > n/50 {
-		t.Fatalf("%d heap allocations over %d requests", allocs, n)
-	}
+	allocs := after.Mallocs - before.Mallocs
+	require.LessOrEqual(t, allocs, uint64(n/50), "heap allocations over %d requests", n)
 	unix.SetNonblock(fd, true)
 }
 
@@ -838,15 +761,11 @@ func TestLoopSpreadsConnections(t *testing.T) {
 	}})
 	for i := 0; i < 64; i++ {
 		c := lt.dial()
-		if err := echoCheck(t, c, [][]byte{[]byte("x")}); err != nil { // accepted and served
-			t.Fatal(err)
-		}
+		require.NoError(t, echoCheck(t, c, [][]byte{[]byte("x")})) // accepted and served
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	if per[0]+per[1] != 64 || per[0] < 30 || per[1] < 30 {
-		t.Fatalf("connections per loop: %v", per)
-	}
+	require.False(t, per[0]+per[1] != 64 || per[0] < 30 || per[1] < 30, "connections per loop: %v", per)
 }
 
 // ListenAndServe, also with one SO_REUSEPORT socket per loop, and on a
@@ -868,9 +787,7 @@ func TestLoopListenAndServe(t *testing.T) {
 			} else {
 				// ListenAndServe takes an address; find a free port.
 				ln, err := net.Listen("tcp", addr)
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				addr = ln.Addr().String()
 				ln.Close()
 			}
@@ -882,7 +799,7 @@ func TestLoopListenAndServe(t *testing.T) {
 			case <-started:
 			case err := <-errc:
 				requireURing(t, err)
-				t.Fatal(err)
+				require.NoError(t, err)
 			}
 			for i := 0; i < 8; i++ {
 				var c net.Conn
@@ -893,22 +810,14 @@ func TestLoopListenAndServe(t *testing.T) {
 					}
 					time.Sleep(time.Millisecond)
 				}
-				if err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, err)
 				c.SetDeadline(time.Now().Add(20 * time.Second))
-				if err := echoCheck(t, c, [][]byte{[]byte("over ListenAndServe")}); err != nil {
-					t.Fatal(err)
-				}
+				require.NoError(t, echoCheck(t, c, [][]byte{[]byte("over ListenAndServe")}))
 				c.Close()
 			}
 			s.Close()
-			if err := <-errc; err != rionet.ErrServerClosed {
-				t.Fatalf("ListenAndServe: %v", err)
-			}
-			if err := rionet.LoopBugsForTest(s); err != nil {
-				t.Fatal(err)
-			}
+			require.Equal(t, rionet.ErrServerClosed, <-errc, "ListenAndServe")
+			require.NoError(t, rionet.LoopBugsForTest(s))
 		})
 	}
 }
@@ -919,7 +828,5 @@ func TestLoopListenAndServeClosed(t *testing.T) {
 	checkLeaks(t)
 	s := &rionet.LoopServer{Loops: 2, ReusePort: true, OnData: echoHandler}
 	s.Close()
-	if err := s.ListenAndServe("tcp", "127.0.0.1:0"); err != rionet.ErrServerClosed {
-		t.Fatalf("ListenAndServe after Close: %v", err)
-	}
+	require.Equal(t, rionet.ErrServerClosed, s.ListenAndServe("tcp", "127.0.0.1:0"), "ListenAndServe after Close")
 }

@@ -27,7 +27,7 @@ func within(t *testing.T, what string, f func()) {
 	case <-time.After(20 * time.Second):
 		buf := make([]byte, 1<<20)
 		buf = buf[:runtime.Stack(buf, true)]
-		t.Fatalf("%s: still blocked after 20s\n%s", what, buf)
+		require.Failf(t, what+": still blocked after 20s", "%s", buf)
 	}
 }
 
@@ -74,10 +74,14 @@ func TestReadOnFullRing(t *testing.T) {
 		errc <- err
 	}()
 	time.Sleep(10 * time.Millisecond) // let the Read wait (not needed for correctness)
+	var closeErr, readErr error
 	within(t, "Close of a Conn whose Read waits for a slot", func() {
-		require.NoError(t, s.Close())
-		assert.ErrorIs(t, <-errc, net.ErrClosed)
+		if closeErr = s.Close(); closeErr == nil {
+			readErr = <-errc
+		}
 	})
+	require.NoError(t, closeErr)
+	assert.ErrorIs(t, readErr, net.ErrClosed)
 	_, err = pw.Write(make([]byte, len(fill)))
 	require.NoError(t, err)
 	for _, f := range fill {

@@ -53,9 +53,7 @@ func reset(t *testing.T, c net.Conn) {
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
+		require.False(t, time.Now().After(deadline), "gave up waiting for %s", what)
 	}
 }
 

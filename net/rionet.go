@@ -56,6 +56,23 @@
 // the methods of *net.UDPConn. Its receives and sends are recvmsg and
 // sendmsg, tried without waiting first and submitted to the ring when the
 // socket is not ready.
+//
+// # Environment
+//
+// Three variables change the package's behaviour; the last two exist for
+// comparisons in benchmarks (bench/net, bench/loop), not for production:
+//
+//   - RIONET_NOFALLBACK=1: report the error instead of falling back to
+//     package net (see Fallback).
+//   - RIONET_SEND=ring: every Write is a send on the ring, without the
+//     direct send first.
+//   - RIONET_LOOP_WAIT=block or spinK (K a number): a LoopServer's loop
+//     hands its P off before waiting in io_uring_enter (block), or makes K
+//     non-waiting enters before each wait (spinK).
+//
+// Each is read once, when the package (RIONET_SEND) or a loop
+// (RIONET_LOOP_WAIT) starts, or when a Listener or Conn is made
+// (RIONET_NOFALLBACK).
 package rionet
 
 import (

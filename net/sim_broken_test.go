@@ -6,6 +6,8 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	rionet "github.com/gorio/rio/net"
@@ -36,13 +38,12 @@ func TestSimCatchesBrokenNetWriter(t *testing.T) {
 				fd := connFD(t, client)
 				for rest := data; len(rest) > 0; {
 					k := min(len(rest), 1+rng.IntN(4096))
-					if _, err := s.r.Send(fd, rest[:k], unix.MSG_NOSIGNAL).Wait(); err != nil {
-						t.Fatalf("Send: %v", err)
-					}
+					_, err := s.r.Send(fd, rest[:k], unix.MSG_NOSIGNAL).Wait()
+					require.NoError(t, err, "Send")
 					rest = rest[k:] // the bug: n < k is ignored
 				}
-			} else if err := writeChunks(client, data, rng, 4096); err != nil {
-				t.Fatal(err)
+			} else {
+				require.NoError(t, writeChunks(client, data, rng, 4096))
 			}
 			client.CloseWrite()
 			b := await(t, read, hang, "peer reads")
@@ -61,7 +62,5 @@ func TestSimCatchesBrokenNetWriter(t *testing.T) {
 			caught++
 		}
 	}
-	if caught == 0 {
-		t.Errorf("the writer that ignores short sends lost nothing under ShortIO")
-	}
+	assert.NotZero(t, caught, "the writer that ignores short sends lost nothing under ShortIO")
 }

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 	"golang.org/x/sys/unix"
 
 	"github.com/gorio/rio"
@@ -61,21 +63,15 @@ func newSimNet(t *testing.T, seed uint64, f riotest.Faults, network string) *sim
 	checkLeaks(t)
 	k := riotest.NewKernel(riotest.Config{Seed: seed, Faults: f})
 	r, err := rio.New(k.Option(), rio.WithEntries(16))
-	if err != nil {
-		t.Fatalf("seed %d: rio.New over the simulated kernel: %v", seed, err)
-	}
+	require.NoError(t, err, "seed %d: rio.New over the simulated kernel", seed)
 	t.Cleanup(func() {
-		if err := r.Close(); err != nil {
-			t.Errorf("Ring.Close: %v", err)
-		}
+		assert.NoError(t, r.Close(), "Ring.Close")
 		if t.Failed() {
 			t.Logf("simulated kernel seed %d, faults %+v, stats %+v", k.Seed(), f, k.Stats())
 		}
 	})
 	t.Cleanup(func() {
-		if err := rionet.Release(r); err != nil {
-			t.Errorf("rionet.Release: %v", err)
-		}
+		assert.NoError(t, rionet.Release(r), "rionet.Release")
 	})
 	addr := "127.0.0.1:0"
 	if network == "unix" {
@@ -83,9 +79,7 @@ func newSimNet(t *testing.T, seed uint64, f riotest.Faults, network string) *sim
 	}
 	lc := rionet.ListenConfig{Ring: r, NoFallback: true}
 	ln, err := lc.Listen(t.Context(), network, addr)
-	if err != nil {
-		t.Fatalf("Listen on the simulated ring: %v", err)
-	}
+	require.NoError(t, err, "Listen on the simulated ring")
 	t.Cleanup(func() { ln.Close() })
 	return &simNet{t: t, r: r, k: k, ln: ln.(*rionet.Listener)}
 }
@@ -95,14 +89,10 @@ func (s *simNet) pair() (client, server *rionet.Conn) {
 	t.Helper()
 	d := rionet.Dialer{Ring: s.r, NoFallback: true}
 	c, err := d.Dial(s.ln.Addr().Network(), s.ln.Addr().String())
-	if err != nil {
-		t.Fatalf("Dial: %v", err)
-	}
+	require.NoError(t, err, "Dial")
 	t.Cleanup(func() { c.Close() })
 	sc, err := s.ln.AcceptConn()
-	if err != nil {
-		t.Fatalf("Accept: %v", err)
-	}
+	require.NoError(t, err, "Accept")
 	t.Cleanup(func() { sc.Close() })
 	return c.(*rionet.Conn), sc
 }
@@ -111,13 +101,9 @@ func (s *simNet) pair() (client, server *rionet.Conn) {
 func connFD(t *testing.T, c *rionet.Conn) int {
 	t.Helper()
 	rc, err := c.SyscallConn()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	var fd int
-	if err := rc.Control(func(s uintptr) { fd = int(s) }); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, rc.Control(func(s uintptr) { fd = int(s) }))
 	return fd
 }
 
@@ -135,9 +121,7 @@ func setBuffers(t *testing.T, c *rionet.Conn, size int) {
 	t.Helper()
 	fd := connFD(t, c)
 	for _, opt := range []int{unix.SO_SNDBUF, unix.SO_RCVBUF} {
-		if err := unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, size); err != nil {
-			t.Fatal(err)
-		}
+		require.NoError(t, unix.SetsockoptInt(fd, unix.SOL_SOCKET, opt, size))
 	}
 }
 
@@ -206,7 +190,7 @@ func sameBytes(t *testing.T, what string, got, want []byte) {
 	for i < len(got) && i < len(want) && got[i] == want[i] {
 		i++
 	}
-	t.Fatalf("%s: got %d bytes, want %d; first difference at offset %d", what, len(got), len(want), i)
+	require.Failf(t, what+" differs", "got %d bytes, want %d; first difference at offset %d", len(got), len(want), i)
 }
 
 // await returns the value from ch, failing t if none comes within d (a
@@ -218,7 +202,7 @@ func await[T any](t *testing.T, ch <-chan T, d time.Duration, what string) T {
 		return v
 	case <-time.After(d):
 		buf := make([]byte, 1<<20)
-		t.Fatalf("%s did not finish within %v\n%s", what, d, buf[:runtime.Stack(buf, true)])
+		require.Failf(t, what+" did not finish", "within %v\n%s", d, buf[:runtime.Stack(buf, true)])
 		panic("unreachable")
 	}
 }
@@ -309,22 +293,14 @@ func simConnStream(t *testing.T, faults riotest.Faults, nseeds int) {
 						b, err := readSeeded(client, rand.New(rand.NewPCG(seed, 4)), 16<<10)
 						read <- result{b, err}
 					}()
-					if err := await(t, written, hang, "client writes"); err != nil {
-						t.Fatalf("client: %v", err)
-					}
-					if err := await(t, echoed, hang, "echo"); err != nil {
-						t.Fatalf("echo server (WriteTo=%v): %v", useWriteTo, err)
-					}
+					require.NoError(t, await(t, written, hang, "client writes"), "client")
+					require.NoError(t, await(t, echoed, hang, "echo"), "echo server (WriteTo=%v)", useWriteTo)
 					res := await(t, read, hang, "client reads")
-					if res.err != io.EOF {
-						t.Fatalf("client Read ended with %v, want io.EOF", res.err)
-					}
+					require.Equal(t, io.EOF, res.err, "how the client's Read ended")
 					sameBytes(t, fmt.Sprintf("echoed stream (WriteTo=%v)", useWriteTo), res.b, data)
 				})
 				t.Logf("faults injected: %v", &ft)
-				if ft.shortIO.Load() == 0 || ft.delayed.Load() == 0 {
-					t.Errorf("the faults this test is about did not happen: %v", &ft)
-				}
+				assert.False(t, ft.shortIO.Load() == 0 || ft.delayed.Load() == 0, "the faults this test is about did not happen: %v", &ft)
 			})
 		})
 	}
@@ -353,9 +329,7 @@ func TestSimConnEOFMidStream(t *testing.T) {
 					closed <- err
 				}()
 				if !readFirst {
-					if err := await(t, closed, hang, "peer"); err != nil {
-						t.Fatalf("peer: %v", err)
-					}
+					require.NoError(t, await(t, closed, hang, "peer"), "peer")
 				}
 				var (
 					got []byte
@@ -372,18 +346,14 @@ func TestSimConnEOFMidStream(t *testing.T) {
 					got, err = readSeeded(client, rand.New(rand.NewPCG(seed, 3)), 16<<10)
 				}
 				if readFirst {
-					if err := await(t, closed, hang, "peer"); err != nil {
-						t.Fatalf("peer: %v", err)
-					}
+					require.NoError(t, await(t, closed, hang, "peer"), "peer")
 				}
-				if err != io.EOF {
-					t.Fatalf("read %d of %d bytes, then %v; want a bare io.EOF", len(got), cut, err)
-				}
+				require.Equal(t, io.EOF, err, "read %d of %d bytes, then an error: a bare io.EOF", len(got), cut)
 				sameBytes(t, "bytes before EOF", got, data[:cut])
 				for range 3 {
-					if n, err := client.Read(make([]byte, 100)); n != 0 || err != io.EOF {
-						t.Fatalf("Read after EOF = %d, %v; want 0, io.EOF", n, err)
-					}
+					n, err := client.Read(make([]byte, 100))
+					require.Equal(t, io.EOF, err, "Read after EOF")
+					require.Zero(t, n, "Read after EOF")
 				}
 			})
 		})
@@ -415,35 +385,27 @@ func TestSimConnDeadlines(t *testing.T) {
 							pre := randBytes(rng, 1+rng.IntN(6000))
 							go server.Write(pre)
 							got := make([]byte, len(pre))
-							if _, err := io.ReadFull(client, got); err != nil {
-								t.Fatalf("round %d: reading %d bytes: %v", round, len(pre), err)
-							}
+							_, err := io.ReadFull(client, got)
+							require.NoError(t, err, "round %d: reading %d bytes", round, len(pre))
 							sameBytes(t, "before the deadline", got, pre)
 						}
 						d := time.Duration(1+rng.IntN(20)) * time.Millisecond
 						client.SetReadDeadline(time.Now().Add(d))
 						start := time.Now()
 						n, err := client.Read(make([]byte, 1+rng.IntN(8192)))
-						if n != 0 || !isTimeout(err) {
-							t.Fatalf("round %d: Read on a silent peer with a deadline = %d, %v; want 0 and a timeout", round, n, err)
-						}
-						if el := time.Since(start); el > 10*time.Second {
-							t.Fatalf("round %d: deadline of %v fired after %v", round, d, el)
-						}
-						if _, err := client.Read(make([]byte, 10)); !isTimeout(err) {
-							t.Fatalf("round %d: Read after the timeout = %v; want a timeout again", round, err)
-						}
+						require.True(t, n == 0 && isTimeout(err), "round %d: Read on a silent peer with a deadline = %d, %v; want 0 and a timeout", round, n, err)
+						el := time.Since(start)
+						require.LessOrEqual(t, el, 10*time.Second, "round %d: deadline of %v fired late", round, d)
+						_, err = client.Read(make([]byte, 10))
+						require.True(t, isTimeout(err), "round %d: Read after the timeout = %v; want a timeout again", round, err)
 						client.SetReadDeadline(time.Time{})
 						msg := randBytes(rng, 1+rng.IntN(32<<10))
 						sent := make(chan error, 1)
 						go func() { _, err := server.Write(msg); sent <- err }()
 						got := make([]byte, len(msg))
-						if _, err := io.ReadFull(client, got); err != nil {
-							t.Fatalf("round %d: reading the message after the timeout: %v", round, err)
-						}
-						if err := await(t, sent, hang, "peer write"); err != nil {
-							t.Fatalf("peer: %v", err)
-						}
+						_, err = io.ReadFull(client, got)
+						require.NoError(t, err, "round %d: reading the message after the timeout", round)
+						require.NoError(t, await(t, sent, hang, "peer write"), "peer")
 						sameBytes(t, fmt.Sprintf("round %d: message after the timeout", round), got, msg)
 					}
 
@@ -463,12 +425,9 @@ func TestSimConnDeadlines(t *testing.T) {
 						big := randBytes(rng, 1<<20)
 						client.SetWriteDeadline(time.Now().Add(time.Duration(1+rng.IntN(20)) * time.Millisecond))
 						n, err := client.Write(big)
-						if !isTimeout(err) || n >= len(big) {
-							t.Fatalf("Write of %d bytes to a peer that does not read = %d, %v; want fewer and a timeout", len(big), n, err)
-						}
-						if n2, err := client.Write(big[n:]); n2 != 0 || !isTimeout(err) {
-							t.Fatalf("Write after the timeout = %d, %v; want 0 and a timeout", n2, err)
-						}
+						require.True(t, isTimeout(err) && n < len(big), "Write of %d bytes to a peer that does not read = %d, %v; want fewer and a timeout", len(big), n, err)
+						n2, err := client.Write(big[n:])
+						require.True(t, n2 == 0 && isTimeout(err), "Write after the timeout = %d, %v; want 0 and a timeout", n2, err)
 						client.SetWriteDeadline(time.Time{})
 						type result struct {
 							b   []byte
@@ -479,14 +438,12 @@ func TestSimConnDeadlines(t *testing.T) {
 							b, err := readSeeded(server, rand.New(rand.NewPCG(seed, 2)), 16<<10)
 							read <- result{b, err}
 						}()
-						if m, err := client.Write(big[n:]); err != nil || m != len(big)-n {
-							t.Fatalf("writing the rest after the timeout: %d, %v", m, err)
-						}
+						m, err := client.Write(big[n:])
+						require.NoError(t, err, "writing the rest after the timeout")
+						require.Equal(t, len(big)-n, m, "writing the rest after the timeout")
 						client.CloseWrite()
 						res := await(t, read, hang, "peer reads")
-						if res.err != io.EOF {
-							t.Fatalf("peer Read ended with %v, want io.EOF", res.err)
-						}
+						require.Equal(t, io.EOF, res.err, "how the peer's Read ended")
 						sameBytes(t, fmt.Sprintf("stream around a write timeout after %d bytes", n), res.b, big)
 					}
 				})
@@ -549,21 +506,15 @@ func simConnCloseBlocked(t *testing.T, faults riotest.Faults) {
 					for _, cl := range closers {
 						done := make(chan error, 1)
 						go func() { done <- cl.c.Close() }()
-						if err := await(t, done, hang, cl.what+".Close"); err != nil {
-							t.Errorf("%s.Close: %v", cl.what, err)
-						}
-						if err := cl.c.Close(); !errors.Is(err, net.ErrClosed) {
-							t.Errorf("second %s.Close = %v, want net.ErrClosed", cl.what, err)
-						}
+						assert.NoError(t, await(t, done, hang, cl.what+".Close"), "%s.Close", cl.what)
+						assert.ErrorIs(t, cl.c.Close(), net.ErrClosed, "second %s.Close", cl.what)
 					}
 					for range 5 {
 						b := await(t, errs, hang, "blocked calls")
 						if b.what == "s2.WriteTo" && b.err == nil {
 							continue // s2 saw c2's close (EOF) first: fine
 						}
-						if !errors.Is(b.err, net.ErrClosed) {
-							t.Errorf("%s blocked across Close returned %v, want net.ErrClosed", b.what, b.err)
-						}
+						assert.ErrorIs(t, b.err, net.ErrClosed, "%s blocked across Close", b.what)
 					}
 				})
 			})

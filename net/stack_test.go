@@ -10,6 +10,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	rionet "github.com/gorio/rio/net"
 )
 
@@ -35,9 +38,7 @@ func TestParkedReadStack(t *testing.T) {
 		if strings.Contains(string(out), "--- SKIP") {
 			t.Skipf("child skipped:\n%s", out)
 		}
-		if err != nil {
-			t.Fatalf("child: %v\n%s", err, out)
-		}
+		require.NoError(t, err, "child:\n%s", out)
 		t.Logf("child:\n%s", out)
 		return
 	}
@@ -68,7 +69,7 @@ func TestParkedReadStack(t *testing.T) {
 	stacks := make([]byte, 4<<20)
 	for deadline := time.Now().Add(20 * time.Second); parkedReaders(stacks) < n; {
 		if time.Now().After(deadline) {
-			t.Fatalf("only %d of %d readers parked in Read", parkedReaders(stacks), n)
+			require.Failf(t, "readers did not park", "only %d of %d readers parked in Read", parkedReaders(stacks), n)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -81,9 +82,7 @@ func TestParkedReadStack(t *testing.T) {
 	wg.Wait()
 	t.Logf("stack in use per parked reader: %d bytes", perReader)
 	// 2 KiB each when no reader grew its stack, 4 KiB when every one did.
-	if perReader > 3<<10 {
-		t.Errorf("goroutines parked in Read use %d bytes of stack each; want about 2048", perReader)
-	}
+	assert.LessOrEqual(t, perReader, int64(3<<10), "stack bytes each goroutine parked in Read uses; want about 2048")
 }
 
 // readInHandler reads from c with a frame the size of a small handler's

@@ -77,8 +77,8 @@ func (m *msgBuf) setBufs(p, oob []byte, n uint32) {
 
 // udpRingOnly makes every receive and send of a PacketConn an operation on
 // the ring, without the direct attempt first, for comparison in
-// benchmarks (RIONET_UDP=ring).
-var udpRingOnly = os.Getenv("RIONET_UDP") == "ring"
+// BenchmarkUDPEcho; only tests set it (SetUDPRingOnlyForTest).
+var udpRingOnly bool
 
 func (m *msgBuf) forget() {
 	m.iov.Base = nil

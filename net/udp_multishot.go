@@ -2,7 +2,6 @@ package rionet
 
 import (
 	"io"
-	"os"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -35,9 +34,10 @@ const (
 	dgramSize    = 16 + dgramName + dgramOOB + dgramPayload
 )
 
-// udpMultishot makes UDP PacketConns receive with a multishot recvmsg
-// (RIONET_UDP=multishot); see docs/net.md for why it is not the default.
-var udpMultishot = os.Getenv("RIONET_UDP") == "multishot"
+// udpMultishot makes UDP PacketConns receive with a multishot recvmsg; see
+// docs/net.md for why it is not the default. Only tests and BenchmarkUDPEcho
+// set it (SetUDPMultishotForTest).
+var udpMultishot bool
 
 // dgramState is what an engine has for multishot datagram receives.
 type dgramState struct {

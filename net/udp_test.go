@@ -64,7 +64,7 @@ func listenUDP(t *testing.T, s stack, network, address string) udpConn {
 
 // udpModes runs f with each way rionet can receive datagrams: a recvmsg
 // per receive (tried directly, then on the ring), and the multishot
-// recvmsg (RIONET_UDP=multishot).
+// recvmsg (SetUDPMultishotForTest).
 func udpModes(t *testing.T, f func(t *testing.T)) {
 	for _, multishot := range []bool{false, true} {
 		name := "oneshot"
@@ -404,8 +404,7 @@ func testUDPConcurrent(t *testing.T) {
 			defer wg.Done()
 			for i := range each {
 				msg := bytes.Repeat([]byte{byte(g)}, 1+i%700)
-				if _, err := b.WriteTo(msg, a.LocalAddr()); err != nil {
-					t.Error(err)
+				if _, err := b.WriteTo(msg, a.LocalAddr()); !assert.NoError(t, err) {
 					return
 				}
 			}
@@ -424,9 +423,7 @@ func testUDPConcurrent(t *testing.T) {
 				if err != nil {
 					return
 				}
-				if !bytes.Equal(buf[:n], bytes.Repeat(buf[:1], n)) {
-					t.Errorf("a datagram of %d bytes mixes senders", n)
-				}
+				assert.True(t, bytes.Equal(buf[:n], bytes.Repeat(buf[:1], n)), "a datagram of %d bytes mixes senders", n)
 				got <- n
 			}
 		}()

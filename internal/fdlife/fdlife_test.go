@@ -4,6 +4,9 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // Destroy runs once, after every operation that acquired has released,
@@ -17,9 +20,8 @@ func TestDestroyOnceAfterLastRelease(t *testing.T) {
 			wg        sync.WaitGroup
 		)
 		destroy := func() {
-			if n := inUse.Load(); n != 0 {
-				t.Errorf("destroyed with %d operations in flight", n)
-			}
+			n := inUse.Load()
+			assert.Zero(t, n, "destroyed with %d operations in flight", n)
 			destroyed.Add(1)
 		}
 		for i := 0; i < 8; i++ {
@@ -41,20 +43,15 @@ func TestDestroyOnceAfterLastRelease(t *testing.T) {
 				defer closers.Done()
 				if l.Close(destroy) {
 					firsts.Add(1)
-					if destroyed.Load() != 1 {
-						t.Error("Close returned before destroy")
-					}
+					assert.EqualValues(t, 1, destroyed.Load(), "Close returned before destroy")
 				}
 			}()
 		}
 		closers.Wait()
 		wg.Wait()
-		if firsts.Load() != 1 || destroyed.Load() != 1 {
-			t.Fatalf("round %d: %d first Closes, %d destroys; want 1 and 1", round, firsts.Load(), destroyed.Load())
-		}
-		if l.Acquire() {
-			t.Fatal("Acquire succeeded after Close")
-		}
+		require.Equal(t, [2]int32{1, 1}, [2]int32{firsts.Load(), destroyed.Load()},
+			"round %d: first Closes and destroys", round)
+		require.False(t, l.Acquire(), "Acquire succeeded after Close")
 	}
 }
 
@@ -62,31 +59,17 @@ func TestDestroyOnceAfterLastRelease(t *testing.T) {
 func TestCloseIdleDefers(t *testing.T) {
 	var l Life
 	destroyed := false
-	if !l.Acquire() {
-		t.Fatal("Acquire failed on a zero Life")
-	}
-	if !l.CloseIdle(func() { destroyed = true }) {
-		t.Fatal("first CloseIdle reported false")
-	}
-	if destroyed {
-		t.Fatal("destroyed under an operation in flight")
-	}
-	if !l.Closing() || l.Acquire() {
-		t.Fatal("not closing after CloseIdle")
-	}
-	if l.CloseIdle(nil) || l.Close(nil) {
-		t.Fatal("a second close reported true")
-	}
+	require.True(t, l.Acquire(), "Acquire failed on a zero Life")
+	require.True(t, l.CloseIdle(func() { destroyed = true }), "first CloseIdle reported false")
+	require.False(t, destroyed, "destroyed under an operation in flight")
+	require.True(t, l.Closing() && !l.Acquire(), "not closing after CloseIdle")
+	require.False(t, l.CloseIdle(nil) || l.Close(nil), "a second close reported true")
 	l.Release()
-	if !destroyed {
-		t.Fatal("the last Release did not destroy")
-	}
+	require.True(t, destroyed, "the last Release did not destroy")
 	<-l.Done()
 
 	var idle Life
 	n := 0
 	idle.CloseIdle(func() { n++ })
-	if n != 1 {
-		t.Fatalf("CloseIdle of an unused Life destroyed %d times, want 1", n)
-	}
+	require.Equal(t, 1, n, "CloseIdle of an unused Life: destroys")
 }

@@ -4,6 +4,9 @@ import (
 	"os/exec"
 	"strconv"
 	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // A child started on one CPU runs only there from its start (the kernel
@@ -11,40 +14,26 @@ import (
 // CPUs back.
 func TestStartPins(t *testing.T) {
 	cpus, err := CPUs()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	want := cpus[len(cpus)-1]
 	cmd := exec.Command("cat")
 	stdin, err := cmd.StdinPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := Start(cmd, []int{want}); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
+	require.NoError(t, Start(cmd, []int{want}))
 	got := Allowed(cmd.Process.Pid)
 	stdin.Close()
 	cmd.Wait()
-	if got != strconv.Itoa(want) {
-		t.Errorf("child allowed on CPUs %q, want %d", got, want)
-	}
-	if now, err := CPUs(); err != nil || len(now) != len(cpus) {
-		t.Errorf("CPUs after Start: %v (%v), before %v", now, err, cpus)
+	assert.Equal(t, strconv.Itoa(want), got, "CPUs the child is allowed on")
+	if now, err := CPUs(); assert.NoError(t, err, "CPUs after Start") {
+		assert.Len(t, now, len(cpus), "CPUs after Start: %v, before %v", now, cpus)
 	}
 	// Unpinned, the child gets the caller's CPUs.
 	cmd = exec.Command("cat")
 	stdin, _ = cmd.StdinPipe()
-	if err := Start(cmd, nil); err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, Start(cmd, nil))
 	all := Allowed(cmd.Process.Pid)
 	stdin.Close()
 	cmd.Wait()
-	if all == "?" || (len(cpus) > 1 && all == strconv.Itoa(want)) {
-		t.Errorf("unpinned child allowed on %q", all)
-	}
-	if Allowed(-1) != "?" {
-		t.Error("Allowed of no process")
-	}
+	assert.False(t, all == "?" || (len(cpus) > 1 && all == strconv.Itoa(want)), "unpinned child allowed on %q", all)
+	assert.Equal(t, "?", Allowed(-1), "Allowed of no process")
 }

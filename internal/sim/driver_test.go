@@ -176,7 +176,7 @@ func recvAll(t *testing.T, f Faults, seed uint64, broken string) []byte {
 			}
 			continue // the buffers come back below; try again
 		case c.Res < 0:
-			t.Fatalf("recv: %v", syscall.Errno(-c.Res))
+			require.Failf(t, "recv failed", "%v", syscall.Errno(-c.Res))
 		case c.Res == 0:
 			return got
 		}
@@ -185,7 +185,7 @@ func recvAll(t *testing.T, f Faults, seed uint64, broken string) []byte {
 		got = append(got, mem[bid*size:bid*size+int(c.Res)]...)
 		d.push(provide(bid, 1))
 	}
-	t.Fatal("no end of stream")
+	require.Fail(t, "no end of stream")
 	return nil
 }
 

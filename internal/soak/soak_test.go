@@ -22,6 +22,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+
 	"github.com/gorio/rio"
 	"github.com/gorio/rio/file"
 	"github.com/gorio/rio/internal/testutil"
@@ -36,9 +39,7 @@ func duration(t *testing.T) time.Duration {
 		return 3 * time.Second
 	}
 	d, err := time.ParseDuration(v)
-	if err != nil {
-		t.Fatalf("RIO_SOAK_REAL=%q: %v", v, err)
-	}
+	require.NoError(t, err, "RIO_SOAK_REAL=%q", v)
 	return d
 }
 
@@ -112,7 +113,7 @@ loop:
 		select {
 		case err := <-s.errs:
 			cancel()
-			t.Error(err)
+			assert.NoError(t, err, "a worker failed")
 			break loop
 		case <-ctx.Done():
 			break loop
@@ -125,9 +126,8 @@ loop:
 				warm = &now
 				continue
 			}
-			if err := now.within(*warm); err != nil {
+			if err := now.within(*warm); !assert.NoError(t, err, "after %v", time.Since(began).Round(time.Second)) {
 				cancel()
-				t.Errorf("after %v: %v", time.Since(began).Round(time.Second), err)
 				break loop
 			}
 			s.n.checks.Add(1)
@@ -141,12 +141,11 @@ loop:
 	<-server
 	select {
 	case err := <-s.errs:
-		t.Error(err)
+		assert.NoError(t, err, "a worker failed")
 	default:
 	}
-	if s.n.echoBytes.Load() == 0 || s.n.fileBytes.Load() == 0 || s.n.closes.Load() == 0 || s.n.cancels.Load() == 0 || s.n.deadlines.Load() == 0 {
-		t.Errorf("a worker did nothing: %+v", &s.n)
-	}
+	assert.False(t, s.n.echoBytes.Load() == 0 || s.n.fileBytes.Load() == 0 || s.n.closes.Load() == 0 || s.n.cancels.Load() == 0 || s.n.deadlines.Load() == 0,
+		"a worker did nothing: %+v", &s.n)
 	t.Logf("%d checks passed", s.n.checks.Load())
 }
 
@@ -159,21 +158,15 @@ func warmUp(t *testing.T) {
 	_, err = file.DefaultRing()
 	testutil.RequireRing(t, err)
 	pr, pw, err := os.Pipe()
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer pw.Close()
 	f, err := pipeFile(pr)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer f.Close()
-	if _, err := pw.Write([]byte{1}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := f.Read(make([]byte, 1)); err != nil {
-		t.Fatal(err)
-	}
+	_, err = pw.Write([]byte{1})
+	require.NoError(t, err)
+	_, err = f.Read(make([]byte, 1))
+	require.NoError(t, err)
 }
 
 // sample is what a check measures.
@@ -188,9 +181,7 @@ func (s sample) String() string {
 
 func take(t *testing.T) sample {
 	b, err := os.ReadFile("/proc/self/statm")
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	f := strings.Fields(string(b))
 	pages, _ := strconv.ParseInt(f[1], 10, 64)
 	return sample{len(testutil.Fds(t)), runtime.NumGoroutine(), pages * int64(os.Getpagesize())}

@@ -5,6 +5,7 @@ import (
 	"unsafe"
 
 	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
 )
 
 // The expected values are those of include/uapi/linux/io_uring.h: the
@@ -70,13 +71,9 @@ func TestABILayout(t *testing.T) {
 func TestSetupAndMap(t *testing.T) {
 	var p Params
 	fd, err := Setup(4, &p)
-	if err != nil {
-		t.Fatalf("io_uring_setup: %v", err)
-	}
+	require.NoError(t, err, "io_uring_setup")
 	r, err := Map(fd, &p)
-	if err != nil {
-		t.Fatal(err)
-	}
+	require.NoError(t, err)
 	defer func() {
 		r.Unmap()
 		_ = closeFd(fd)
@@ -89,20 +86,16 @@ func TestSetupAndMap(t *testing.T) {
 	r.SQEs[0] = SQE{Opcode: OpNop, UserData: 0xfeedface}
 	StoreRelease(r.SQTail, 1)
 	n, errno := Enter(fd, 1, 1, EnterGetEvents)
-	if errno != 0 || n != 1 {
-		t.Fatalf("io_uring_enter = %d, %v", n, errno)
-	}
-	if LoadAcquire(r.CQTail) != 1 {
-		t.Fatal("no CQE")
-	}
+	require.Zero(t, errno, "io_uring_enter = %d, %v", n, errno)
+	require.Equal(t, 1, n, "io_uring_enter = %d, %v", n, errno)
+	require.EqualValues(t, 1, LoadAcquire(r.CQTail), "no CQE")
 	cqe := r.CQEs[0]
 	assert.Equal(t, CQE{UserData: 0xfeedface}, cqe)
 	StoreRelease(r.CQHead, 1)
 
 	var probe Probe
-	if _, err := Register(fd, RegisterProbe, unsafe.Pointer(&probe), 256); err != nil {
-		t.Fatal(err)
-	}
+	_, err = Register(fd, RegisterProbe, unsafe.Pointer(&probe), 256)
+	require.NoError(t, err)
 	assert.True(t, probe.Supported(OpNop))
 	assert.False(t, probe.Supported(255))
 }
