@@ -279,7 +279,7 @@ func (s *Stream[T]) Cancel() {
 // Ended reports whether the kernel has ended the operation. Results may
 // still be queued.
 func (s *Stream[T]) Ended() bool {
-	return s.op.state.Load() == stateDone
+	return s.op.done()
 }
 
 // BufferRing is a ring of provided buffers (IORING_REGISTER_PBUF_RING,
@@ -578,7 +578,7 @@ func (s *Stream[T]) Err() error {
 	if s.op.state.Load() == statePending {
 		s.op.ring.reapWait()
 	}
-	if s.op.state.Load() != stateDone {
+	if !s.op.done() {
 		return nil
 	}
 	if err := s.op.prepErr(); err != nil {
