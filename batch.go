@@ -21,8 +21,10 @@ import (
 // returns an error matching syscall.EINVAL.
 //
 // A Batch allocates its Completions 64 at a time, which makes each cheaper;
-// keeping one Completion referenced keeps its group of 64 (about 5 KB)
-// alive.
+// keeping one Completion referenced keeps its group of 64 (about 4 KB)
+// alive. A Batch whose operations have all completed can be recycled
+// (Recycle): the operations queued after it reuse the memory of the
+// earlier ones and allocate no Completion at all.
 type Batch struct {
 	r    *Ring
 	ops  []*op
@@ -198,15 +200,94 @@ func (b *Batch) Poll(fd int, events uint32) *Completion[uint32] {
 	return add(b, prepPoll(b.u32s.next(), b.sqe(), fd, events))
 }
 
-type slab[T any] struct{ free []Completion[T] }
+// slab hands out a Batch's Completions of one result type, 64 per chunk.
+// It remembers the chunks it handed out from since the last Recycle (at
+// most maxTracked; older ones are left to the garbage collector), so that
+// Recycle can reuse them.
+type slab[T any] struct {
+	free   []Completion[T]   // the current chunk's rest
+	reused bool              // the current chunk was recycled: zero each
+	used   [][]Completion[T] // handed out from since the last Recycle, current last
+	spare  [][]Completion[T] // recycled, for later chunks
+}
+
+// maxTracked bounds the chunks a slab remembers for Recycle: a Batch that
+// is never recycled keeps at most this many (about 20 KB) alive.
+const maxTracked = 4
 
 func (s *slab[T]) next() *Completion[T] {
 	if len(s.free) == 0 {
-		s.free = make([]Completion[T], 64)
+		s.grow()
 	}
 	c := &s.free[0]
 	s.free = s.free[1:]
+	if s.reused {
+		*c = Completion[T]{}
+	}
 	return c
+}
+
+func (s *slab[T]) grow() {
+	var chunk []Completion[T]
+	s.reused = false
+	if n := len(s.spare); n > 0 {
+		chunk, s.spare = s.spare[n-1], s.spare[:n-1]
+		s.reused = true
+	} else {
+		chunk = make([]Completion[T], 64)
+	}
+	if len(s.used) == maxTracked {
+		// Forget the oldest: its Completions live on as plain heap
+		// memory, and Recycle leaves them alone.
+		copy(s.used, s.used[1:])
+		s.used[len(s.used)-1] = nil
+		s.used = s.used[:len(s.used)-1]
+	}
+	s.used = append(s.used, chunk)
+	s.free = chunk
+}
+
+// handedOut returns the chunks handed out from since the last Recycle,
+// among those remembered, and how much of the last one was handed out.
+func (s *slab[T]) handedOut() ([][]Completion[T], int) {
+	if len(s.used) == 0 {
+		return nil, 0
+	}
+	return s.used, len(s.used[len(s.used)-1]) - len(s.free)
+}
+
+// settled reports whether every Completion handed out is settled.
+func (s *slab[T]) settled() bool {
+	chunks, last := s.handedOut()
+	for i, chunk := range chunks {
+		if i == len(chunks)-1 {
+			chunk = chunk[:last]
+		}
+		for j := range chunk {
+			if !chunk[j].settle() {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// recycle marks the Completions handed out released and keeps their
+// chunks for reuse.
+func (s *slab[T]) recycle() {
+	chunks, last := s.handedOut()
+	for i, chunk := range chunks {
+		if i == len(chunks)-1 {
+			chunk = chunk[:last]
+		}
+		for j := range chunk {
+			chunk[j].drop()
+			chunk[j].state.Store(stateReleased)
+		}
+	}
+	s.spare = append(s.spare, s.used...)
+	clear(s.used)
+	s.used, s.free = s.used[:0], nil
 }
 
 var errNoPrevious = fmt.Errorf("no operation queued before it: %w", syscall.EINVAL)
@@ -301,6 +382,49 @@ func failAll(ops []*op, err error) {
 func (b *Batch) reset() {
 	clear(b.ops)
 	b.ops, b.sqes, b.err = b.ops[:0], b.sqes[:0], nil
+}
+
+// errRecycleQueued and errRecyclePending are Recycle's refusals.
+var (
+	errRecycleQueued  = fmt.Errorf("rio: Batch.Recycle: operations queued and not submitted: %w", syscall.EBUSY)
+	errRecyclePending = fmt.Errorf("rio: Batch.Recycle: an operation has not completed: %w", syscall.EBUSY)
+)
+
+// Recycle lets the Batch reuse the memory of the Completions it returned
+// since NewBatch or the previous Recycle, so that the operations queued
+// after it allocate nothing. It is optional: a Batch never recycled
+// allocates its Completions as described above.
+//
+// Recycle requires every one of those operations to have completed; if
+// one has not (it is in flight, or was queued and not submitted), Recycle
+// returns an error matching syscall.EBUSY and recycles nothing, so the
+// kernel never writes memory that has been reused. The caller must be done
+// with those Completions: every Wait, WaitContext and Done on them
+// returned, and no other goroutine, Collector key or data structure will
+// use them again. From Recycle on, they must not be used: until the Batch
+// reuses one, Wait on it returns an error matching syscall.EINVAL and Done
+// reports true; once reused, it is the new operation's Completion, and a
+// stale Wait waits for that operation and returns its result, which
+// Recycle cannot detect.
+//
+// The Batch remembers the Completions of its last 256 operations of each
+// result type for Recycle; older ones are left to the garbage collector.
+// A Batch of a nil or zero Ring returns an error matching syscall.EINVAL.
+func (b *Batch) Recycle() error {
+	if !b.r.usable() {
+		return errBadRing
+	}
+	if len(b.ops) > 0 {
+		return errRecycleQueued
+	}
+	if !b.none.settled() || !b.ints.settled() || !b.u32s.settled() || !b.bools.settled() {
+		return errRecyclePending
+	}
+	b.none.recycle()
+	b.ints.recycle()
+	b.u32s.recycle()
+	b.bools.recycle()
+	return nil
 }
 
 // Cap returns the most operations one Submit accepts: the smaller of the

@@ -45,8 +45,19 @@ func BenchmarkNopBatch32(b *testing.B) {
 	reportEnters(b, r)
 }
 
+// The same, with the Batch recycled after each round: no allocation.
+func BenchmarkNopBatch32Recycled(b *testing.B) {
+	r := newBenchRing(b)
+	nopBatchesRecycled(b, r, true)
+	reportEnters(b, r)
+}
+
 // nopBatches runs b.N NOPs through r in batches of 32.
-func nopBatches(b *testing.B, r *Ring) {
+func nopBatches(b *testing.B, r *Ring) { nopBatchesRecycled(b, r, false) }
+
+// nopBatchesRecycled is nopBatches, recycling the Batch after each round
+// if recycle is set.
+func nopBatchesRecycled(b *testing.B, r *Ring, recycle bool) {
 	batch := r.NewBatch()
 	cs := make([]*Completion[struct{}], 32)
 	b.ResetTimer()
@@ -62,7 +73,33 @@ func nopBatches(b *testing.B, r *Ring) {
 				b.Fatal(err)
 			}
 		}
+		if recycle {
+			if err := batch.Recycle(); err != nil {
+				b.Fatal(err)
+			}
+		}
 	}
+}
+
+// One NOP round trip whose Completion is released after Wait.
+func BenchmarkNopReleased(b *testing.B) {
+	r := newBenchRing(b)
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		c := r.Nop()
+		if _, err := c.Wait(); err != nil {
+			b.Fatal(err)
+		}
+		c.Release()
+	}
+	reportEnters(b, r)
+}
+
+// 32 NOPs one by one, each Completion released after its Wait.
+func BenchmarkNopOneByOne32Released(b *testing.B) {
+	r := newBenchRing(b)
+	nopOneByOneReleased(b, r, true)
+	reportEnters(b, r)
 }
 
 // 32 NOPs issued one by one with Ring.Nop, then waited for: without a
@@ -75,7 +112,11 @@ func BenchmarkNopOneByOne32(b *testing.B) {
 
 // nopOneByOne runs b.N NOPs through r, 32 issued with Ring.Nop, then
 // waited for, at a time.
-func nopOneByOne(b *testing.B, r *Ring) {
+func nopOneByOne(b *testing.B, r *Ring) { nopOneByOneReleased(b, r, false) }
+
+// nopOneByOneReleased is nopOneByOne, releasing each Completion after its
+// Wait if release is set.
+func nopOneByOneReleased(b *testing.B, r *Ring, release bool) {
 	cs := make([]*Completion[struct{}], 32)
 	b.ResetTimer()
 	for i := 0; i < b.N; i += 32 {
@@ -85,6 +126,9 @@ func nopOneByOne(b *testing.B, r *Ring) {
 		for _, c := range cs {
 			if _, err := c.Wait(); err != nil {
 				b.Fatal(err)
+			}
+			if release {
+				c.Release()
 			}
 		}
 	}

@@ -104,6 +104,9 @@ func (q *Collector[K]) Add(op Operation, key K) error {
 	if o == nil {
 		return errNilOperation
 	}
+	if o.state.Load() == stateReleased {
+		return errReleased
+	}
 	e := &collectEntry[K]{q: q, key: key}
 	e.collected.e = e
 	w := o.waiterOf()
@@ -120,7 +123,7 @@ func (q *Collector[K]) Add(op Operation, key K) error {
 	// op.finish stores the state before it looks for the membership; this
 	// stored the membership before looking at the state. One of the two
 	// sees the other, and fire reports the completion once.
-	if o.state.Load() == stateDone {
+	if o.done() {
 		e.fire()
 	}
 	return nil

@@ -2,6 +2,8 @@ package rio
 
 import (
 	"context"
+	"runtime"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"unsafe"
@@ -14,7 +16,32 @@ const (
 	stateNew     uint32 = iota // prepared in a Batch, not yet submitted
 	statePending               // owned by the ring: in its in-flight table
 	stateDone                  // result published; the kernel holds nothing
+	// stateSettled: done, and the goroutine that finished the op no
+	// longer touches it, so its memory may be reused (Recycle, Release).
+	stateSettled
+	stateReleased // handed back for reuse: Wait returns errReleased
 )
+
+// done reports whether o's result is published.
+func (o *op) done() bool {
+	s := o.state.Load()
+	return s == stateDone || s == stateSettled
+}
+
+// settle waits until o is settled, if it is done, and reports whether it
+// is: a finisher between its two stores (finish) is never long.
+func (o *op) settle() bool {
+	for {
+		switch o.state.Load() {
+		case stateSettled:
+			return true
+		case stateDone:
+			runtime.Gosched()
+		default:
+			return false
+		}
+	}
+}
 
 // op is the untyped part of every operation: the SQE to submit, the
 // references that keep its memory alive while the kernel owns it, and the
@@ -39,6 +66,13 @@ type op struct {
 	// kernelWrites says whether the kernel writes buf (reads) or only reads
 	// it (writes); the race detector hooks model the kernel's access.
 	kernelWrites bool
+	// stream says that the op is the first field of a streamCore, which
+	// is its cqeHook (see hook). It costs the op no size (padding), and
+	// spares a Stream an opExtra: a server keeps one Stream per idle
+	// connection.
+	stream bool
+	// pooled: a Ring method's Completion, which Release may recycle.
+	pooled bool
 }
 
 // buf returns the op's data buffer. The op keeps its pointer and length
@@ -93,12 +127,17 @@ type opExtra struct {
 	q        *queued          // the queued submission, if the op waited for a slot
 	// hook, if set, sees every CQE of the op (see cqeHook). It lives here
 	// rather than in op, which keeps the op of every operation in the
-	// 64-byte size class.
+	// 64-byte size class. A Stream's op does not use it (op.stream).
 	hook cqeHook
 }
 
 // hook returns the op's cqeHook, or nil.
 func (o *op) hook() cqeHook {
+	if o.stream {
+		// o is the first field of its streamCore, so the two share an
+		// address.
+		return (*streamCore)(unsafe.Pointer(o))
+	}
 	if o.x == nil {
 		return nil
 	}
@@ -140,6 +179,8 @@ func (o *op) finish() {
 		close(w.ch)
 		w.in.Load().fire()
 	}
+	// The last touch: from here on, the op's memory may be reused.
+	o.state.Store(stateSettled)
 }
 
 // finishRes completes o with a result the kernel did not post: o was
@@ -165,16 +206,18 @@ func (o *op) fail(err error) {
 // the latter case, after asking the kernel to cancel the op.
 func (o *op) wait(ctx context.Context) error {
 	switch o.state.Load() {
-	case stateDone:
+	case stateDone, stateSettled:
 		return nil
 	case stateNew:
 		return errNotSubmitted
+	case stateReleased:
+		return errReleased
 	}
 	r := o.ring
 	// The CQE may already be in the completion queue: reap it here rather
 	// than park and be woken by the reaper.
 	r.reap()
-	if o.state.Load() == stateDone {
+	if o.done() {
 		return nil
 	}
 	w := o.waiterOf()
@@ -182,7 +225,7 @@ func (o *op) wait(ctx context.Context) error {
 	// waiter, now load the state. One of the two sees the other: if finish
 	// ran between our first check and the store, it found no waiter to
 	// wake, and the state says done here.
-	if o.state.Load() == stateDone {
+	if o.done() {
 		return nil
 	}
 	if !r.arm() {
@@ -192,7 +235,7 @@ func (o *op) wait(ctx context.Context) error {
 		return nil
 	}
 	defer r.disarm()
-	if o.state.Load() == stateDone {
+	if o.done() {
 		return nil
 	}
 	if ctx == nil {
@@ -289,19 +332,120 @@ func (c *Completion[T]) Cancel() {
 // reaps completions that are ready, so polling Done makes progress.
 func (c *Completion[T]) Done() bool {
 	switch c.state.Load() {
-	case stateDone:
-		return true
+	case stateDone, stateSettled, stateReleased:
+		return true // a released one: Wait says so
 	case stateNew:
 		return false
 	}
 	c.ring.reap()
-	return c.state.Load() == stateDone
+	return c.done()
+}
+
+// Release hands c back to its Ring for reuse by a later operation of one
+// of the Ring's methods, which then takes c's memory instead of
+// allocating. It is optional: a Completion never released is garbage
+// collected as usual. Release does nothing unless the operation has
+// completed (the kernel holds nothing of it then), nor for a nil
+// Completion, one of a Batch (see Batch.Recycle) or a second time.
+//
+// The caller must be done with c: every Wait, WaitContext and Done on it
+// returned, and no other goroutine uses it. From Release on, c must not be
+// used. Until another operation reuses it, Wait and WaitContext on it
+// return an error matching syscall.EINVAL and Done reports true; once
+// reused, c is that other operation's Completion, and a stale Wait waits
+// for that operation and returns its result, which Release cannot detect.
+// Release therefore suits a loop that owns each Completion from the call
+// that returned it to its last Wait, such as r.Nop().Wait() in a loop.
+func (c *Completion[T]) Release() {
+	if c == nil || !c.pooled || c.ring == nil || !c.settle() || !c.state.CompareAndSwap(stateSettled, stateReleased) {
+		return
+	}
+	c.ring.free.put(&c.op)
+}
+
+// drop clears the references of a released op, so that its memory
+// keeps nothing of the caller's reachable while it waits for reuse.
+// It stores only where there is something to clear, which saves the
+// write barriers of a NOP's few fields.
+func (o *op) drop() {
+	if o.bufp != nil {
+		o.bufp = nil
+	}
+	if o.obj != nil {
+		o.obj = nil
+	}
+	if o.x != nil {
+		o.x = nil
+	}
+	if o.wake.Load() != nil {
+		o.wake.Store(nil)
+	}
+}
+
+// freeOps is a Ring's list of released Completions. Every Completion[T]
+// is an op and nothing else, whatever T, so one list serves all result
+// types. Its count lets a program that never releases pay one atomic load
+// per operation and no lock.
+type freeOps struct {
+	n   atomic.Int32
+	mu  sync.Mutex
+	ops []*op
+}
+
+// maxFree bounds a Ring's released Completions (64 KB of them).
+const maxFree = 1024
+
+func (f *freeOps) put(o *op) {
+	o.drop()
+	o.ring = nil
+	f.mu.Lock()
+	if len(f.ops) < maxFree {
+		f.ops = append(f.ops, o)
+		f.n.Store(int32(len(f.ops)))
+	}
+	f.mu.Unlock()
+}
+
+func (f *freeOps) get() *op {
+	if f.n.Load() == 0 {
+		return nil
+	}
+	f.mu.Lock()
+	var o *op
+	if k := len(f.ops); k > 0 {
+		o = f.ops[k-1]
+		f.ops[k-1] = nil
+		f.ops = f.ops[:k-1]
+		f.n.Store(int32(k - 1))
+	}
+	f.mu.Unlock()
+	return o
+}
+
+// newCompletion returns a zeroed Completion for one of r's methods: a
+// released one if r has one, or a new one.
+func newCompletion[T any](r *Ring) *Completion[T] {
+	var c *Completion[T]
+	if r != nil {
+		if o := r.free.get(); o != nil {
+			// Completion[T] is op alone: same size and layout for all T.
+			c = (*Completion[T])(unsafe.Pointer(o))
+			*c = Completion[T]{}
+		}
+	}
+	if c == nil {
+		c = new(Completion[T])
+	}
+	c.pooled = true
+	return c
 }
 
 func (c *Completion[T]) result() (T, error) {
 	var v T
-	if err := c.op.error(); err != nil {
-		return v, err
+	if c.x != nil || c.res < 0 {
+		if err := c.op.error(); err != nil {
+			return v, err
+		}
 	}
 	switch p := any(&v).(type) {
 	case *int:

@@ -45,6 +45,10 @@ var (
 	// errNotSubmitted is returned by Wait for an operation of a Batch that
 	// was never submitted.
 	errNotSubmitted = fmt.Errorf("rio: operation belongs to a Batch that was not submitted: %w", syscall.EINVAL)
+
+	// errReleased is returned by Wait for a Completion handed back for
+	// reuse (Completion.Release, Batch.Recycle) and not yet reused.
+	errReleased = fmt.Errorf("rio: Completion used after it was released for reuse: %w", syscall.EINVAL)
 )
 
 // FeatureError reports that a kernel feature rio needs is missing or blocked.

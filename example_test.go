@@ -163,3 +163,56 @@ func ExampleCollector() {
 	// 20ms
 	// 30ms
 }
+
+// A loop that reuses its Batch's Completions: once every operation of a
+// round has been waited for, Recycle lets the next round take their
+// memory instead of allocating.
+func ExampleBatch_Recycle() {
+	r, err := rio.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	b := r.NewBatch()
+	cs := make([]*rio.Completion[struct{}], 8)
+	done := 0
+	for round := 0; round < 3; round++ {
+		for i := range cs {
+			cs[i] = b.Nop()
+		}
+		if err := b.Submit(); err != nil {
+			log.Fatal(err)
+		}
+		for _, c := range cs {
+			if _, err := c.Wait(); err != nil {
+				log.Fatal(err)
+			}
+			done++
+		}
+		// cs must not be used from here on: its Completions are reused.
+		if err := b.Recycle(); err != nil {
+			log.Fatal(err)
+		}
+	}
+	fmt.Println(done, "operations")
+	// Output: 24 operations
+}
+
+// Release hands a waited Completion back to its Ring, whose next
+// operation reuses it.
+func ExampleCompletion_Release() {
+	r, err := rio.New()
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer r.Close()
+	for i := 0; i < 3; i++ {
+		c := r.Nop()
+		if _, err := c.Wait(); err != nil {
+			log.Fatal(err)
+		}
+		c.Release() // c must not be used after this
+	}
+	fmt.Println("done")
+	// Output: done
+}

@@ -77,3 +77,7 @@ func BenchmarkOverheadNopBatch32(b *testing.B) {
 func BenchmarkOverheadNopOneByOne32(b *testing.B) {
 	nopOneByOne(b, newBenchRing(b, withNopKernel()))
 }
+
+func BenchmarkOverheadNopBatch32Recycled(b *testing.B) {
+	nopBatchesRecycled(b, newBenchRing(b, withNopKernel()), true)
+}

@@ -7,7 +7,7 @@ import "github.com/gorio/rio/internal/uring"
 // both strings.
 func (r *Ring) Symlinkat(target string, newdirfd int, linkpath string) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepSymlinkat(new(Completion[struct{}]), &s, target, newdirfd, linkpath), &s)
+	return submit1(r, prepSymlinkat(newCompletion[struct{}](r), &s, target, newdirfd, linkpath), &s)
 }
 
 // Linkat is linkat(2) (Linux 5.15): it creates newpath, relative to
@@ -15,7 +15,7 @@ func (r *Ring) Symlinkat(target string, newdirfd int, linkpath string) *Completi
 // unix.AT_SYMLINK_FOLLOW.
 func (r *Ring) Linkat(olddirfd int, oldpath string, newdirfd int, newpath string, flags int) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepLinkat(new(Completion[struct{}]), &s, olddirfd, oldpath, newdirfd, newpath, flags), &s)
+	return submit1(r, prepLinkat(newCompletion[struct{}](r), &s, olddirfd, oldpath, newdirfd, newpath, flags), &s)
 }
 
 // Symlinkat queues a Symlinkat.

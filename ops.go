@@ -23,7 +23,7 @@ import (
 // overhead and can wake a waiting reaper.
 func (r *Ring) Nop() *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepNop(new(Completion[struct{}]), &s), &s)
+	return submit1(r, prepNop(newCompletion[struct{}](r), &s), &s)
 }
 
 // Read reads into b from the file's current position (IORING_OP_READ
@@ -37,7 +37,7 @@ func (r *Ring) Nop() *Completion[struct{}] {
 // concurrent reads at the current position race for it.
 func (r *Ring) Read(fd int, b []byte) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepRW(new(Completion[int]), &s, uring.OpRead, fd, b, -1), &s)
+	return submit1(r, prepRW(newCompletion[int](r), &s, uring.OpRead, fd, b, -1), &s)
 }
 
 // Write writes b at the file's current position (offset -1). The kernel
@@ -47,7 +47,7 @@ func (r *Ring) Read(fd int, b []byte) *Completion[int] {
 // advance the file position.
 func (r *Ring) Write(fd int, b []byte) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepRW(new(Completion[int]), &s, uring.OpWrite, fd, b, -1), &s)
+	return submit1(r, prepRW(newCompletion[int](r), &s, uring.OpWrite, fd, b, -1), &s)
 }
 
 // ReadAt reads into b from offset off, like pread. The kernel writes b until
@@ -55,14 +55,14 @@ func (r *Ring) Write(fd int, b []byte) *Completion[int] {
 // off is at or past the end of the file. A negative off fails with EINVAL.
 func (r *Ring) ReadAt(fd int, b []byte, off int64) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepRWAt(new(Completion[int]), &s, uring.OpRead, fd, b, off), &s)
+	return submit1(r, prepRWAt(newCompletion[int](r), &s, uring.OpRead, fd, b, off), &s)
 }
 
 // WriteAt writes b at offset off, like pwrite. The kernel reads b until the
 // operation completes. A negative off fails with EINVAL.
 func (r *Ring) WriteAt(fd int, b []byte, off int64) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepRWAt(new(Completion[int]), &s, uring.OpWrite, fd, b, off), &s)
+	return submit1(r, prepRWAt(newCompletion[int](r), &s, uring.OpWrite, fd, b, off), &s)
 }
 
 // ReadvAt reads into bufs, in order, from offset off, like preadv. The
@@ -70,13 +70,13 @@ func (r *Ring) WriteAt(fd int, b []byte, off int64) *Completion[int] {
 // them until the operation completes.
 func (r *Ring) ReadvAt(fd int, bufs [][]byte, off int64) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepRWV(new(Completion[int]), &s, uring.OpReadv, fd, bufs, off), &s)
+	return submit1(r, prepRWV(newCompletion[int](r), &s, uring.OpReadv, fd, bufs, off), &s)
 }
 
 // WritevAt writes bufs, in order, at offset off, like pwritev.
 func (r *Ring) WritevAt(fd int, bufs [][]byte, off int64) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepRWV(new(Completion[int]), &s, uring.OpWritev, fd, bufs, off), &s)
+	return submit1(r, prepRWV(newCompletion[int](r), &s, uring.OpWritev, fd, bufs, off), &s)
 }
 
 // ReadFixedAt reads into b, which must lie inside registered buffer index
@@ -84,47 +84,47 @@ func (r *Ring) WritevAt(fd int, bufs [][]byte, off int64) *Completion[int] {
 // buffer's pages for each operation.
 func (r *Ring) ReadFixedAt(fd int, b []byte, off int64, index int) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepRWFixed(new(Completion[int]), &s, r, uring.OpReadFixed, fd, b, off, index), &s)
+	return submit1(r, prepRWFixed(newCompletion[int](r), &s, r, uring.OpReadFixed, fd, b, off, index), &s)
 }
 
 // WriteFixedAt writes b, which must lie inside registered buffer index, at
 // offset off.
 func (r *Ring) WriteFixedAt(fd int, b []byte, off int64, index int) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepRWFixed(new(Completion[int]), &s, r, uring.OpWriteFixed, fd, b, off, index), &s)
+	return submit1(r, prepRWFixed(newCompletion[int](r), &s, r, uring.OpWriteFixed, fd, b, off, index), &s)
 }
 
 // Fsync flushes the file's data and metadata to stable storage.
 func (r *Ring) Fsync(fd int) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepFsync(new(Completion[struct{}]), &s, fd, 0), &s)
+	return submit1(r, prepFsync(newCompletion[struct{}](r), &s, fd, 0), &s)
 }
 
 // Fdatasync flushes the file's data, and only the metadata needed to read
 // it back, to stable storage.
 func (r *Ring) Fdatasync(fd int) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepFsync(new(Completion[struct{}]), &s, fd, uring.FsyncDatasync), &s)
+	return submit1(r, prepFsync(newCompletion[struct{}](r), &s, fd, uring.FsyncDatasync), &s)
 }
 
 // SyncFileRange is sync_file_range(2) on n bytes from off (n 0: to the end
 // of the file), with unix.SYNC_FILE_RANGE_* flags.
 func (r *Ring) SyncFileRange(fd int, off int64, n uint32, flags int) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepSyncFileRange(new(Completion[struct{}]), &s, fd, off, n, flags), &s)
+	return submit1(r, prepSyncFileRange(newCompletion[struct{}](r), &s, fd, off, n, flags), &s)
 }
 
 // Fallocate is fallocate(2): mode 0 allocates length bytes from off,
 // extending the file; unix.FALLOC_FL_* modes punch holes and the like.
 func (r *Ring) Fallocate(fd int, mode uint32, off, length int64) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepFallocate(new(Completion[struct{}]), &s, fd, mode, off, length), &s)
+	return submit1(r, prepFallocate(newCompletion[struct{}](r), &s, fd, mode, off, length), &s)
 }
 
 // Ftruncate sets the file's size (Linux 6.9).
 func (r *Ring) Ftruncate(fd int, length int64) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepFtruncate(new(Completion[struct{}]), &s, fd, length), &s)
+	return submit1(r, prepFtruncate(newCompletion[struct{}](r), &s, fd, length), &s)
 }
 
 // Openat opens path relative to dirfd (unix.AT_FDCWD for the working
@@ -133,14 +133,14 @@ func (r *Ring) Ftruncate(fd int, length int64) *Completion[struct{}] {
 // holds its own copy of path.
 func (r *Ring) Openat(dirfd int, path string, flags int, mode uint32) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepOpenat(new(Completion[int]), &s, dirfd, path, flags, mode), &s)
+	return submit1(r, prepOpenat(newCompletion[int](r), &s, dirfd, path, flags, mode), &s)
 }
 
 // CloseFd closes fd. For FixedFile(i) it clears slot i of the registered
 // file table instead.
 func (r *Ring) CloseFd(fd int) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepClose(new(Completion[struct{}]), &s, fd), &s)
+	return submit1(r, prepClose(newCompletion[struct{}](r), &s, fd), &s)
 }
 
 // Statx is statx(2): it fills st for path relative to dirfd (with
@@ -148,39 +148,39 @@ func (r *Ring) CloseFd(fd int) *Completion[struct{}] {
 // until the operation completes.
 func (r *Ring) Statx(dirfd int, path string, flags int, mask uint32, st *unix.Statx_t) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepStatx(new(Completion[struct{}]), &s, dirfd, path, flags, mask, st), &s)
+	return submit1(r, prepStatx(newCompletion[struct{}](r), &s, dirfd, path, flags, mask, st), &s)
 }
 
 // Renameat is renameat2(2).
 func (r *Ring) Renameat(olddirfd int, oldpath string, newdirfd int, newpath string, flags int) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepRenameat(new(Completion[struct{}]), &s, olddirfd, oldpath, newdirfd, newpath, flags), &s)
+	return submit1(r, prepRenameat(newCompletion[struct{}](r), &s, olddirfd, oldpath, newdirfd, newpath, flags), &s)
 }
 
 // Unlinkat is unlinkat(2); flags may be unix.AT_REMOVEDIR.
 func (r *Ring) Unlinkat(dirfd int, path string, flags int) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepUnlinkat(new(Completion[struct{}]), &s, dirfd, path, flags), &s)
+	return submit1(r, prepUnlinkat(newCompletion[struct{}](r), &s, dirfd, path, flags), &s)
 }
 
 // Mkdirat is mkdirat(2).
 func (r *Ring) Mkdirat(dirfd int, path string, mode uint32) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepMkdirat(new(Completion[struct{}]), &s, dirfd, path, mode), &s)
+	return submit1(r, prepMkdirat(newCompletion[struct{}](r), &s, dirfd, path, mode), &s)
 }
 
 // Timeout completes, without error, after d. Cancelled, it fails with
 // ECANCELED.
 func (r *Ring) Timeout(d time.Duration) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepTimeout(new(Completion[struct{}]), &s, d), &s)
+	return submit1(r, prepTimeout(newCompletion[struct{}](r), &s, d), &s)
 }
 
 // Poll waits until fd is ready for any of events (unix.POLLIN, ...) and
 // returns the events that are ready, like a one-shot poll(2).
 func (r *Ring) Poll(fd int, events uint32) *Completion[uint32] {
 	var s uring.SQE
-	return submit1(r, prepPoll(new(Completion[uint32]), &s, fd, events), &s)
+	return submit1(r, prepPoll(newCompletion[uint32](r), &s, fd, events), &s)
 }
 
 // CancelFd cancels every operation in flight on fd and returns how many it
@@ -190,7 +190,7 @@ func (r *Ring) Poll(fd int, events uint32) *Completion[uint32] {
 // waits behind the operations it cancels.
 func (r *Ring) CancelFd(fd int) *Completion[int] {
 	var s uring.SQE
-	c := prepCancelFd(new(Completion[int]), &s, fd)
+	c := prepCancelFd(newCompletion[int](r), &s, fd)
 	c.ring = r
 	if !r.usable() {
 		c.fail(errBadRing)

@@ -61,6 +61,7 @@ type Ring struct {
 	probe  *uring.Probe
 	sqpoll bool
 	short  shortEnterer // k, if it has a cheaper enter for short calls
+	free   freeOps      // released Completions (Completion.Release)
 
 	// Submission side, guarded by mu.
 	mu         sync.Mutex

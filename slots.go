@@ -52,8 +52,13 @@ type slotTable struct {
 	mu       sync.Mutex
 	inflight int      // slots in use
 	user     []uint32 // free user slots, a stack
-	sys      []uint32 // free internal slots
-	nuser    int      // user slots in all
+	// fresh user slots, nuser-fresh to nuser-1, have never been used and
+	// are not in user yet: user is filled from them as it runs short
+	// (refill), so that a ring of 65,536 slots does not write a 256 KiB
+	// free list at creation (resident memory, docs/net.md "RSS").
+	fresh int
+	sys   []uint32 // free internal slots
+	nuser int      // user slots in all
 
 	queue  []*queued // user submissions waiting for slots, oldest first
 	squeue []*queued // internal ones
@@ -98,15 +103,34 @@ func (t *slotTable) init(n, reserve uint32, limit int) {
 	t.nuser = int(n - reserve)
 	t.limit = limit
 	t.user = make([]uint32, 0, t.nuser)
+	t.fresh = t.nuser
 	t.sys = make([]uint32, 0, reserve)
-	for i := int(n) - 1; i >= 0; i-- {
-		if i < t.nuser {
-			t.user = append(t.user, uint32(i))
-		} else {
-			t.sys = append(t.sys, uint32(i))
-		}
+	for i := int(n) - 1; i >= t.nuser; i-- {
+		t.sys = append(t.sys, uint32(i))
 	}
 }
+
+// refillGrain is how many fresh slots refill moves to the free list at
+// least: a few pages of it at a time.
+const refillGrain = 256
+
+// refill makes the free user list hold at least n slots if there are that
+// many free, from the fresh ones, lowest index on top. Called with mu
+// held.
+func (t *slotTable) refill(n int) {
+	if len(t.user) >= n || t.fresh == 0 {
+		return
+	}
+	k := min(t.fresh, max(n-len(t.user), refillGrain))
+	first := t.nuser - t.fresh // the lowest fresh index
+	for i := first + k - 1; i >= first; i-- {
+		t.user = append(t.user, uint32(i))
+	}
+	t.fresh -= k
+}
+
+// freeUser is the number of free user slots. Called with mu held.
+func (t *slotTable) freeUser() int { return len(t.user) + t.fresh }
 
 // now returns the time since the table was made, never 0.
 func (t *slotTable) now() int64 { return int64(time.Since(t.epoch)) | 1 }
@@ -152,6 +176,8 @@ func (t *slotTable) freeLocked(n int, internal bool) *[]uint32 {
 	free, queue := &t.user, t.queue
 	if internal {
 		free, queue = &t.sys, t.squeue
+	} else if len(t.user) < n && t.fresh > 0 {
+		t.refill(n)
 	}
 	if len(*free) < n || len(queue) > 0 {
 		return nil
@@ -183,7 +209,7 @@ func (t *slotTable) enqueue(q *queued, refuse func() error) (pump bool, err erro
 		return false, err
 	}
 	if !q.sys && t.limit >= 0 && t.nqueue+n > t.limit {
-		return false, fmt.Errorf("%w: %d operations in flight, %d waiting, queue limit %d", ErrRingFull, t.nuser-len(t.user), t.nqueue, t.limit)
+		return false, fmt.Errorf("%w: %d operations in flight, %d waiting, queue limit %d", ErrRingFull, t.nuser-t.freeUser(), t.nqueue, t.limit)
 	}
 	for _, o := range q.ops {
 		o.extra().q = q
@@ -213,6 +239,9 @@ func (t *slotTable) popLocked() {
 func (t *slotTable) popFrom(queue []*queued, free *[]uint32) []*queued {
 	for len(queue) > 0 {
 		q := queue[0]
+		if free == &t.user && len(t.user) < len(q.ops) && t.fresh > 0 {
+			t.refill(len(q.ops))
+		}
 		n, k := len(q.ops), len(*free)
 		if k < n {
 			break

@@ -19,7 +19,7 @@ import (
 // is the new socket, which the caller owns.
 func (r *Ring) Accept(fd int, flags int) *Completion[int] {
 	var s uring.SQE
-	c := new(Completion[int])
+	c := newCompletion[int](r)
 	prepAccept(&c.op, &s, fd, flags)
 	return submit1(r, c, &s)
 }
@@ -53,7 +53,7 @@ func prepAccept(o *op, s *uring.SQE, fd int, flags int) {
 // copy of the address.
 func (r *Ring) Connect(fd int, sa unix.Sockaddr) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepConnect(new(Completion[struct{}]), &s, fd, sa), &s)
+	return submit1(r, prepConnect(newCompletion[struct{}](r), &s, fd, sa), &s)
 }
 
 func prepConnect(c *Completion[struct{}], s *uring.SQE, fd int, sa unix.Sockaddr) *Completion[struct{}] {
@@ -73,14 +73,14 @@ func prepConnect(c *Completion[struct{}], s *uring.SQE, fd int, sa unix.Sockaddr
 // result is the number of bytes sent, which may be fewer than len(b).
 func (r *Ring) Send(fd int, b []byte, flags int) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepSendRecv(new(Completion[int]), &s, uring.OpSend, fd, b, flags), &s)
+	return submit1(r, prepSendRecv(newCompletion[int](r), &s, uring.OpSend, fd, b, flags), &s)
 }
 
 // Recv receives into b from socket fd, like recv(2) with flags. A result
 // of 0 with a non-empty b means the peer closed its side.
 func (r *Ring) Recv(fd int, b []byte, flags int) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepSendRecv(new(Completion[int]), &s, uring.OpRecv, fd, b, flags), &s)
+	return submit1(r, prepSendRecv(newCompletion[int](r), &s, uring.OpRecv, fd, b, flags), &s)
 }
 
 // SendZC sends b without copying it into the kernel (Linux 6.0): the
@@ -90,7 +90,7 @@ func (r *Ring) Recv(fd int, b []byte, flags int) *Completion[int] {
 // has read it. It pays for large buffers only.
 func (r *Ring) SendZC(fd int, b []byte, flags int) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepSendZC(new(Completion[int]), &s, fd, b, flags), &s)
+	return submit1(r, prepSendZC(newCompletion[int](r), &s, fd, b, flags), &s)
 }
 
 func prepSendZC(c *Completion[int], s *uring.SQE, fd int, b []byte, flags int) *Completion[int] {
@@ -120,7 +120,7 @@ func prepSendRecv(c *Completion[int], s *uring.SQE, opcode uring.Op, fd int, b [
 // with how unix.SHUT_RD, SHUT_WR or SHUT_RDWR (Linux 5.11).
 func (r *Ring) Shutdown(fd int, how int) *Completion[struct{}] {
 	var s uring.SQE
-	return submit1(r, prepShutdown(new(Completion[struct{}]), &s, fd, how), &s)
+	return submit1(r, prepShutdown(newCompletion[struct{}](r), &s, fd, how), &s)
 }
 
 func prepShutdown(c *Completion[struct{}], s *uring.SQE, fd int, how int) *Completion[struct{}] {
@@ -149,7 +149,7 @@ type msgState struct {
 // if it is not nil, like sendmsg(2).
 func (r *Ring) Sendmsg(fd int, p, oob []byte, to unix.Sockaddr, flags int) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepSendmsg(new(Completion[int]), &s, fd, p, oob, to, flags), &s)
+	return submit1(r, prepSendmsg(newCompletion[int](r), &s, fd, p, oob, to, flags), &s)
 }
 
 func prepSendmsg(c *Completion[int], s *uring.SQE, fd int, p, oob []byte, to unix.Sockaddr, flags int) *Completion[int] {
@@ -173,7 +173,7 @@ func prepSendmsg(c *Completion[int], s *uring.SQE, fd int, p, oob []byte, to uni
 // recvmsg(2). The kernel writes p and oob until the operation completes.
 func (r *Ring) Recvmsg(fd int, p, oob []byte, flags int) *Completion[Msg] {
 	var s uring.SQE
-	return submit1(r, prepRecvmsg(new(Completion[Msg]), &s, fd, p, oob, flags), &s)
+	return submit1(r, prepRecvmsg(newCompletion[Msg](r), &s, fd, p, oob, flags), &s)
 }
 
 func prepRecvmsg(c *Completion[Msg], s *uring.SQE, fd int, p, oob []byte, flags int) *Completion[Msg] {

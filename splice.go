@@ -19,7 +19,7 @@ const spliceFdInFixed = 1 << 31
 // its own, so each costs a thread hand-off: it pays for large transfers.
 func (r *Ring) Splice(fdIn int, offIn int64, fdOut int, offOut int64, n int, flags int) *Completion[int] {
 	var s uring.SQE
-	return submit1(r, prepSplice(new(Completion[int]), &s, fdIn, offIn, fdOut, offOut, n, flags), &s)
+	return submit1(r, prepSplice(newCompletion[int](r), &s, fdIn, offIn, fdOut, offOut, n, flags), &s)
 }
 
 // Splice queues a Splice.

@@ -451,14 +451,16 @@ func (r *Ring) publishLocked(ops []*op, sqes []uring.SQE, internal bool) bool {
 	if r.refusesLocked(internal) || !r.waitSQSpace(uint32(len(ops))) {
 		return false
 	}
+	sq, mask, tail, heavy := r.rings.SQEs, r.rings.SQMask, r.sqTail, r.heavy
 	for i, o := range ops {
 		sqes[i].UserData = o.userData
-		r.rings.SQEs[r.sqTail&r.rings.SQMask] = sqes[i]
-		r.sqTail++
-		r.heavy = r.heavy || heavyOp(o)
+		sq[tail&mask] = sqes[i]
+		tail++
+		heavy = heavy || heavyOp(o)
 	}
+	r.sqTail, r.heavy = tail, heavy
 	// Publish the submission whole: waitSQSpace may enter.
-	uring.StoreRelease(r.rings.SQTail, r.sqTail)
+	uring.StoreRelease(r.rings.SQTail, tail)
 	r.submitted += uint64(len(ops))
 	return true
 }

@@ -29,11 +29,10 @@ type Stream[T any] struct {
 
 // streamCore is the part of a Stream that does not depend on its result
 // type. A server keeps one Stream per idle connection, so it is kept small:
-// it is its op's cqeHook itself, and holds its op's opExtra, so nothing
-// else is allocated with it.
+// it is its op's cqeHook itself (op.stream), and its op needs no opExtra,
+// so nothing else is allocated with it.
 type streamCore struct {
-	op op
-	x  opExtra // op.x: the stream is its op's cqeHook
+	op op // first, so that op.hook finds the streamCore from the op
 
 	mu    sync.Mutex
 	q     []streamItem
@@ -94,8 +93,7 @@ func (s *streamCore) wake() {
 func newStream[T any](conv func(int32, uint32) T) *Stream[T] {
 	s := &Stream[T]{conv: conv}
 	s.ready = make(chan struct{}, 1)
-	s.op.x = &s.x
-	s.x.hook = &s.streamCore
+	s.op.stream = true // the stream is its op's cqeHook
 	return s
 }
 
@@ -281,7 +279,7 @@ func (s *Stream[T]) Cancel() {
 // Ended reports whether the kernel has ended the operation. Results may
 // still be queued.
 func (s *Stream[T]) Ended() bool {
-	return s.op.state.Load() == stateDone
+	return s.op.done()
 }
 
 // BufferRing is a ring of provided buffers (IORING_REGISTER_PBUF_RING,
@@ -580,7 +578,7 @@ func (s *Stream[T]) Err() error {
 	if s.op.state.Load() == statePending {
 		s.op.ring.reapWait()
 	}
-	if s.op.state.Load() != stateDone {
+	if !s.op.done() {
 		return nil
 	}
 	if err := s.op.prepErr(); err != nil {

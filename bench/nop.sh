@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Side-by-side NOP benchmark: C with liburing (bench/c) against rio, run in
 # alternation on the same CPU so that machine drift hits both alike. Prints
-# the median of each and rio's throughput as a fraction of C's. The last
-# row compares 32 r.Nop() calls then 32 Waits (no Batch) with C's batch.
+# the median (and range) of each and rio's throughput as a fraction of C's.
+# The "one by one" rows compare 32 r.Nop() calls then 32 Waits (no Batch)
+# with C's batch. The "reused" rows are the same loops with the
+# Completions handed back for reuse (Completion.Release, Batch.Recycle):
+# no allocation per operation.
 #
 #   bench/nop.sh              # 5 rounds of 1 s each on CPU 1
 #   ROUNDS=9 CPU=0 bench/nop.sh
+#   BASE=main bench/nop.sh    # also alternate rio at git revision main
 #
 # Needs liburing-dev (apt-get install -y liburing-dev) for the C side.
 set -euo pipefail
@@ -13,30 +17,60 @@ cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
 CPU=${CPU:-1}
 OUT=${OUT:-/tmp/rio-bench-c}
+BASE=${BASE:-}
 
 make -s -C bench/c OUT="$OUT"
 go test -c -o "$OUT/rio.test" .
+if [ -n "$BASE" ]; then
+	rm -rf "$OUT/base"
+	git worktree add -q --detach "$OUT/base" "$BASE"
+	trap 'git worktree remove --force "$OUT/base"' EXIT
+	(cd "$OUT/base" && go test -c -o "$OUT/base.test" .)
+fi
 
+bench() { # bench BINARY TAG: every NOP benchmark the binary has, its lines tagged
+	taskset -c "$CPU" "$1" -test.run '^$' -test.benchtime 1s \
+		-test.bench '^BenchmarkNop(Batch32|Batch32Recycled|OneByOne32|OneByOne32Released|Released)?$' 2>/dev/null |
+		sed -n "s/^\(BenchmarkNop[A-Za-z0-9]*\)[-/ ]\([a-z-]*\)/$2 \1 \2/p"
+}
 for i in $(seq "$ROUNDS"); do
 	taskset -c "$CPU" "$OUT/nopbench" 1 32
-	taskset -c "$CPU" "$OUT/rio.test" -test.run '^$' -test.benchtime 1s -test.bench '^BenchmarkNop$/^armed-on-demand$'
-	taskset -c "$CPU" "$OUT/rio.test" -test.run '^$' -test.benchtime 1s -test.bench '^BenchmarkNopBatch32$'
-	taskset -c "$CPU" "$OUT/rio.test" -test.run '^$' -test.benchtime 1s -test.bench '^BenchmarkNopOneByOne32$'
-done | awk '
-	/^nop_single/ { for (i = 1; i <= NF; i++) if ($i ~ /^ns_per_op=/) { sub("ns_per_op=", "", $i); c1[n1++] = $i } }
-	/^nop_batch32/ { for (i = 1; i <= NF; i++) if ($i ~ /^ns_per_op=/) { sub("ns_per_op=", "", $i); c32[n32++] = $i } }
-	/^BenchmarkNop\/armed-on-demand/ { g1[m1++] = $3 }
-	/^BenchmarkNopBatch32/ { g32[m32++] = $3 }
-	/^BenchmarkNopOneByOne32/ { o32[k32++] = $3 }
-	function median(a, n,   i, j, t) {
-		for (i = 0; i < n; i++) for (j = i + 1; j < n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
-		return n % 2 ? a[int(n / 2)] : (a[n / 2 - 1] + a[n / 2]) / 2
+	if [ -n "$BASE" ]; then bench "$OUT/base.test" base; fi
+	bench "$OUT/rio.test" rio
+done | awk -v base="$BASE" '
+	/^nop_single/ { for (i = 1; i <= NF; i++) if ($i ~ /^ns_per_op=/) { sub("ns_per_op=", "", $i); v["C", "rt"] = v["C", "rt"] " " $i } }
+	/^nop_batch32/ { for (i = 1; i <= NF; i++) if ($i ~ /^ns_per_op=/) { sub("ns_per_op=", "", $i); v["C", "b32"] = v["C", "b32"] " " $i } }
+	/^(base|rio) BenchmarkNop / { if ($3 == "armed-on-demand") v[$1, "rt"] = v[$1, "rt"] " " $5 }
+	/^(base|rio) BenchmarkNopReleased / { v[$1, "rtR"] = v[$1, "rtR"] " " $4 }
+	/^(base|rio) BenchmarkNopBatch32 / { v[$1, "b32"] = v[$1, "b32"] " " $4 }
+	/^(base|rio) BenchmarkNopBatch32Recycled / { v[$1, "b32R"] = v[$1, "b32R"] " " $4 }
+	/^(base|rio) BenchmarkNopOneByOne32 / { v[$1, "o32"] = v[$1, "o32"] " " $4 }
+	/^(base|rio) BenchmarkNopOneByOne32Released / { v[$1, "o32R"] = v[$1, "o32R"] " " $4 }
+	function med(s,   a, n, i, j, t) {
+		n = split(s, a, " ")
+		if (n == 0) return ""
+		for (i = 1; i <= n; i++) for (j = i + 1; j <= n; j++) if (a[j] + 0 < a[i] + 0) { t = a[i]; a[i] = a[j]; a[j] = t }
+		lo = a[1]; hi = a[n]
+		return n % 2 ? a[(n + 1) / 2] : (a[n / 2] + a[n / 2 + 1]) / 2
+	}
+	function cell(s,   m) { m = med(s); return m == "" ? sprintf("%22s", "-") : sprintf("%8.1f [%5.0f-%5.0f]", m, lo, hi) }
+	function row(name, ckey, key,   c, b, r) {
+		c = med(v["C", ckey]); cs = cell(v["C", ckey])
+		b = med(v["base", key]); bs = cell(v["base", key])
+		r = med(v["rio", key]); rs = cell(v["rio", key])
+		printf "%-26s %s", name, cs
+		if (base != "") printf " %s %6s", bs, b == "" ? "-" : sprintf("%.2fx", c / b)
+		printf " %s %6s\n", rs, r == "" ? "-" : sprintf("%.2fx", c / r)
 	}
 	END {
-		s1 = median(c1, n1); b1 = median(g1, m1); s32 = median(c32, n32); b32 = median(g32, m32); o = median(o32, k32)
-		printf "%-22s %12s %12s %10s\n", "workload", "C ns/op", "rio ns/op", "rio/C"
-		printf "%-22s %12.1f %12.1f %9.0f%%\n", "NOP round trip", s1, b1, 100 * s1 / b1
-		printf "%-22s %12.1f %12.1f %9.0f%%\n", "NOP batch of 32", s32, b32, 100 * s32 / b32
-		printf "%-22s %12.1f %12.1f %9.0f%%\n", "32 NOPs one by one", s32, o, 100 * s32 / o
-		printf "(medians of %d alternating rounds; rio/C is throughput relative to C)\n", n1
+		printf "%-26s %22s", "workload (ns/op)", "C [range]"
+		if (base != "") printf " %22s %6s", base " [range]", "/C"
+		printf " %22s %6s\n", "rio [range]", "/C"
+		row("NOP round trip", "rt", "rt")
+		row("  reused (Release)", "rt", "rtR")
+		row("NOP batch of 32", "b32", "b32")
+		row("  reused (Recycle)", "b32", "b32R")
+		row("32 NOPs one by one", "b32", "o32")
+		row("  reused (Release)", "b32", "o32R")
+		printf "(medians of alternating rounds; x: throughput relative to C; one by one is against C'"'"'s batch)\n"
 	}'

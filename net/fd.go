@@ -29,6 +29,11 @@ type netFD struct {
 	// datagram is set for a PacketConn: its receive stream, if any, is a
 	// multishot recvmsg into the engine's datagram buffers (udp_multishot.go).
 	datagram bool
+	// nonblock: the socket stays in non-blocking mode (a listener's,
+	// which Accept waits for in the network poller); RawConn callbacks
+	// leave it so. Beside the other flags: at the end it took the netFD
+	// past 256 bytes, into the next size class (fd_size_test.go).
+	nonblock bool
 
 	// life counts the methods using sysfd (incref, decref); Close begins
 	// closing it, and whoever drops the last reference then destroys the
@@ -71,10 +76,6 @@ type netFD struct {
 	// lis is a listener's part of destroy and of waking (its Accept
 	// waits in the network poller), nil for other sockets.
 	lis *listenerState
-	// nonblock: the socket stays in non-blocking mode (a listener's,
-	// which Accept waits for in the network poller); RawConn callbacks
-	// leave it so.
-	nonblock bool
 }
 
 // newNetFD makes the netFD of sysfd, which it owns from then on, on e or,

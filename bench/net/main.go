@@ -227,8 +227,8 @@ func orchestrate(args []string) {
 		}
 		g := group{s: s, results: map[string][]map[string]float64{}}
 		for _, im := range specs {
-			if s.kind != "echo" && (cServers[im.base] != "" || extServers[im.base] != nil) {
-				continue // the C and extra servers only echo
+			if s.kind != "echo" && cServers[im.base] != "" || s.kind == "http" && extServers[im.base] != nil {
+				continue // the C servers only echo; the extra ones echo or idle
 			}
 			g.impls = append(g.impls, im)
 		}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"runtime"
 	"syscall"
 	"testing"
 	"unsafe"
@@ -20,6 +21,10 @@ import (
 // were added, fills them, and names them in the CQE, also after the
 // tail has wrapped around the ring several times.
 func TestBufRingMultishotRecv(t *testing.T) {
+	// A SINGLE_ISSUER ring refuses (EEXIST) an enter from any thread but
+	// the one that made it: the goroutine must not move between threads.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	p := uring.Params{Flags: uring.SetupSingleIssuer | uring.SetupDeferTaskrun}
 	k, err := uring.Open(8, &p)
 	if errors.Is(err, syscall.EINVAL) {
