@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/gorio/rio/internal/uring"
 	"golang.org/x/sys/unix"
 )
 
@@ -50,6 +51,50 @@ func BenchmarkNopBatch32Recycled(b *testing.B) {
 	r := newBenchRing(b)
 	nopBatchesRecycled(b, r, true)
 	reportEnters(b, r)
+}
+
+// BenchmarkNopBatch32Floor is the kernel's share of the two above: the
+// same ring (New's sizes and flags, its eventfd registered and disarmed),
+// with rio's own machinery held off (mu and cqMu held throughout), 32 NOP
+// SQEs written straight into the SQ and one raw io_uring_enter per 32, as
+// C with liburing does. bench/nop.sh prints it beside C's batch: what
+// BenchmarkNopBatch32Recycled costs above it is rio's tracking, not the
+// system call.
+func BenchmarkNopBatch32Floor(b *testing.B) {
+	r := newBenchRing(b)
+	if r.short == nil {
+		b.Fatal("the real kernel has no short enter")
+	}
+	r.mu.Lock()
+	r.cqMu.Lock()
+	defer func() {
+		r.cqMu.Unlock()
+		r.mu.Unlock()
+	}()
+	rg := r.rings
+	tail, head := r.sqTail, r.cqHead
+	defer func() { r.sqTail, r.cqHead = tail, head }()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += 32 {
+		for j := range uint64(32) {
+			rg.SQEs[tail&rg.SQMask] = uring.SQE{Opcode: uring.OpNop, UserData: j}
+			tail++
+		}
+		uring.StoreRelease(rg.SQTail, tail)
+		if _, errno := r.short.EnterShort(rg.SQEntries, 0, 0); errno != 0 {
+			b.Fatal(errno)
+		}
+		t := uring.LoadAcquire(rg.CQTail)
+		if t-head != 32 {
+			b.Fatalf("%d completions for 32 NOPs", t-head)
+		}
+		for ; head != t; head++ {
+			if res := rg.CQEs[head&rg.CQMask].Res; res != 0 {
+				b.Fatalf("NOP completed with %d", res)
+			}
+		}
+		uring.StoreRelease(rg.CQHead, head)
+	}
 }
 
 // nopBatches runs b.N NOPs through r in batches of 32.

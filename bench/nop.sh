@@ -5,7 +5,9 @@
 # The "one by one" rows compare 32 r.Nop() calls then 32 Waits (no Batch)
 # with C's batch. The "reused" rows are the same loops with the
 # Completions handed back for reuse (Completion.Release, Batch.Recycle):
-# no allocation per operation.
+# no allocation per operation. The "floor" row is the batch's system call
+# alone, on a ring set up as New does, with rio's tracking held off
+# (BenchmarkNopBatch32Floor): what the batch costs above it is rio's own.
 #
 #   bench/nop.sh              # 5 rounds of 1 s each on CPU 1
 #   ROUNDS=9 CPU=0 bench/nop.sh
@@ -30,7 +32,7 @@ fi
 
 bench() { # bench BINARY TAG: every NOP benchmark the binary has, its lines tagged
 	taskset -c "$CPU" "$1" -test.run '^$' -test.benchtime 1s \
-		-test.bench '^BenchmarkNop(Batch32|Batch32Recycled|OneByOne32|OneByOne32Released|Released)?$' 2>/dev/null |
+		-test.bench '^BenchmarkNop(Batch32|Batch32Recycled|Batch32Floor|OneByOne32|OneByOne32Released|Released)?$' 2>/dev/null |
 		sed -n "s/^\(BenchmarkNop[A-Za-z0-9]*\)[-/ ]\([a-z-]*\)/$2 \1 \2/p"
 }
 for i in $(seq "$ROUNDS"); do
@@ -44,6 +46,7 @@ done | awk -v base="$BASE" '
 	/^(base|rio) BenchmarkNopReleased / { v[$1, "rtR"] = v[$1, "rtR"] " " $4 }
 	/^(base|rio) BenchmarkNopBatch32 / { v[$1, "b32"] = v[$1, "b32"] " " $4 }
 	/^(base|rio) BenchmarkNopBatch32Recycled / { v[$1, "b32R"] = v[$1, "b32R"] " " $4 }
+	/^(base|rio) BenchmarkNopBatch32Floor / { v[$1, "b32F"] = v[$1, "b32F"] " " $4 }
 	/^(base|rio) BenchmarkNopOneByOne32 / { v[$1, "o32"] = v[$1, "o32"] " " $4 }
 	/^(base|rio) BenchmarkNopOneByOne32Released / { v[$1, "o32R"] = v[$1, "o32R"] " " $4 }
 	function med(s,   a, n, i, j, t) {
@@ -70,6 +73,7 @@ done | awk -v base="$BASE" '
 		row("  reused (Release)", "rt", "rtR")
 		row("NOP batch of 32", "b32", "b32")
 		row("  reused (Recycle)", "b32", "b32R")
+		row("  floor (raw enter)", "b32", "b32F")
 		row("32 NOPs one by one", "b32", "o32")
 		row("  reused (Release)", "b32", "o32R")
 		printf "(medians of alternating rounds; x: throughput relative to C; one by one is against C'"'"'s batch)\n"
