@@ -422,6 +422,17 @@ func (f *freeOps) get() *op {
 	return o
 }
 
+// The layout that the two unsafe conversions in this file rely on, checked
+// at compile time: a streamCore starts with its op (op.hook), and a
+// Completion is its op and nothing else, whatever T (newCompletion reuses
+// a released op as any Completion[T]). A change that breaks either makes
+// an array length nonzero and the build fails here.
+var (
+	_ [0]struct{} = [unsafe.Offsetof(streamCore{}.op)]struct{}{}
+	_ [0]struct{} = [unsafe.Sizeof(Completion[int]{}) - unsafe.Sizeof(op{})]struct{}{}
+	_ [0]struct{} = [unsafe.Sizeof(Completion[[64]byte]{}) - unsafe.Sizeof(op{})]struct{}{}
+)
+
 // newCompletion returns a zeroed Completion for one of r's methods: a
 // released one if r has one, or a new one.
 func newCompletion[T any](r *Ring) *Completion[T] {
