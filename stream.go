@@ -38,12 +38,20 @@ type streamCore struct {
 	q     []streamItem
 	head  int32 // q[head:] are the results not taken yet
 	ended bool  // the last CQE is in q
+	// noToken (guarded by mu) is set while ready is locked: no result
+	// has arrived and Wake was not called since the last wait.
+	noToken bool
 	// br, for RecvMultishot, is the BufferRing whose count of active
 	// streams this one is in until it ends; guarded by mu.
 	br *BufferRing
-	// ready holds a token when a result has arrived or Wake was called
-	// since the last wait.
-	ready chan struct{}
+	// ready is the wait's token, a binary semaphore: unlocked when a
+	// result has arrived or Wake was called since the last wait (and in
+	// a zero Stream). A waiter parks in ready.Lock; wake unlocks it only
+	// when noToken was set, so it is never unlocked twice. A mutex rather
+	// than a channel: it allocates nothing, where a channel took 112
+	// bytes beside every Stream, so per idle connection of a server
+	// (docs/net.md, "RSS"; stream_token_test.go).
+	ready sync.Mutex
 }
 
 type streamItem struct {
@@ -64,11 +72,15 @@ func (s *streamCore) cqe(res int32, flags uint32) (int32, uint32) {
 		s.ended = true
 		br, s.br = s.br, nil
 	}
+	give := s.noToken
+	s.noToken = false
 	s.mu.Unlock()
 	if br != nil {
 		br.streamEnded()
 	}
-	s.wake()
+	if give {
+		s.ready.Unlock()
+	}
 	return res, flags
 }
 
@@ -82,17 +94,43 @@ func (s *streamCore) noCQE() {
 
 // wake leaves a token in ready, waking a waiter if there is one.
 func (s *streamCore) wake() {
-	select {
-	case s.ready <- struct{}{}:
-	default:
+	s.mu.Lock()
+	give := s.noToken
+	s.noToken = false
+	s.mu.Unlock()
+	if give {
+		s.ready.Unlock()
 	}
+}
+
+// await takes the token, blocking until there is one.
+func (s *streamCore) await() {
+	s.ready.Lock()
+	s.tookToken()
+}
+
+// tryTake takes the token if there is one, without blocking.
+func (s *streamCore) tryTake() bool {
+	if !s.ready.TryLock() {
+		return false
+	}
+	s.tookToken()
+	return true
+}
+
+// tookToken records that ready is locked again, with no token.
+func (s *streamCore) tookToken() {
+	s.mu.Lock()
+	s.noToken = true
+	s.mu.Unlock()
 }
 
 // newStream allocates a Stream, in a small function of its own: allocating
 // can take the runtime deep (see "Stack depth" in sqe.go).
 func newStream[T any](conv func(int32, uint32) T) *Stream[T] {
 	s := &Stream[T]{conv: conv}
-	s.ready = make(chan struct{}, 1)
+	s.ready.Lock() // no token yet
+	s.noToken = true
 	s.op.stream = true // the stream is its op's cqeHook
 	return s
 }
@@ -127,7 +165,11 @@ func (s *Stream[T]) Next() (T, error) { return s.NextContext(nil) }
 func (s *Stream[T]) NextContext(ctx context.Context) (T, error) {
 	var zero T
 	armed := false
+	var stop func() bool // a context's AfterFunc, which wakes the wait
 	defer func() {
+		if stop != nil {
+			stop()
+		}
 		if armed {
 			s.op.ring.disarm()
 		}
@@ -151,15 +193,15 @@ func (s *Stream[T]) NextContext(ctx context.Context) (T, error) {
 			armed = true
 			continue
 		}
-		if ctx == nil {
-			<-s.ready
-			continue
+		if ctx != nil && ctx.Done() != nil {
+			if err := ctx.Err(); err != nil {
+				return zero, err
+			}
+			if stop == nil {
+				stop = context.AfterFunc(ctx, s.wake)
+			}
 		}
-		select {
-		case <-s.ready:
-		case <-ctx.Done():
-			return zero, ctx.Err()
-		}
+		s.await()
 	}
 }
 
@@ -212,10 +254,8 @@ var errZeroStream = fmt.Errorf("rio: zero Stream: %w", syscall.EINVAL)
 // with no other goroutine waiting on the ring polls for a while before it
 // parks.
 func (s *Stream[T]) Wait() {
-	select {
-	case <-s.ready:
+	if s.tryTake() {
 		return // a token from Wake, or from a result (perhaps since taken)
-	default:
 	}
 	if s.pending() {
 		return
@@ -241,7 +281,7 @@ func (s *Stream[T]) Wait() {
 		return
 	}
 	if !s.pending() { // arm reaped what was posted while disarmed
-		<-s.ready
+		s.await()
 	}
 	s.op.ring.disarm()
 }
