@@ -10,6 +10,7 @@ import (
 	"syscall"
 	"unsafe"
 
+	"github.com/gorio/rio/internal/sema"
 	"github.com/gorio/rio/internal/uring"
 )
 
@@ -34,24 +35,27 @@ type Stream[T any] struct {
 type streamCore struct {
 	op op // first, so that op.hook finds the streamCore from the op
 
-	mu    sync.Mutex
-	q     []streamItem
-	head  int32 // q[head:] are the results not taken yet
-	ended bool  // the last CQE is in q
-	// noToken (guarded by mu) is set while ready is locked: no result
-	// has arrived and Wake was not called since the last wait.
-	noToken bool
+	mu   sync.Mutex
+	q    []streamItem
+	head int32 // q[head:] are the results not taken yet
+	// ready is the wait's semaphore (internal/sema): a waiter parks in
+	// sema.Acquire. token and waiters, guarded by mu, say what its count
+	// is owed to: token is set when a result has arrived or Wake was
+	// called since the last wait and nobody was waiting (its release is
+	// done); waiters counts the goroutines that found no token and park
+	// (a wake releases one of them instead of leaving a token). A
+	// semaphore rather than a channel: it allocates nothing, where a
+	// channel took 112 bytes beside every Stream, so per idle connection
+	// of a server (docs/net.md, "RSS"; stream_token_test.go); and rather
+	// than a sync.Mutex, whose slow path spins before it parks (4% of a
+	// 16-connection echo server's samples).
+	ready   uint32
+	ended   bool // the last CQE is in q
+	token   bool
+	waiters uint16
 	// br, for RecvMultishot, is the BufferRing whose count of active
 	// streams this one is in until it ends; guarded by mu.
 	br *BufferRing
-	// ready is the wait's token, a binary semaphore: unlocked when a
-	// result has arrived or Wake was called since the last wait (and in
-	// a zero Stream). A waiter parks in ready.Lock; wake unlocks it only
-	// when noToken was set, so it is never unlocked twice. A mutex rather
-	// than a channel: it allocates nothing, where a channel took 112
-	// bytes beside every Stream, so per idle connection of a server
-	// (docs/net.md, "RSS"; stream_token_test.go).
-	ready sync.Mutex
 }
 
 type streamItem struct {
@@ -72,14 +76,13 @@ func (s *streamCore) cqe(res int32, flags uint32) (int32, uint32) {
 		s.ended = true
 		br, s.br = s.br, nil
 	}
-	give := s.noToken
-	s.noToken = false
+	give := s.giveLocked()
 	s.mu.Unlock()
 	if br != nil {
 		br.streamEnded()
 	}
 	if give {
-		s.ready.Unlock()
+		sema.Release(&s.ready)
 	}
 	return res, flags
 }
@@ -92,45 +95,65 @@ func (s *streamCore) noCQE() {
 	s.wake()
 }
 
-// wake leaves a token in ready, waking a waiter if there is one.
+// wake leaves a token, or wakes a waiter if there is one.
 func (s *streamCore) wake() {
 	s.mu.Lock()
-	give := s.noToken
-	s.noToken = false
+	give := s.giveLocked()
 	s.mu.Unlock()
 	if give {
-		s.ready.Unlock()
+		sema.Release(&s.ready)
 	}
+}
+
+// giveLocked, with mu held, records a wake: it reports whether the caller
+// must release ready once it lets go of mu (for a waiter, or for a new
+// token), and false when a token is already there.
+func (s *streamCore) giveLocked() bool {
+	switch {
+	case s.waiters > 0:
+		s.waiters--
+		return true
+	case !s.token:
+		s.token = true
+		return true
+	}
+	return false
 }
 
 // await takes the token, blocking until there is one.
 func (s *streamCore) await() {
-	s.ready.Lock()
-	s.tookToken()
+	s.mu.Lock()
+	if s.token {
+		s.token = false
+	} else {
+		s.waiters++
+	}
+	s.mu.Unlock()
+	sema.Acquire(&s.ready) // for a token at once, or about to be
+	if raceEnabled {
+		// The semaphore orders nothing for the race detector; the waker
+		// released it after its own critical section.
+		s.mu.Lock()
+		s.mu.Unlock() //nolint:staticcheck // an empty critical section, for ordering
+	}
 }
 
 // tryTake takes the token if there is one, without blocking.
 func (s *streamCore) tryTake() bool {
-	if !s.ready.TryLock() {
-		return false
-	}
-	s.tookToken()
-	return true
-}
-
-// tookToken records that ready is locked again, with no token.
-func (s *streamCore) tookToken() {
 	s.mu.Lock()
-	s.noToken = true
+	ok := s.token
+	s.token = false
 	s.mu.Unlock()
+	if ok {
+		sema.Acquire(&s.ready) // released, or about to be: no real wait
+	}
+	return ok
 }
 
 // newStream allocates a Stream, in a small function of its own: allocating
 // can take the runtime deep (see "Stack depth" in sqe.go).
 func newStream[T any](conv func(int32, uint32) T) *Stream[T] {
 	s := &Stream[T]{conv: conv}
-	s.ready.Lock() // no token yet
-	s.noToken = true
 	s.op.stream = true // the stream is its op's cqeHook
 	return s
 }
