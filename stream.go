@@ -42,7 +42,7 @@ type streamCore struct {
 	// sema.Acquire. token and waiters, guarded by mu, say what its count
 	// is owed to: token is set when a result has arrived or Wake was
 	// called since the last wait and nobody was waiting (its release is
-	// done); waiters counts the goroutines that found no token and park
+	// done or about to be); waiters counts the goroutines that found no token and park
 	// (a wake releases one of them instead of leaving a token). A
 	// semaphore rather than a channel: it allocates nothing, where a
 	// channel took 112 bytes beside every Stream, so per idle connection
@@ -52,7 +52,7 @@ type streamCore struct {
 	ready   uint32
 	ended   bool // the last CQE is in q
 	token   bool
-	waiters uint16
+	waiters uint32
 	// br, for RecvMultishot, is the BufferRing whose count of active
 	// streams this one is in until it ends; guarded by mu.
 	br *BufferRing
@@ -134,7 +134,7 @@ func (s *streamCore) await() {
 		// The semaphore orders nothing for the race detector; the waker
 		// released it after its own critical section.
 		s.mu.Lock()
-		s.mu.Unlock() //nolint:staticcheck // an empty critical section, for ordering
+		s.mu.Unlock()
 	}
 }
 
