@@ -20,7 +20,49 @@ const (
 	// longer touches it, so its memory may be reused (Recycle, Release).
 	stateSettled
 	stateReleased // handed back for reuse: Wait returns errReleased
+	// stateWaited: pending, and a waiter or a Collector is registered in
+	// wake, so finish must look there (see finish).
+	stateWaited
 )
+
+// inFlight reports whether o is owned by the ring: submitted (or queued
+// for a slot) and not yet done.
+func (o *op) inFlight() bool {
+	s := o.state.Load()
+	return s == statePending || s == stateWaited
+}
+
+// submitted makes a new op pending. A Collector may have registered in
+// wake while it was new (a Batch's op, added before Submit): then it is
+// waited. The store comes before the load, and markWaited's store before
+// its load, so one of the two sees the other.
+func (o *op) submitted() {
+	o.state.Store(statePending)
+	if o.wake.Load() != nil {
+		o.markWaited()
+	}
+}
+
+// markWaited tells finish that o.wake, installed by the caller, must be
+// looked at. It reports false if o is done already (or was never
+// submitted), in which case finish may not have seen the waiter.
+func (o *op) markWaited() bool {
+	for {
+		switch o.state.Load() {
+		case stateWaited:
+			return true
+		case statePending:
+			if o.state.CompareAndSwap(statePending, stateWaited) {
+				return true
+			}
+		case stateNew:
+			// Not submitted yet: submitted will see the waiter.
+			return true
+		default:
+			return false
+		}
+	}
+}
 
 // done reports whether o's result is published.
 func (o *op) done() bool {
@@ -173,7 +215,15 @@ type waiter struct {
 // finish publishes the result and wakes any waiter, and tells the op's
 // Collector, if it has one. It is called exactly once per op, by whichever
 // goroutine reaped its CQE or failed its submission.
+//
+// An op nobody waits for (no markWaited) is finished with one atomic
+// operation: pending becomes settled at once. Otherwise the state says
+// waited, and a waiter registered before it said so; finish stores done,
+// then wakes it.
 func (o *op) finish() {
+	if o.state.CompareAndSwap(statePending, stateSettled) {
+		return
+	}
 	o.state.Store(stateDone)
 	if w := o.wake.Load(); w != nil {
 		close(w.ch)
@@ -221,11 +271,10 @@ func (o *op) wait(ctx context.Context) error {
 		return nil
 	}
 	w := o.waiterOf()
-	// finish stores the state, then loads the waiter; we stored the
-	// waiter, now load the state. One of the two sees the other: if finish
-	// ran between our first check and the store, it found no waiter to
-	// wake, and the state says done here.
-	if o.done() {
+	// The waiter is installed; markWaited makes finish look for it. If
+	// finish ran before, the state says done, and it may not have seen
+	// the waiter.
+	if !o.markWaited() {
 		return nil
 	}
 	if !r.arm() {
@@ -323,7 +372,7 @@ func (c *Completion[T]) WaitContext(ctx context.Context) (T, error) {
 // It does not wait: the operation completes, usually with ECANCELED, and its
 // memory is borrowed, until Wait returns.
 func (c *Completion[T]) Cancel() {
-	if c.state.Load() == statePending {
+	if c.inFlight() {
 		c.ring.cancelOp(&c.op)
 	}
 }

@@ -213,7 +213,7 @@ func (t *slotTable) enqueue(q *queued, refuse func() error) (pump bool, err erro
 	}
 	for _, o := range q.ops {
 		o.extra().q = q
-		o.state.Store(statePending)
+		o.submitted()
 	}
 	if q.sys {
 		t.squeue = append(t.squeue, q)
@@ -451,7 +451,10 @@ func (t *slotTable) claim(idx uint32, o *op, now *int64) {
 			s.pinned = true
 		}
 	}
-	o.state.Store(statePending)
+	if o.state.Load() == stateNew {
+		// Not for a queued op: it is pending already, and may be waited.
+		o.submitted()
+	}
 	raceSubmit(o)
 	s.op.Store(o)
 }

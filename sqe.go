@@ -771,7 +771,7 @@ func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 // operation still waiting for a slot is withdrawn instead: it completes
 // with ECANCELED without reaching the kernel.
 func (r *Ring) cancelOp(o *op) {
-	if o.state.Load() != statePending {
+	if !o.inFlight() {
 		return
 	}
 	if x := o.x; x != nil && x.q != nil && r.withdraw(x.q) {
