@@ -205,7 +205,8 @@ func (b *Batch) Poll(fd int, events uint32) *Completion[uint32] {
 // most maxTracked; older ones are left to the garbage collector), so that
 // Recycle can reuse them.
 type slab[T any] struct {
-	free   []Completion[T]   // the current chunk's rest
+	free   []Completion[T]   // the current chunk
+	n      int               // how many of free are handed out
 	reused bool              // the current chunk was recycled: zero each
 	used   [][]Completion[T] // handed out from since the last Recycle, current last
 	spare  [][]Completion[T] // recycled, for later chunks
@@ -216,11 +217,11 @@ type slab[T any] struct {
 const maxTracked = 4
 
 func (s *slab[T]) next() *Completion[T] {
-	if len(s.free) == 0 {
+	if s.n == len(s.free) {
 		s.grow()
 	}
-	c := &s.free[0]
-	s.free = s.free[1:]
+	c := &s.free[s.n]
+	s.n++
 	if s.reused {
 		*c = Completion[T]{}
 	}
@@ -244,7 +245,7 @@ func (s *slab[T]) grow() {
 		s.used = s.used[:len(s.used)-1]
 	}
 	s.used = append(s.used, chunk)
-	s.free = chunk
+	s.free, s.n = chunk, 0
 }
 
 // handedOut returns the chunks handed out from since the last Recycle,
@@ -253,7 +254,7 @@ func (s *slab[T]) handedOut() ([][]Completion[T], int) {
 	if len(s.used) == 0 {
 		return nil, 0
 	}
-	return s.used, len(s.used[len(s.used)-1]) - len(s.free)
+	return s.used, s.n
 }
 
 // settled reports whether every Completion handed out is settled.
@@ -264,7 +265,7 @@ func (s *slab[T]) settled() bool {
 			chunk = chunk[:last]
 		}
 		for j := range chunk {
-			if !chunk[j].settle() {
+			if chunk[j].state.Load() != stateSettled && !chunk[j].settle() {
 				return false
 			}
 		}
@@ -281,13 +282,16 @@ func (s *slab[T]) recycle() {
 			chunk = chunk[:last]
 		}
 		for j := range chunk {
-			chunk[j].drop()
-			chunk[j].state.Store(stateReleased)
+			c := &chunk[j]
+			if c.bufp != nil || c.obj != nil || c.x != nil || c.wake.Load() != nil {
+				c.drop()
+			}
+			c.state.Store(stateReleased)
 		}
 	}
 	s.spare = append(s.spare, s.used...)
 	clear(s.used)
-	s.used, s.free = s.used[:0], nil
+	s.used, s.free, s.n = s.used[:0], nil, 0
 }
 
 var errNoPrevious = fmt.Errorf("no operation queued before it: %w", syscall.EINVAL)
@@ -354,6 +358,9 @@ func (b *Batch) Submit() error {
 
 func (r *Ring) checkBatch(ops []*op, sqes []uring.SQE) error {
 	for _, o := range ops {
+		if o.x == nil && r.probe.Supported(o.opcode) {
+			continue // what checkOp finds for the common op, without the call
+		}
 		if err := r.checkOp(o); err != nil {
 			return err
 		}

@@ -221,9 +221,14 @@ type waiter struct {
 // waited, and a waiter registered before it said so; finish stores done,
 // then wakes it.
 func (o *op) finish() {
-	if o.state.CompareAndSwap(statePending, stateSettled) {
-		return
+	if !o.state.CompareAndSwap(statePending, stateSettled) {
+		o.finishWaited()
 	}
+}
+
+// finishWaited is finish for an op that is waited (or was never
+// submitted).
+func (o *op) finishWaited() {
 	o.state.Store(stateDone)
 	if w := o.wake.Load(); w != nil {
 		close(w.ch)
@@ -344,6 +349,9 @@ type Completion[T any] struct {
 // Once Wait has returned, the kernel holds no reference to the operation's
 // memory and the caller may reuse it.
 func (c *Completion[T]) Wait() (T, error) {
+	if c.state.Load() == stateSettled {
+		return c.result()
+	}
 	if err := c.op.wait(nil); err != nil {
 		var zero T
 		return zero, err
@@ -435,7 +443,14 @@ func (o *op) drop() {
 // is an op and nothing else, whatever T, so one list serves all result
 // types. Its count lets a program that never releases pay one atomic load
 // per operation and no lock.
+//
+// The last released op waits in one, which a put and a get take with one
+// atomic operation each: a loop that releases each Completion before its
+// next operation (r.Nop().Wait() and Release) never takes the lock. The
+// earlier ones wait in ops; n says whether ops is empty, and is stored only
+// when that changes.
 type freeOps struct {
+	one atomic.Pointer[op]
 	n   atomic.Int32
 	mu  sync.Mutex
 	ops []*op
@@ -447,15 +462,27 @@ const maxFree = 1024
 func (f *freeOps) put(o *op) {
 	o.drop()
 	o.ring = nil
+	// The newest goes to one, the one it displaces to ops: reuse stays
+	// last in, first out.
+	if o = f.one.Swap(o); o == nil {
+		return
+	}
 	f.mu.Lock()
 	if len(f.ops) < maxFree {
 		f.ops = append(f.ops, o)
-		f.n.Store(int32(len(f.ops)))
+		if len(f.ops) == 1 {
+			f.n.Store(1)
+		}
 	}
 	f.mu.Unlock()
 }
 
 func (f *freeOps) get() *op {
+	if f.one.Load() != nil {
+		if o := f.one.Swap(nil); o != nil {
+			return o
+		}
+	}
 	if f.n.Load() == 0 {
 		return nil
 	}
@@ -465,7 +492,9 @@ func (f *freeOps) get() *op {
 		o = f.ops[k-1]
 		f.ops[k-1] = nil
 		f.ops = f.ops[:k-1]
-		f.n.Store(int32(k - 1))
+		if k == 1 {
+			f.n.Store(0)
+		}
 	}
 	f.mu.Unlock()
 	return o
@@ -506,6 +535,9 @@ func (c *Completion[T]) result() (T, error) {
 		if err := c.op.error(); err != nil {
 			return v, err
 		}
+	}
+	if unsafe.Sizeof(v) == 0 {
+		return v, nil // struct{}: nothing to convert
 	}
 	switch p := any(&v).(type) {
 	case *int:
