@@ -286,7 +286,10 @@ func (s *slab[T]) recycle() {
 			if c.bufp != nil || c.obj != nil || c.x != nil || c.wake.Load() != nil {
 				c.drop()
 			}
-			c.state.Store(stateReleased)
+			// A plain store, as next's zeroing is: the finisher's last
+			// touch (finish) happened before settled's load, and the
+			// caller uses none of them any more.
+			*c.state.raw() = stateReleased
 		}
 	}
 	s.spare = append(s.spare, s.used...)

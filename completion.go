@@ -25,6 +25,13 @@ const (
 	stateWaited
 )
 
+// opState is an op's state word.
+type opState struct{ atomic.Uint32 }
+
+// raw returns the word for a plain store, for an op no other goroutine
+// can see (a Completion being made, or being recycled by its owner).
+func (s *opState) raw() *uint32 { return (*uint32)(unsafe.Pointer(&s.Uint32)) }
+
 // inFlight reports whether o is owned by the ring: submitted (or queued
 // for a slot) and not yet done.
 func (o *op) inFlight() bool {
@@ -101,7 +108,7 @@ type op struct {
 
 	userData uint64 // slot index | generation<<32, once submitted
 	wake     atomic.Pointer[waiter]
-	state    atomic.Uint32
+	state    opState
 	res      int32
 	blen     uint32   // len(buf), at most maxRW
 	opcode   uring.Op // IORING_OP_*
@@ -509,6 +516,8 @@ var (
 	_ [0]struct{} = [unsafe.Offsetof(streamCore{}.op)]struct{}{}
 	_ [0]struct{} = [unsafe.Sizeof(Completion[int]{}) - unsafe.Sizeof(op{})]struct{}{}
 	_ [0]struct{} = [unsafe.Sizeof(Completion[[64]byte]{}) - unsafe.Sizeof(op{})]struct{}{}
+	// opState.raw: the word is the atomic's only field.
+	_ [0]struct{} = [unsafe.Sizeof(opState{}) - unsafe.Sizeof(uint32(0))]struct{}{}
 )
 
 // newCompletion returns a zeroed Completion for one of r's methods: a
@@ -526,6 +535,10 @@ func newCompletion[T any](r *Ring) *Completion[T] {
 		c = new(Completion[T])
 	}
 	c.pooled = true
+	// Pending already, with a plain store: no other goroutine has c yet,
+	// and submission then has no state to store (claim). A failure
+	// before submission finishes it as usual.
+	*c.state.raw() = statePending
 	return c
 }
 
