@@ -195,7 +195,7 @@ func (r *Ring) drainLocked() {
 		if nfreed > 0 {
 			r.table.release(freed[:nfreed]...)
 		}
-		r.stats.completed.Add(uint64(n))
+		r.reaped += uint64(n)
 	}
 }
 

@@ -551,6 +551,9 @@ func (r *Ring) flushLocked(reap bool) {
 		r.mu.Unlock()
 		r.enterSubmit(short)
 		r.mu.Lock()
+		if short && r.short != nil && !r.sqpoll {
+			r.flushEnters++ // enterSubmit's first attempt
+		}
 		if r.brokenA.Load() {
 			// No more enters: fail what the kernel never saw, whoever
 			// published it.
@@ -577,7 +580,7 @@ func (r *Ring) flushLocked(reap bool) {
 func (r *Ring) enterSubmit(short bool) {
 	if short && r.short != nil && !r.sqpoll {
 		_, errno := r.short.EnterShort(r.rings.SQEntries, 0, 0)
-		r.stats.enters.Add(1)
+		// Counted in flushEnters by the caller, under mu.
 		if errno == 0 && uring.LoadAcquire(r.rings.SQHead) == uring.LoadAcquire(r.rings.SQTail) {
 			return
 		}
