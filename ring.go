@@ -75,9 +75,9 @@ type Ring struct {
 	// Stats (the others count in stats.enters): a plain count under mu
 	// costs no atomic operation per enter.
 	flushEnters uint64
-	closed     bool   // Close has begun: no new user operations
-	quiet      bool   // Close is done cancelling: no new internal operations either
-	dead       bool   // torn down: no operations at all
+	closed      bool // Close has begun: no new user operations
+	quiet       bool // Close is done cancelling: no new internal operations either
+	dead        bool // torn down: no operations at all
 
 	// Completion side.
 	cqMu    sync.Mutex // held while draining the CQ
