@@ -205,11 +205,10 @@ func (b *Batch) Poll(fd int, events uint32) *Completion[uint32] {
 // most maxTracked; older ones are left to the garbage collector), so that
 // Recycle can reuse them.
 type slab[T any] struct {
-	free   []Completion[T]   // the current chunk
-	n      int               // how many of free are handed out
-	reused bool              // the current chunk was recycled: zero each
-	used   [][]Completion[T] // handed out from since the last Recycle, current last
-	spare  [][]Completion[T] // recycled, for later chunks
+	free  []Completion[T]   // the current chunk
+	n     int               // how many of free are handed out
+	used  [][]Completion[T] // handed out from since the last Recycle, current last
+	spare [][]Completion[T] // recycled (zeroed but for the released state), for later chunks
 }
 
 // maxTracked bounds the chunks a slab remembers for Recycle: a Batch that
@@ -220,20 +219,16 @@ func (s *slab[T]) next() *Completion[T] {
 	if s.n == len(s.free) {
 		s.grow()
 	}
-	c := &s.free[s.n]
 	s.n++
-	if s.reused {
-		*c = Completion[T]{}
-	}
+	c := &s.free[s.n-1]
+	*c.state.raw() = stateNew // zero already, but for a recycled one's state
 	return c
 }
 
 func (s *slab[T]) grow() {
 	var chunk []Completion[T]
-	s.reused = false
 	if n := len(s.spare); n > 0 {
 		chunk, s.spare = s.spare[n-1], s.spare[:n-1]
-		s.reused = true
 	} else {
 		chunk = make([]Completion[T], 64)
 	}
@@ -273,8 +268,8 @@ func (s *slab[T]) settled() bool {
 	return true
 }
 
-// recycle marks the Completions handed out released and keeps their
-// chunks for reuse.
+// recycle zeroes the Completions handed out, which drops their
+// references, marks them released, and keeps their chunks for reuse.
 func (s *slab[T]) recycle() {
 	chunks, last := s.handedOut()
 	for i, chunk := range chunks {
@@ -282,13 +277,11 @@ func (s *slab[T]) recycle() {
 			chunk = chunk[:last]
 		}
 		for j := range chunk {
+			// Plain stores: the finisher's last touch (finish) happened
+			// before settled's load, and the caller uses none of them
+			// any more.
 			c := &chunk[j]
-			if c.bufp != nil || c.obj != nil || c.x != nil || c.wake.Load() != nil {
-				c.drop()
-			}
-			// A plain store, as next's zeroing is: the finisher's last
-			// touch (finish) happened before settled's load, and the
-			// caller uses none of them any more.
+			*c = Completion[T]{}
 			*c.state.raw() = stateReleased
 		}
 	}
@@ -346,9 +339,7 @@ func (b *Batch) Submit() error {
 	}
 
 	var now int64
-	for i, o := range ops {
-		r.table.claim(idx[i], o, &now)
-	}
+	r.table.claimAll(idx, ops, &now)
 	r.mu.Lock()
 	if !r.publishLocked(ops, sqes, false) {
 		r.mu.Unlock()

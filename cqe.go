@@ -185,11 +185,20 @@ func (r *Ring) drainLocked() {
 		n, nfreed := 0, 0
 		var now int64
 		for ; r.cqHead != tail && nfreed < len(freed); n++ {
-			if idx, ok := r.complete(&rg.CQEs[r.cqHead&rg.CQMask], &now); ok {
+			c := &rg.CQEs[r.cqHead&rg.CQMask]
+			r.cqHead++
+			if o := r.table.vacateCommon(c.UserData); o != nil {
+				// complete, for the common op
+				o.res = c.Res
+				o.finish()
+				freed[nfreed] = uint32(c.UserData)
+				nfreed++
+				continue
+			}
+			if idx, ok := r.complete(c, &now); ok {
 				freed[nfreed] = idx
 				nfreed++
 			}
-			r.cqHead++
 		}
 		uring.StoreRelease(rg.CQHead, r.cqHead)
 		if nfreed > 0 {
@@ -203,38 +212,21 @@ func (r *Ring) drainLocked() {
 // caller releases. now caches the time for the latency histogram.
 func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 	t := &r.table
-	// t.lookup and t.vacate, written out for the common op (no hook,
-	// nothing pinned): this runs once per CQE.
-	idx := uint32(c.UserData)
-	if idx >= uint32(len(t.slots)) {
-		r.stats.unknown.Add(1)
-		return 0, false
-	}
-	s := &t.slots[idx]
-	o := s.op.Load()
-	if o == nil || o.userData != c.UserData {
+	o, idx := t.lookup(c.UserData)
+	if o == nil {
 		r.stats.unknown.Add(1)
 		return 0, false
 	}
 	res := c.Res
-	if o.stream || o.x != nil {
-		if h := o.hook(); h != nil {
-			// Every CQE goes to the hook; the op keeps its slot (and the
-			// kernel its memory) until the CQE without IORING_CQE_F_MORE.
-			res, _ = h.cqe(res, c.Flags)
-			if c.Flags&uring.CQEFMore != 0 {
-				return 0, false
-			}
+	if h := o.hook(); h != nil {
+		// Every CQE goes to the hook; the op keeps its slot (and the
+		// kernel its memory) until the CQE without IORING_CQE_F_MORE.
+		res, _ = h.cqe(res, c.Flags)
+		if c.Flags&uring.CQEFMore != 0 {
+			return 0, false
 		}
 	}
-	var start int64
-	if s.pinned || raceEnabled {
-		_, start = t.vacate(idx)
-	} else {
-		s.op.Store(nil)
-		start = s.start
-	}
-	if start != 0 {
+	if _, start := t.vacate(idx); start != 0 {
 		if *now == 0 {
 			*now = t.now()
 		}

@@ -448,8 +448,12 @@ func (r *Ring) checkOp(o *op) error {
 // them (see refusesLocked) or broke while making room; the caller then
 // takes the slots back (unsubmit).
 func (r *Ring) publishLocked(ops []*op, sqes []uring.SQE, internal bool) bool {
-	if r.refusesLocked(internal) || !r.waitSQSpace(uint32(len(ops))) {
+	n := uint32(len(ops))
+	if r.refusesLocked(internal) {
 		return false
+	}
+	if r.sqTail-uring.LoadAcquire(r.rings.SQHead)+n > r.rings.SQEntries && !r.waitSQSpace(n) {
+		return false // the SQ is full, and the ring broke while making room
 	}
 	sq, mask, tail, heavy := r.rings.SQEs, r.rings.SQMask, r.sqTail, r.heavy
 	for i, o := range ops {
@@ -867,9 +871,7 @@ func (r *Ring) submitQueued(live, dropped []*queued) {
 	}
 	var now int64
 	for _, q := range live {
-		for i, o := range q.ops {
-			r.table.claim(q.idx[i], o, &now)
-		}
+		r.table.claimAll(q.idx, q.ops, &now)
 	}
 	var refused []*queued
 	published := false
