@@ -421,7 +421,7 @@ func (c *Completion[T]) Done() bool {
 // Release therefore suits a loop that owns each Completion from the call
 // that returned it to its last Wait, such as r.Nop().Wait() in a loop.
 func (c *Completion[T]) Release() {
-	if c == nil || !c.pooled || c.ring == nil || !c.settle() || !c.state.CompareAndSwap(stateSettled, stateReleased) {
+	if c == nil || !c.pooled || c.ring == nil || !c.state.CompareAndSwap(stateSettled, stateReleased) && (!c.settle() || !c.state.CompareAndSwap(stateSettled, stateReleased)) {
 		return
 	}
 	c.ring.free.put(&c.op)
@@ -467,7 +467,9 @@ type freeOps struct {
 const maxFree = 1024
 
 func (f *freeOps) put(o *op) {
-	o.drop()
+	if o.bufp != nil || o.obj != nil || o.x != nil || o.wake.Load() != nil {
+		o.drop()
+	}
 	o.ring = nil
 	// The newest goes to one, the one it displaces to ops: reuse stays
 	// last in, first out.

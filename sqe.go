@@ -320,9 +320,11 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		o.fail(errBadRing)
 		return
 	}
-	if err := r.checkOp(o); err != nil {
-		o.fail(err)
-		return
+	if o.x != nil || !r.probe.Supported(o.opcode) { // else checkOp finds nothing
+		if err := r.checkOp(o); err != nil {
+			o.fail(err)
+			return
+		}
 	}
 	idx, ok := r.acquire1(o, s, internal)
 	if !ok {
@@ -343,7 +345,7 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	// grew parked readers' stacks past 2 KiB (TestParkedReadStack under
 	// load). Its results come later: its submitter does not reap (see
 	// "Stack depth").
-	_, stream := o.hook().(*streamCore)
+	stream := o.stream // its hook is its streamCore
 	if !stream && r.deferLocked(internal) {
 		r.mu.Unlock()
 		return
