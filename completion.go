@@ -451,11 +451,11 @@ func (o *op) drop() {
 // types. Its count lets a program that never releases pay one atomic load
 // per operation and no lock.
 //
-// The last released op waits in one, which a put and a get take with one
-// atomic operation each: a loop that releases each Completion before its
-// next operation (r.Nop().Wait() and Release) never takes the lock. The
-// earlier ones wait in ops; n says whether ops is empty, and is stored only
-// when that changes.
+// A released op goes to one if it is empty, and get takes from one
+// first, with one atomic operation each: a loop that releases each
+// Completion before its next operation (r.Nop().Wait() and Release) never
+// takes the lock. The others wait in ops; n says whether ops is empty,
+// and is stored only when that changes.
 type freeOps struct {
 	one atomic.Pointer[op]
 	n   atomic.Int32
@@ -471,9 +471,7 @@ func (f *freeOps) put(o *op) {
 		o.drop()
 	}
 	o.ring = nil
-	// The newest goes to one, the one it displaces to ops: reuse stays
-	// last in, first out.
-	if o = f.one.Swap(o); o == nil {
+	if f.one.Load() == nil && f.one.CompareAndSwap(nil, o) {
 		return
 	}
 	f.mu.Lock()
