@@ -185,11 +185,11 @@ const (
 	SQECQESkipSuccess = 1 << 6
 )
 
-// Opcodes (enum io_uring_op).
 // Op is an io_uring operation code (enum io_uring_op), as an SQE carries
 // it and as the kernel's probe (IORING_REGISTER_PROBE) reports it.
 type Op uint8
 
+// The operation codes, in the kernel's order (enum io_uring_op).
 const (
 	OpNop Op = iota
 	OpReadv
