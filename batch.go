@@ -205,10 +205,10 @@ func (b *Batch) Poll(fd int, events uint32) *Completion[uint32] {
 // most maxTracked; older ones are left to the garbage collector), so that
 // Recycle can reuse them.
 type slab[T any] struct {
-	free   []Completion[T]   // the current chunk's rest
-	reused bool              // the current chunk was recycled: zero each
-	used   [][]Completion[T] // handed out from since the last Recycle, current last
-	spare  [][]Completion[T] // recycled, for later chunks
+	free  []Completion[T]   // the current chunk
+	n     int               // how many of free are handed out
+	used  [][]Completion[T] // handed out from since the last Recycle, current last
+	spare [][]Completion[T] // recycled (zeroed but for the released state), for later chunks
 }
 
 // maxTracked bounds the chunks a slab remembers for Recycle: a Batch that
@@ -216,23 +216,19 @@ type slab[T any] struct {
 const maxTracked = 4
 
 func (s *slab[T]) next() *Completion[T] {
-	if len(s.free) == 0 {
+	if s.n == len(s.free) {
 		s.grow()
 	}
-	c := &s.free[0]
-	s.free = s.free[1:]
-	if s.reused {
-		*c = Completion[T]{}
-	}
+	s.n++
+	c := &s.free[s.n-1]
+	*c.state.raw() = stateNew // zero already, but for a recycled one's state
 	return c
 }
 
 func (s *slab[T]) grow() {
 	var chunk []Completion[T]
-	s.reused = false
 	if n := len(s.spare); n > 0 {
 		chunk, s.spare = s.spare[n-1], s.spare[:n-1]
-		s.reused = true
 	} else {
 		chunk = make([]Completion[T], 64)
 	}
@@ -244,7 +240,7 @@ func (s *slab[T]) grow() {
 		s.used = s.used[:len(s.used)-1]
 	}
 	s.used = append(s.used, chunk)
-	s.free = chunk
+	s.free, s.n = chunk, 0
 }
 
 // handedOut returns the chunks handed out from since the last Recycle,
@@ -253,7 +249,7 @@ func (s *slab[T]) handedOut() ([][]Completion[T], int) {
 	if len(s.used) == 0 {
 		return nil, 0
 	}
-	return s.used, len(s.used[len(s.used)-1]) - len(s.free)
+	return s.used, s.n
 }
 
 // settled reports whether every Completion handed out is settled.
@@ -264,7 +260,7 @@ func (s *slab[T]) settled() bool {
 			chunk = chunk[:last]
 		}
 		for j := range chunk {
-			if !chunk[j].settle() {
+			if chunk[j].state.Load() != stateSettled && !chunk[j].settle() {
 				return false
 			}
 		}
@@ -272,8 +268,8 @@ func (s *slab[T]) settled() bool {
 	return true
 }
 
-// recycle marks the Completions handed out released and keeps their
-// chunks for reuse.
+// recycle zeroes the Completions handed out, which drops their
+// references, marks them released, and keeps their chunks for reuse.
 func (s *slab[T]) recycle() {
 	chunks, last := s.handedOut()
 	for i, chunk := range chunks {
@@ -281,13 +277,17 @@ func (s *slab[T]) recycle() {
 			chunk = chunk[:last]
 		}
 		for j := range chunk {
-			chunk[j].drop()
-			chunk[j].state.Store(stateReleased)
+			// Plain stores: the finisher's last touch (finish) happened
+			// before settled's load, and the caller uses none of them
+			// any more.
+			c := &chunk[j]
+			*c = Completion[T]{}
+			*c.state.raw() = stateReleased
 		}
 	}
 	s.spare = append(s.spare, s.used...)
 	clear(s.used)
-	s.used, s.free = s.used[:0], nil
+	s.used, s.free, s.n = s.used[:0], nil, 0
 }
 
 var errNoPrevious = fmt.Errorf("no operation queued before it: %w", syscall.EINVAL)
@@ -339,9 +339,7 @@ func (b *Batch) Submit() error {
 	}
 
 	var now int64
-	for i, o := range ops {
-		r.table.claim(idx[i], o, &now)
-	}
+	r.table.claimAll(idx, ops, &now)
 	r.mu.Lock()
 	if !r.publishLocked(ops, sqes, false) {
 		r.mu.Unlock()
@@ -354,6 +352,9 @@ func (b *Batch) Submit() error {
 
 func (r *Ring) checkBatch(ops []*op, sqes []uring.SQE) error {
 	for _, o := range ops {
+		if o.x == nil && r.probe.Supported(o.opcode) {
+			continue // what checkOp finds for the common op, without the call
+		}
 		if err := r.checkOp(o); err != nil {
 			return err
 		}

@@ -120,10 +120,10 @@ func (q *Collector[K]) Add(op Operation, key K) error {
 		q.rings = append(q.rings, o.ring)
 	}
 	q.mu.Unlock()
-	// op.finish stores the state before it looks for the membership; this
-	// stored the membership before looking at the state. One of the two
-	// sees the other, and fire reports the completion once.
-	if o.done() {
+	// op.finish looks for the membership once the state says waited;
+	// this stored the membership before marking it. If the op finished
+	// before, fire reports the completion here; it reports it once.
+	if !o.markWaited() && o.done() {
 		e.fire()
 	}
 	return nil

@@ -20,7 +20,56 @@ const (
 	// longer touches it, so its memory may be reused (Recycle, Release).
 	stateSettled
 	stateReleased // handed back for reuse: Wait returns errReleased
+	// stateWaited: pending, and a waiter or a Collector is registered in
+	// wake, so finish must look there (see finish).
+	stateWaited
 )
+
+// opState is an op's state word.
+type opState struct{ atomic.Uint32 }
+
+// raw returns the word for a plain store, for an op no other goroutine
+// can see (a Completion being made, or being recycled by its owner).
+func (s *opState) raw() *uint32 { return (*uint32)(unsafe.Pointer(&s.Uint32)) }
+
+// inFlight reports whether o is owned by the ring: submitted (or queued
+// for a slot) and not yet done.
+func (o *op) inFlight() bool {
+	s := o.state.Load()
+	return s == statePending || s == stateWaited
+}
+
+// submitted makes a new op pending. A Collector may have registered in
+// wake while it was new (a Batch's op, added before Submit): then it is
+// waited. The store comes before the load, and markWaited's store before
+// its load, so one of the two sees the other.
+func (o *op) submitted() {
+	o.state.Store(statePending)
+	if o.wake.Load() != nil {
+		o.markWaited()
+	}
+}
+
+// markWaited tells finish that o.wake, installed by the caller, must be
+// looked at. It reports false if o is done already (or was never
+// submitted), in which case finish may not have seen the waiter.
+func (o *op) markWaited() bool {
+	for {
+		switch o.state.Load() {
+		case stateWaited:
+			return true
+		case statePending:
+			if o.state.CompareAndSwap(statePending, stateWaited) {
+				return true
+			}
+		case stateNew:
+			// Not submitted yet: submitted will see the waiter.
+			return true
+		default:
+			return false
+		}
+	}
+}
 
 // done reports whether o's result is published.
 func (o *op) done() bool {
@@ -59,7 +108,7 @@ type op struct {
 
 	userData uint64 // slot index | generation<<32, once submitted
 	wake     atomic.Pointer[waiter]
-	state    atomic.Uint32
+	state    opState
 	res      int32
 	blen     uint32   // len(buf), at most maxRW
 	opcode   uring.Op // IORING_OP_*
@@ -173,7 +222,20 @@ type waiter struct {
 // finish publishes the result and wakes any waiter, and tells the op's
 // Collector, if it has one. It is called exactly once per op, by whichever
 // goroutine reaped its CQE or failed its submission.
+//
+// An op nobody waits for (no markWaited) is finished with one atomic
+// operation: pending becomes settled at once. Otherwise the state says
+// waited, and a waiter registered before it said so; finish stores done,
+// then wakes it.
 func (o *op) finish() {
+	if !o.state.CompareAndSwap(statePending, stateSettled) {
+		o.finishWaited()
+	}
+}
+
+// finishWaited is finish for an op that is waited (or was never
+// submitted).
+func (o *op) finishWaited() {
 	o.state.Store(stateDone)
 	if w := o.wake.Load(); w != nil {
 		close(w.ch)
@@ -221,11 +283,10 @@ func (o *op) wait(ctx context.Context) error {
 		return nil
 	}
 	w := o.waiterOf()
-	// finish stores the state, then loads the waiter; we stored the
-	// waiter, now load the state. One of the two sees the other: if finish
-	// ran between our first check and the store, it found no waiter to
-	// wake, and the state says done here.
-	if o.done() {
+	// The waiter is installed; markWaited makes finish look for it. If
+	// finish ran before, the state says done, and it may not have seen
+	// the waiter.
+	if !o.markWaited() {
 		return nil
 	}
 	if !r.arm() {
@@ -295,6 +356,9 @@ type Completion[T any] struct {
 // Once Wait has returned, the kernel holds no reference to the operation's
 // memory and the caller may reuse it.
 func (c *Completion[T]) Wait() (T, error) {
+	if c.state.Load() == stateSettled {
+		return c.result()
+	}
 	if err := c.op.wait(nil); err != nil {
 		var zero T
 		return zero, err
@@ -323,7 +387,7 @@ func (c *Completion[T]) WaitContext(ctx context.Context) (T, error) {
 // It does not wait: the operation completes, usually with ECANCELED, and its
 // memory is borrowed, until Wait returns.
 func (c *Completion[T]) Cancel() {
-	if c.state.Load() == statePending {
+	if c.inFlight() {
 		c.ring.cancelOp(&c.op)
 	}
 }
@@ -357,7 +421,7 @@ func (c *Completion[T]) Done() bool {
 // Release therefore suits a loop that owns each Completion from the call
 // that returned it to its last Wait, such as r.Nop().Wait() in a loop.
 func (c *Completion[T]) Release() {
-	if c == nil || !c.pooled || c.ring == nil || !c.settle() || !c.state.CompareAndSwap(stateSettled, stateReleased) {
+	if c == nil || !c.pooled || c.ring == nil || !c.state.CompareAndSwap(stateSettled, stateReleased) && (!c.settle() || !c.state.CompareAndSwap(stateSettled, stateReleased)) {
 		return
 	}
 	c.ring.free.put(&c.op)
@@ -386,7 +450,14 @@ func (o *op) drop() {
 // is an op and nothing else, whatever T, so one list serves all result
 // types. Its count lets a program that never releases pay one atomic load
 // per operation and no lock.
+//
+// A released op goes to one if it is empty, and get takes from one
+// first, with one atomic operation each: a loop that releases each
+// Completion before its next operation (r.Nop().Wait() and Release) never
+// takes the lock. The others wait in ops; n says whether ops is empty,
+// and is stored only when that changes.
 type freeOps struct {
+	one atomic.Pointer[op]
 	n   atomic.Int32
 	mu  sync.Mutex
 	ops []*op
@@ -396,17 +467,29 @@ type freeOps struct {
 const maxFree = 1024
 
 func (f *freeOps) put(o *op) {
-	o.drop()
+	if o.bufp != nil || o.obj != nil || o.x != nil || o.wake.Load() != nil {
+		o.drop()
+	}
 	o.ring = nil
+	if f.one.Load() == nil && f.one.CompareAndSwap(nil, o) {
+		return
+	}
 	f.mu.Lock()
 	if len(f.ops) < maxFree {
 		f.ops = append(f.ops, o)
-		f.n.Store(int32(len(f.ops)))
+		if len(f.ops) == 1 {
+			f.n.Store(1)
+		}
 	}
 	f.mu.Unlock()
 }
 
 func (f *freeOps) get() *op {
+	if f.one.Load() != nil {
+		if o := f.one.Swap(nil); o != nil {
+			return o
+		}
+	}
 	if f.n.Load() == 0 {
 		return nil
 	}
@@ -416,7 +499,9 @@ func (f *freeOps) get() *op {
 		o = f.ops[k-1]
 		f.ops[k-1] = nil
 		f.ops = f.ops[:k-1]
-		f.n.Store(int32(k - 1))
+		if k == 1 {
+			f.n.Store(0)
+		}
 	}
 	f.mu.Unlock()
 	return o
@@ -431,6 +516,8 @@ var (
 	_ [0]struct{} = [unsafe.Offsetof(streamCore{}.op)]struct{}{}
 	_ [0]struct{} = [unsafe.Sizeof(Completion[int]{}) - unsafe.Sizeof(op{})]struct{}{}
 	_ [0]struct{} = [unsafe.Sizeof(Completion[[64]byte]{}) - unsafe.Sizeof(op{})]struct{}{}
+	// opState.raw: the word is the atomic's only field.
+	_ [0]struct{} = [unsafe.Sizeof(opState{}) - unsafe.Sizeof(uint32(0))]struct{}{}
 )
 
 // newCompletion returns a zeroed Completion for one of r's methods: a
@@ -448,6 +535,10 @@ func newCompletion[T any](r *Ring) *Completion[T] {
 		c = new(Completion[T])
 	}
 	c.pooled = true
+	// Pending already, with a plain store: no other goroutine has c yet,
+	// and submission then has no state to store (claim). A failure
+	// before submission finishes it as usual.
+	*c.state.raw() = statePending
 	return c
 }
 
@@ -457,6 +548,9 @@ func (c *Completion[T]) result() (T, error) {
 		if err := c.op.error(); err != nil {
 			return v, err
 		}
+	}
+	if unsafe.Sizeof(v) == 0 {
+		return v, nil // struct{}: nothing to convert
 	}
 	switch p := any(&v).(type) {
 	case *int:

@@ -180,17 +180,26 @@ func (r *Ring) drainLocked() {
 		n, nfreed := 0, 0
 		var now int64
 		for ; r.cqHead != tail && nfreed < len(freed); n++ {
-			if idx, ok := r.complete(&rg.CQEs[r.cqHead&rg.CQMask], &now); ok {
+			c := &rg.CQEs[r.cqHead&rg.CQMask]
+			r.cqHead++
+			if o := r.table.vacateCommon(c.UserData); o != nil {
+				// complete, for the common op
+				o.res = c.Res
+				o.finish()
+				freed[nfreed] = uint32(c.UserData)
+				nfreed++
+				continue
+			}
+			if idx, ok := r.complete(c, &now); ok {
 				freed[nfreed] = idx
 				nfreed++
 			}
-			r.cqHead++
 		}
 		uring.StoreRelease(rg.CQHead, r.cqHead)
 		if nfreed > 0 {
 			r.table.release(freed[:nfreed]...)
 		}
-		r.stats.completed.Add(uint64(n))
+		r.reaped += uint64(n)
 	}
 }
 

@@ -71,14 +71,19 @@ type Ring struct {
 	heavy      bool   // an unsubmitted SQE moves much data inline (see heavyOp)
 	timerArmed bool   // flushTimer is set (see deferLocked)
 	submitted  uint64 // SQEs published, for Stats
-	closed     bool   // Close has begun: no new user operations
-	quiet      bool   // Close is done cancelling: no new internal operations either
-	dead       bool   // torn down: no operations at all
+	// flushEnters counts the enters of flushLocked's first attempt, for
+	// Stats (the others count in stats.enters): a plain count under mu
+	// costs no atomic operation per enter.
+	flushEnters uint64
+	closed      bool // Close has begun: no new user operations
+	quiet       bool // Close is done cancelling: no new internal operations either
+	dead        bool // torn down: no operations at all
 
 	// Completion side.
 	cqMu    sync.Mutex // held while draining the CQ
 	cqHead  uint32     // our copy of the CQ head, guarded by cqMu
 	freed   [64]uint32 // drainLocked's slots to release, guarded by cqMu
+	reaped  uint64     // CQEs reaped, for Stats, guarded by cqMu
 	reapReq atomic.Bool
 
 	// unflushed: SQEs are published and wait for a flush (see deferLocked).

@@ -157,6 +157,14 @@ func (t *slotTable) acquire(dst []uint32, n int, internal bool) ([]uint32, bool)
 // acquire1 is acquire for one slot, without a slice.
 func (t *slotTable) acquire1(internal bool) (uint32, bool) {
 	t.mu.Lock()
+	if k := len(t.user) - 1; !internal && k >= 0 && len(t.queue) == 0 {
+		// freeLocked's answer for a user op when the list has a slot
+		idx := t.user[k]
+		t.user = t.user[:k]
+		t.inflight++
+		t.mu.Unlock()
+		return idx, true
+	}
 	free := t.freeLocked(1, internal)
 	if free == nil {
 		t.mu.Unlock()
@@ -213,7 +221,7 @@ func (t *slotTable) enqueue(q *queued, refuse func() error) (pump bool, err erro
 	}
 	for _, o := range q.ops {
 		o.extra().q = q
-		o.state.Store(statePending)
+		o.submitted()
 	}
 	if q.sys {
 		t.squeue = append(t.squeue, q)
@@ -431,6 +439,26 @@ func (t *slotTable) claim(idx uint32, o *op, now *int64) {
 		}
 		s.start = *now
 	}
+	if o.bufp != nil || o.obj != nil || o.x != nil {
+		s.pinOp(o)
+	}
+	if o.state.Load() == stateNew {
+		// Not for a queued op: it is pending already, and may be waited.
+		o.submitted()
+	}
+	raceSubmit(o)
+	s.op.Store(o)
+}
+
+// claimAll is claim for ops[i] into slot idx[i], every i.
+func (t *slotTable) claimAll(idx []uint32, ops []*op, now *int64) {
+	for i, o := range ops {
+		t.claim(idx[i], o, now)
+	}
+}
+
+// pinOp pins the memory of o that the kernel may touch.
+func (s *slot) pinOp(o *op) {
 	if o.bufp != nil {
 		s.pin.Pin(o.bufp)
 		s.pinned = true
@@ -451,9 +479,6 @@ func (t *slotTable) claim(idx uint32, o *op, now *int64) {
 			s.pinned = true
 		}
 	}
-	o.state.Store(statePending)
-	raceSubmit(o)
-	s.op.Store(o)
 }
 
 // lookup returns the op in the slot that user_data ud names, or nil if the
@@ -467,6 +492,24 @@ func (t *slotTable) lookup(ud uint64) (*op, uint32) {
 		return o, idx
 	}
 	return nil, 0
+}
+
+// vacateCommon is lookup and vacate in one, for the common op: one
+// without a hook, nothing pinned, its latency not sampled. It returns
+// nil, leaving the slot alone, for any other (and for an unknown ud); the
+// caller then takes the general path.
+func (t *slotTable) vacateCommon(ud uint64) *op {
+	idx := uint32(ud)
+	if raceEnabled || idx >= uint32(len(t.slots)) {
+		return nil
+	}
+	s := &t.slots[idx]
+	o := s.op.Load()
+	if o == nil || o.userData != ud || o.stream || o.x != nil || s.pinned || s.start != 0 {
+		return nil
+	}
+	s.op.Store(nil)
+	return o
 }
 
 // unclaim empties slot idx, whose SQE the kernel never saw, and returns its

@@ -320,9 +320,11 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		o.fail(errBadRing)
 		return
 	}
-	if err := r.checkOp(o); err != nil {
-		o.fail(err)
-		return
+	if o.x != nil || !r.probe.Supported(o.opcode) { // else checkOp finds nothing
+		if err := r.checkOp(o); err != nil {
+			o.fail(err)
+			return
+		}
 	}
 	idx, ok := r.acquire1(o, s, internal)
 	if !ok {
@@ -343,7 +345,7 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 	// grew parked readers' stacks past 2 KiB (TestParkedReadStack under
 	// load). Its results come later: its submitter does not reap (see
 	// "Stack depth").
-	_, stream := o.hook().(*streamCore)
+	stream := o.stream // its hook is its streamCore
 	if !stream && r.deferLocked(internal) {
 		r.mu.Unlock()
 		return
@@ -448,8 +450,12 @@ func (r *Ring) checkOp(o *op) error {
 // them (see refusesLocked) or broke while making room; the caller then
 // takes the slots back (unsubmit).
 func (r *Ring) publishLocked(ops []*op, sqes []uring.SQE, internal bool) bool {
-	if r.refusesLocked(internal) || !r.waitSQSpace(uint32(len(ops))) {
+	n := uint32(len(ops))
+	if r.refusesLocked(internal) {
 		return false
+	}
+	if r.sqTail-uring.LoadAcquire(r.rings.SQHead)+n > r.rings.SQEntries && !r.waitSQSpace(n) {
+		return false // the SQ is full, and the ring broke while making room
 	}
 	sq, mask, tail, heavy := r.rings.SQEs, r.rings.SQMask, r.sqTail, r.heavy
 	for i, o := range ops {
@@ -551,6 +557,9 @@ func (r *Ring) flushLocked(reap bool) {
 		r.mu.Unlock()
 		r.enterSubmit(short)
 		r.mu.Lock()
+		if short && r.short != nil && !r.sqpoll {
+			r.flushEnters++ // enterSubmit's first attempt
+		}
 		if r.brokenA.Load() {
 			// No more enters: fail what the kernel never saw, whoever
 			// published it.
@@ -577,7 +586,7 @@ func (r *Ring) flushLocked(reap bool) {
 func (r *Ring) enterSubmit(short bool) {
 	if short && r.short != nil && !r.sqpoll {
 		_, errno := r.short.EnterShort(r.rings.SQEntries, 0, 0)
-		r.stats.enters.Add(1)
+		// Counted in flushEnters by the caller, under mu.
 		if errno == 0 && uring.LoadAcquire(r.rings.SQHead) == uring.LoadAcquire(r.rings.SQTail) {
 			return
 		}
@@ -771,7 +780,7 @@ func (r *Ring) enterFlags(toSubmit, minComplete, flags uint32, short bool) {
 // operation still waiting for a slot is withdrawn instead: it completes
 // with ECANCELED without reaching the kernel.
 func (r *Ring) cancelOp(o *op) {
-	if o.state.Load() != statePending {
+	if !o.inFlight() {
 		return
 	}
 	if x := o.x; x != nil && x.q != nil && r.withdraw(x.q) {
@@ -864,9 +873,7 @@ func (r *Ring) submitQueued(live, dropped []*queued) {
 	}
 	var now int64
 	for _, q := range live {
-		for i, o := range q.ops {
-			r.table.claim(q.idx[i], o, &now)
-		}
+		r.table.claimAll(q.idx, q.ops, &now)
 	}
 	var refused []*queued
 	published := false

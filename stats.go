@@ -97,8 +97,7 @@ func (s *Stats) Quantile(q float64) time.Duration {
 }
 
 type stats struct {
-	completed   atomic.Uint64
-	enters      atomic.Uint64
+	enters      atomic.Uint64 // all but flushLocked's first attempts (Ring.flushEnters)
 	enterErrors atomic.Uint64
 	unknown     atomic.Uint64
 	latency     [LatencyBuckets]atomic.Uint64 // by fineBucket
@@ -111,12 +110,16 @@ func (r *Ring) Stats() Stats {
 		return Stats{}
 	}
 	r.mu.Lock()
-	submitted := r.submitted
+	submitted, flushEnters := r.submitted, r.flushEnters
 	r.mu.Unlock()
+	r.cqMu.Lock()
+	completed := r.reaped
+	r.cqMu.Unlock()
+	r.drainAsked() // a drain refused while this held the lock
 	s := Stats{
 		Submitted:   submitted,
-		Completed:   r.stats.completed.Load(),
-		Enters:      r.stats.enters.Load(),
+		Completed:   completed,
+		Enters:      r.stats.enters.Load() + flushEnters,
 		EnterErrors: r.stats.enterErrors.Load(),
 		InFlight:    r.table.inFlight(),
 		Queued:      r.table.queuedOps(),

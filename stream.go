@@ -334,7 +334,7 @@ func (s *Stream[T]) Buffered() int {
 // Cancel asks the kernel to end the stream. Results already produced stay
 // queued; the last one is ECANCELED.
 func (s *Stream[T]) Cancel() {
-	if s.op.state.Load() == statePending {
+	if s.op.inFlight() {
 		s.op.ring.cancelOp(&s.op)
 	}
 }
@@ -638,7 +638,7 @@ func (s *Stream[T]) WaitEnded(ctx context.Context) error { return s.op.wait(ctx)
 // reap in progress on another goroutine, so that a stream the kernel has
 // just ended is seen ended; it does not wait for the stream otherwise.
 func (s *Stream[T]) Err() error {
-	if s.op.state.Load() == statePending {
+	if s.op.inFlight() {
 		s.op.ring.reapWait()
 	}
 	if !s.op.done() {
