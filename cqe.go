@@ -35,12 +35,7 @@ func (r *Ring) spin(s *streamCore) bool {
 	}
 	ok := false
 	for end := time.Now().Add(r.spinFor); ; {
-		select {
-		case <-s.ready:
-			ok = true
-		default:
-		}
-		if ok {
+		if ok = s.tryTake(); ok {
 			break
 		}
 		r.reap()

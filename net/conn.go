@@ -106,8 +106,8 @@ func (fd *netFD) read(p []byte) (int, error) {
 			b := fd.e.br.Bytes(fd.cur.ID, fd.cur.N)
 			k := copy(p[n:], b[fd.curOff:])
 			n += k
-			fd.curOff += k
-			if fd.curOff == fd.cur.N {
+			fd.curOff += int32(k)
+			if int(fd.curOff) == fd.cur.N {
 				fd.e.br.Release(fd.cur.ID)
 				fd.hasCur = false
 			}
@@ -534,8 +534,8 @@ func (c *Conn) WriteTo(w io.Writer) (int64, error) {
 		b := fd.e.br.Bytes(fd.cur.ID, fd.cur.N)[fd.curOff:]
 		n, err := w.Write(b)
 		total += int64(n)
-		fd.curOff += n
-		if fd.curOff >= fd.cur.N {
+		fd.curOff += int32(n)
+		if int(fd.curOff) >= fd.cur.N {
 			fd.e.br.Release(fd.cur.ID)
 			fd.hasCur = false
 		}

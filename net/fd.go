@@ -34,6 +34,11 @@ type netFD struct {
 	// leave it so. Beside the other flags: at the end it took the netFD
 	// past 256 bytes, into the next size class (fd_size_test.go).
 	nonblock bool
+	// rst is the state of socket errors after a reset (see reset.go):
+	// the errno the receive stream ended with, who reported it, and
+	// whether CloseWrite was called, in one word to keep the netFD small.
+	// Beside the flags, in what would be their padding.
+	rst atomic.Uint32
 
 	// life counts the methods using sysfd (incref, decref); Close begins
 	// closing it, and whoever drops the last reference then destroys the
@@ -49,11 +54,6 @@ type netFD struct {
 	la, ra       sockAddr
 	laddr, raddr net.Addr
 
-	// rst is the state of socket errors after a reset (see reset.go):
-	// the errno the receive stream ended with, who reported it, and
-	// whether CloseWrite was called, in one word to keep the netFD small.
-	rst atomic.Uint32
-
 	// dl is the deadline state, allocated on first use (see deadlines).
 	dl atomic.Pointer[deadlines]
 
@@ -61,9 +61,12 @@ type netFD struct {
 	rmu sync.Mutex
 	// stream is the multishot receive, if armed. Only a goroutine holding
 	// rmu changes it; deadlines and Close load it to wake a waiting Read.
-	stream  atomic.Pointer[rio.Stream[rio.Buffer]]
-	cur     rio.Buffer // a received buffer being consumed
-	curOff  int
+	stream atomic.Pointer[rio.Stream[rio.Buffer]]
+	cur    rio.Buffer // a received buffer being consumed
+	// curOff is how much of cur was consumed: an int32 (a provided
+	// buffer is far below 2 GiB), so that it and the flags take one word
+	// (fd_size_test.go).
+	curOff  int32
 	hasCur  bool
 	direct  bool  // the buffer ring ran dry: the next Read receives directly
 	eof     bool  // the peer has closed its side: Reads return io.EOF

@@ -104,7 +104,7 @@ func parkedReaders(buf []byte) int {
 	all := string(buf[:runtime.Stack(buf, true)])
 	k := 0
 	for _, g := range strings.Split(all, "\n\n") {
-		if strings.Contains(g, "[chan receive") && strings.Contains(g, "rio/net.(*Conn).Read(") && strings.Contains(g, "readInHandler") {
+		if strings.Contains(g, "[semacquire") && strings.Contains(g, "rio/net.(*Conn).Read(") && strings.Contains(g, "readInHandler") {
 			k++
 		}
 	}

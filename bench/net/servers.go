@@ -14,6 +14,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"syscall"
@@ -59,6 +60,9 @@ func serverFlags(name string, args []string) (impl, addr string) {
 
 func echoServer(args []string) {
 	impl, addr := serverFlags("echo-server", args)
+	if os.Getenv("BENCHNET_HEAPPROFILE") != "" {
+		runtime.MemProfileRate = 1 // every allocation, for a heap profile of idle connections
+	}
 	ln := listen(impl, addr)
 	go exitOnSignal(ln)
 	for {
@@ -106,6 +110,9 @@ func exitOnSignal(ln net.Listener) {
 		runtime.ReadMemStats(&ms)
 		fmt.Fprintf(os.Stderr, "    heap in use %.1f MiB, stacks %.1f MiB, sys %.1f MiB, goroutines %d\n",
 			float64(ms.HeapInuse)/(1<<20), float64(ms.StackInuse)/(1<<20), float64(ms.Sys)/(1<<20), runtime.NumGoroutine())
+		if p := os.Getenv("BENCHNET_HEAPPROFILE"); p != "" {
+			writeHeapProfile(p)
+		}
 	}
 	ln.Close()
 	os.Exit(0)
@@ -251,3 +258,18 @@ func (s *server) stop() {
 }
 
 var errSkip = errors.New("not applicable")
+
+// writeHeapProfile writes the heap profile to path (BENCHNET_HEAPPROFILE,
+// read on SIGUSR1): what each idle connection's objects cost.
+func writeHeapProfile(path string) {
+	runtime.GC()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return
+	}
+	defer f.Close()
+	if err := pprof.Lookup("heap").WriteTo(f, 0); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	}
+}
