@@ -3,6 +3,13 @@
 // raises. It parks at once, without the spinning of sync.Mutex's slow
 // path, and allocates nothing beside the count. It gives the race
 // detector no ordering: callers order memory with a lock of their own.
+//
+// The two functions are reached with go:linkname. The runtime defines
+// them for package sync and marks both "Do not remove or change the type
+// signature" because packages outside the standard library use them
+// (go.dev/issue/67401), so the linker's linkname check accepts them. If a
+// Go release ever withdrew them, this package (and so the build) would
+// fail, and a Stream would go back to a channel as its wait token.
 package sema
 
 import _ "unsafe" // go:linkname
