@@ -222,6 +222,12 @@ func (l *loop) run(ready chan<- error) {
 // has what a loop needs. Errors for what is missing match
 // rio.ErrNotSupported.
 func openLoopRing(newKernel func(uint32, *uring.Params) (uring.Kernel, error)) (uring.Kernel, string, error) {
+	// A SINGLE_ISSUER ring belongs to the thread that set it up: a
+	// register from any other thread fails with EEXIST. The goroutine must
+	// not move between io_uring_setup and the probe below (a loop's
+	// goroutine is locked already; the lock nests).
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
 	if newKernel == nil {
 		newKernel = func(entries uint32, p *uring.Params) (uring.Kernel, error) {
 			k, err := uring.Open(entries, p)
@@ -266,7 +272,15 @@ func openLoopRing(newKernel func(uint32, *uring.Params) (uring.Kernel, error)) (
 	// Multishot receive and SEND_ZC both came with Linux 6.0: the probe
 	// listing SEND_ZC is how an older kernel is told apart.
 	var probe uring.Probe
-	if _, err := k.Register(uring.RegisterProbe, unsafe.Pointer(&probe), 256); err != nil || !probe.Supported(uring.OpSendZC) {
+	if _, err := k.Register(uring.RegisterProbe, unsafe.Pointer(&probe), 256); err != nil {
+		k.Close()
+		if errors.Is(err, syscall.EINVAL) {
+			// No IORING_REGISTER_PROBE: older than Linux 5.6.
+			return nil, "", &rio.FeatureError{Feature: "multishot IORING_OP_RECV", MinKernel: "6.0", Err: err}
+		}
+		return nil, "", err
+	}
+	if !probe.Supported(uring.OpSendZC) {
 		k.Close()
 		return nil, "", &rio.FeatureError{Feature: "multishot IORING_OP_RECV", MinKernel: "6.0"}
 	}
