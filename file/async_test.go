@@ -329,9 +329,16 @@ func TestFallbackPaths(t *testing.T) {
 	assert.NoError(t, err)
 	require.NoError(t, Remove(name+"3"))
 	require.NoError(t, RemoveAll(filepath.Join(dir, "a")))
-	f := NewFile(uintptr(syscall.Stdin), "stdin")
+	// A descriptor of its own, closed with f: a File dropped without
+	// Close has its descriptor closed by the GC, which for stdin ended
+	// stdin for the rest of the test binary (a second run with -count=2
+	// then failed here).
+	fd, err := unix.Open(os.DevNull, unix.O_RDONLY|unix.O_CLOEXEC, 0)
+	require.NoError(t, err)
+	f := NewFile(uintptr(fd), os.DevNull)
 	require.NotNil(t, f)
 	assert.Nil(t, f.Ring(), "an os-backed File")
+	require.NoError(t, f.Close())
 
 	SetFallback(false)
 	for _, err := range []error{
