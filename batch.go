@@ -352,8 +352,8 @@ func (b *Batch) Submit() error {
 
 func (r *Ring) checkBatch(ops []*op, sqes []uring.SQE) error {
 	for _, o := range ops {
-		if o.x == nil && r.probe.Supported(o.opcode) {
-			continue // what checkOp finds for the common op, without the call
+		if r.plainOp(o) {
+			continue
 		}
 		if err := r.checkOp(o); err != nil {
 			return err

@@ -205,6 +205,9 @@ func (r *Ring) drainLocked() {
 
 // complete hands one CQE to its op and empties the op's slot, which the
 // caller releases. now caches the time for the latency histogram.
+// drainLocked completes the common op (vacateCommon) itself, inline: a
+// change of what completing an op means must be made there too (the call
+// here cost 14 instructions per batched NOP, bench/instr.sh).
 func (r *Ring) complete(c *uring.CQE, now *int64) (uint32, bool) {
 	t := &r.table
 	o, idx := t.lookup(c.UserData)

@@ -320,7 +320,7 @@ func (r *Ring) submit(o *op, s *uring.SQE, internal bool) {
 		o.fail(errBadRing)
 		return
 	}
-	if o.x != nil || !r.probe.Supported(o.opcode) { // else checkOp finds nothing
+	if !r.plainOp(o) {
 		if err := r.checkOp(o); err != nil {
 			o.fail(err)
 			return
@@ -428,6 +428,12 @@ func (r *Ring) flush() {
 	}
 	r.flushLocked(false)
 }
+
+// plainOp reports whether checkOp would find nothing wrong with o,
+// without the call: o has no extra state (where a preparation error would
+// be) and the kernel has its opcode. Ring.submit and checkBatch call
+// checkOp only for the others.
+func (r *Ring) plainOp(o *op) bool { return o.x == nil && r.probe.Supported(o.opcode) }
 
 // checkOp returns the error an op fails with before it is submitted: one
 // found while preparing it, or the kernel's lack of its opcode. Ring's
@@ -554,10 +560,11 @@ func (r *Ring) flushLocked(reap bool) {
 		short := !r.heavy
 		r.heavy = false
 		r.unflushed.Store(false) // this enter takes every published SQE
+		fast := short && r.short != nil && !r.sqpoll
 		r.mu.Unlock()
-		r.enterSubmit(short)
+		r.enterSubmit(short, fast)
 		r.mu.Lock()
-		if short && r.short != nil && !r.sqpoll {
+		if fast {
 			r.flushEnters++ // enterSubmit's first attempt
 		}
 		if r.brokenA.Load() {
@@ -582,9 +589,10 @@ func (r *Ring) flushLocked(reap bool) {
 
 // enterSubmit is enter(0, 0, short), with its common case (a short enter
 // of which the kernel takes every SQE) in one shallow frame (see "Stack
-// depth").
-func (r *Ring) enterSubmit(short bool) {
-	if short && r.short != nil && !r.sqpoll {
+// depth"); fast says that case applies (a short enter the kernel can
+// take without the scheduler, and no SQPOLL thread).
+func (r *Ring) enterSubmit(short, fast bool) {
+	if fast {
 		_, errno := r.short.EnterShort(r.rings.SQEntries, 0, 0)
 		// Counted in flushEnters by the caller, under mu.
 		if errno == 0 && uring.LoadAcquire(r.rings.SQHead) == uring.LoadAcquire(r.rings.SQTail) {

@@ -8,9 +8,10 @@ import (
 	"github.com/stretchr/testify/assert"
 )
 
-// A server keeps a Stream per idle connection; its wait token is a mutex
-// inside it, not a channel beside it (112 bytes a connection, docs/net.md,
-// "RSS"): making a Stream allocates one object, the Stream.
+// A server keeps a Stream per idle connection; its wait token is a
+// semaphore count inside it, not a channel beside it (112 bytes a
+// connection, docs/net.md, "RSS"): making a Stream allocates one object,
+// the Stream.
 func TestNewStreamOneAllocation(t *testing.T) {
 	conv := func(res int32, flags uint32) int32 { return res }
 	var s *Stream[int32]
@@ -43,8 +44,8 @@ func TestStreamWakeToken(t *testing.T) {
 	<-done
 	assert.False(t, s.tryTake())
 
-	// A zero Stream has a token and no waiter: Wake must not unlock
-	// what is not locked.
+	// A zero Stream starts with no token and no waiter, and works the
+	// same: Wakes coalesce, each token is taken once.
 	var z Stream[int32]
 	z.Wake()
 	z.Wake()
